@@ -53,3 +53,38 @@ class Errors(metaclass=ErrorsWithCodes):
     E008 = (
         "[{name}] Unknown setting {setting} = {value!r}. Expected one of: {options}."
     )
+    # Rejection-sampling reader (spacy-rsft.RejectionSampledCorpus.v1)
+    E101 = (
+        "[spacy-rsft.RejectionSampledCorpus.v1] Invalid `{setting}` = {value!r}: expected "
+        "{expected}. Fix it in `[corpora.train]` of the training config."
+    )
+    E102 = (
+        "[spacy-rsft.RejectionSampledCorpus.v1] The `balanced` target needs the labels of "
+        "each example."
+    )
+    E103 = (
+        "[spacy-rsft.RejectionSampledCorpus.v1] The corpus path '{path}' does not exist. "
+        "Set `path` in `[corpora.train]` (usually through `[paths] train`, or "
+        "`--paths.train` on the command line) to a .spacy file or a directory of them."
+    )
+    E104 = (
+        "[spacy-rsft.RejectionSampledCorpus.v1] The corpus at '{path}' has no usable "
+        "examples (no non-empty docs{limit}). Check the file, `limit` and `max_length`."
+    )
+    E105 = (
+        "[spacy-rsft.RejectionSampledCorpus.v1] `[training] max_epochs = {max_epochs}`: "
+        "spaCy then reads the train corpus only once and reshuffles it, so no example "
+        "would ever be resampled. Set `[training] max_epochs = -1` (the corpus is then "
+        "called once per epoch) and stop training with `max_steps` or `patience`."
+    )
+    E106 = (
+        "[spacy-rsft.RejectionSampledCorpus.v1] With `[training] max_epochs = -1`, "
+        "training only stops through `max_steps` or `patience`, and both are 0: it would "
+        "run forever. Set `[training] max_steps` (e.g. 2000) or `patience`."
+    )
+    E107 = (
+        "[spacy-rsft.RejectionSampledCorpus.v1] `scoring = \"cached\"` needs a component "
+        "that records its per-example losses during training (rsft_ner, "
+        "rsft_entity_linker), and the pipeline {pipeline} has none. Use "
+        "`scoring = \"fresh\"` to score any trainable component with a scoring pass."
+    )

@@ -1,0 +1,287 @@
+"""`spacy-rsft.RejectionSampledCorpus.v1`: a drop-in for `spacy.Corpus.v1` that, each
+epoch, accepts or rejects every training example with a probability computed from the
+current model's loss on it (see `sampler.py` for the math).
+
+spaCy calls the train corpus once per epoch only with `[training] max_epochs = -1`
+(`spacy.training.loop.create_train_batches`); any other value is refused with a message
+that says what to set. spaCy does not shuffle a streamed corpus, so the reader shuffles
+the accepted examples itself (seeded).
+"""
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+
+import numpy
+from spacy.language import Language
+from spacy.training import Corpus, Example
+from spacy.training.corpus import FILE_TYPE, walk_corpus
+from spacy.util import logger, registry
+
+from ..errors import Errors, Warnings
+from ..util import set_example_id
+from .sampler import RejectionSampler
+from .scoring import collect_cached_losses, fresh_losses, recording_components
+
+READER_NAME = "spacy-rsft.RejectionSampledCorpus.v1"
+SCORING_MODES = ("cached", "fresh")
+
+
+@registry.readers(READER_NAME)
+def create_rejection_sampled_corpus(
+    path: Optional[Union[str, Path]],
+    *,
+    target: str = "uniform",
+    temperature: float = 0.5,
+    epsilon: float = 0.0,
+    min_accept: float = 0.05,
+    warmup_epochs: int = 1,
+    scoring: str = "cached",
+    alpha: float = 1.0,
+    seed: int = 0,
+    stats_path: Optional[Union[str, Path]] = None,
+    score_batch_size: int = 64,
+    gold_preproc: bool = False,
+    max_length: int = 0,
+    limit: int = 0,
+    augmenter: Optional[Callable] = None,
+) -> "RejectionSampledCorpus":
+    """Registered reader; the arguments are those of `RejectionSampledCorpus`."""
+    return RejectionSampledCorpus(
+        path,
+        target=target,
+        temperature=temperature,
+        epsilon=epsilon,
+        min_accept=min_accept,
+        warmup_epochs=warmup_epochs,
+        scoring=scoring,
+        alpha=alpha,
+        seed=seed,
+        stats_path=stats_path,
+        score_batch_size=score_batch_size,
+        gold_preproc=gold_preproc,
+        max_length=max_length,
+        limit=limit,
+        augmenter=augmenter,
+    )
+
+
+class RejectionSampledCorpus(Corpus):
+    """A DocBin corpus whose every epoch is a rejection-sampled subset of the examples."""
+
+    def __init__(
+        self,
+        path: Optional[Union[str, Path]],
+        *,
+        target: str = "uniform",
+        temperature: float = 0.5,
+        epsilon: float = 0.0,
+        min_accept: float = 0.05,
+        warmup_epochs: int = 1,
+        scoring: str = "cached",
+        alpha: float = 1.0,
+        seed: int = 0,
+        stats_path: Optional[Union[str, Path]] = None,
+        score_batch_size: int = 64,
+        gold_preproc: bool = False,
+        max_length: int = 0,
+        limit: int = 0,
+        augmenter: Optional[Callable] = None,
+    ) -> None:
+        """Create the reader.
+
+        path (Union[str, Path]): A .spacy file or a directory of them.
+        target (str): "uniform", "hard", "denoise", "balanced", or a product such as
+            "denoise+balanced".
+        temperature (float): T > 0 of the loss targets; lower is more selective.
+        epsilon (float): Envelope slack: acceptances scale by exp(-epsilon).
+        min_accept (float): Acceptance floor in (0, 1].
+        warmup_epochs (int): Epochs that accept everything first.
+        scoring (str): "cached" (losses recorded during the components' own updates) or
+            "fresh" (a no-gradient scoring pass over the pool before each epoch).
+        alpha (float): Strength of the `balanced` target.
+        seed (int): Seed of the accept/reject draws and the shuffle.
+        stats_path (Optional[Union[str, Path]]): JSONL file with one line per epoch.
+        score_batch_size (int): Batch size of the fresh scoring pass.
+        gold_preproc, max_length, limit, augmenter: As for `spacy.Corpus.v1`.
+        """
+        if path is None or not Path(path).exists():
+            raise ValueError(Errors.E103.format(path=path))
+        if scoring not in SCORING_MODES:
+            raise ValueError(
+                Errors.E101.format(setting="scoring", value=scoring, expected=" | ".join(SCORING_MODES))
+            )
+        super().__init__(
+            path, limit=limit, gold_preproc=gold_preproc, max_length=max_length,
+            augmenter=augmenter, shuffle=False,
+        )
+        self.sampler = RejectionSampler(
+            target, temperature=temperature, epsilon=epsilon, min_accept=min_accept,
+            warmup_epochs=warmup_epochs, alpha=alpha, seed=seed,
+        )
+        self.scoring = scoring
+        self.score_batch_size = score_batch_size
+        self.stats_path = Path(stats_path) if stats_path is not None else None
+        self.epoch = 0
+        # Latest known loss of each example, by its position in the corpus.
+        self.losses: Dict[int, float] = {}
+        self.stats: List[Dict[str, Any]] = []
+
+    # -- reading ----------------------------------------------------------------------
+    def load_examples(self, nlp: Language) -> List[Example]:
+        """All examples of the corpus (before augmentation), each tagged with its
+        0-based position, which is its identity across epochs.
+
+        nlp (Language): The pipeline (for its tokenizer and vocab).
+        RETURNS (List[Example]): The examples.
+        """
+        ref_docs = self.read_docbin(nlp.vocab, walk_corpus(self.path, FILE_TYPE))
+        if self.gold_preproc:
+            examples = list(self.make_examples_gold_preproc(nlp, ref_docs))
+        else:
+            examples = list(self.make_examples(nlp, ref_docs))
+        if not examples:
+            limit = f", limit = {self.limit}" if self.limit else ""
+            raise ValueError(Errors.E104.format(path=self.path, limit=limit))
+        for i, eg in enumerate(examples):
+            set_example_id(eg, i)
+        return examples
+
+    def __call__(self, nlp: Language) -> Iterator[Example]:
+        """Yield this epoch's accepted examples, shuffled.
+
+        nlp (Language): The pipeline being trained.
+        YIELDS (Example): The examples.
+        """
+        examples = self.load_examples(nlp)
+        if _is_initializing(nlp):
+            # nlp.initialize() reads the corpus for labels and shapes: that is not an
+            # epoch, so nothing is sampled or counted.
+            yield from self._augment(nlp, examples)
+            return
+        _check_training_settings(nlp)
+        started = time.perf_counter()
+        losses = self._update_losses(nlp, examples)
+        scoring_seconds = time.perf_counter() - started
+        label_sets = [_labels(eg) for eg in examples]
+        acceptance = self.sampler.acceptance(self.epoch, losses, label_sets)
+        draw = self.sampler.draw(self.epoch, acceptance)
+        self._report(draw, losses, label_sets, scoring_seconds)
+        self.epoch += 1
+        yield from self._augment(nlp, [examples[i] for i in draw.accepted])
+
+    def _augment(self, nlp: Language, examples: List[Example]) -> Iterator[Example]:
+        for eg in examples:
+            yield from self.augmenter(nlp, eg)  # type: ignore[operator]
+
+    # -- losses -----------------------------------------------------------------------
+    def _update_losses(self, nlp: Language, examples: List[Example]) -> numpy.ndarray:
+        needs_losses = self.sampler.uses_losses and self.epoch >= self.sampler.warmup_epochs
+        if self.scoring == "fresh":
+            if needs_losses:
+                fresh = fresh_losses(nlp, examples, self.score_batch_size)
+                self.losses.update({i: v for i, v in enumerate(fresh) if not numpy.isnan(v)})
+        else:
+            if self.sampler.uses_losses and not recording_components(nlp):
+                raise ValueError(Errors.E107.format(pipeline=nlp.pipe_names))
+            # Drain what was recorded even in warm-up epochs, so those losses are used.
+            self.losses.update(collect_cached_losses(nlp))
+            if needs_losses and not self.losses:
+                logger.warning(
+                    Warnings.W002.format(
+                        reader=READER_NAME, epoch=self.epoch, recorders=recording_components(nlp)
+                    )
+                )
+        values = numpy.full((len(examples),), numpy.nan)
+        for i, loss in self.losses.items():
+            if i < len(values):
+                values[i] = loss
+        return values
+
+    # -- statistics -------------------------------------------------------------------
+    def _report(self, draw, losses, label_sets, scoring_seconds: float) -> None:
+        n = len(draw.acceptance)
+        mask = numpy.zeros((n,), dtype=bool)
+        mask[draw.accepted] = True
+        per_label: Dict[str, int] = {}
+        for i in draw.accepted:
+            for label in label_sets[i]:
+                per_label[label] = per_label.get(label, 0) + 1
+        line = {
+            "epoch": self.epoch,
+            "target": self.sampler.target,
+            "scoring": self.scoring,
+            "warmup": draw.warmup,
+            "proposed": n,
+            "scored": int((~numpy.isnan(losses)).sum()),
+            "accepted": int(mask.sum()),
+            "acceptance_rate": float(mask.mean()) if n else 0.0,
+            "expected_accepted": float(draw.acceptance.sum()),
+            "mean_loss_accepted": _nanmean(losses[mask]),
+            "mean_loss_rejected": _nanmean(losses[~mask]),
+            "accepted_per_label": dict(sorted(per_label.items())),
+            "scoring_seconds": round(scoring_seconds, 3),
+            "accepted_indices": sorted(int(i) for i in draw.accepted),
+        }
+        self.stats.append(line)
+        logger.info(
+            "[rsft] epoch %d (%s%s): accepted %d/%d (%.1f%%), mean loss accepted %s / rejected %s",
+            line["epoch"], line["target"], ", warm-up" if draw.warmup else "",
+            line["accepted"], n, 100 * line["acceptance_rate"],
+            _fmt(line["mean_loss_accepted"]), _fmt(line["mean_loss_rejected"]),
+        )
+        if self.stats_path is not None:
+            write_jsonl_atomic(self.stats_path, self.stats)
+
+
+def write_jsonl_atomic(path: Path, lines: List[Dict[str, Any]]) -> None:
+    """Write JSON lines to a temporary file beside `path`, then rename it over `path`, so
+    an interrupted write never leaves a truncated file.
+
+    path (Path): The target file.
+    lines (List[Dict[str, Any]]): One JSON object per line.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf8") as file_:
+            for line in lines:
+                file_.write(json.dumps(line) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _is_initializing(nlp: Language) -> bool:
+    # Language.initialize() sets nlp._optimizer only when it finishes, so while it reads
+    # the corpus the optimizer is still unset. There is no public flag for this.
+    return getattr(nlp, "_optimizer", None) is None
+
+
+def _check_training_settings(nlp: Language) -> None:
+    training = nlp.config.get("training", {})
+    max_epochs = training.get("max_epochs", -1)
+    if max_epochs != -1:
+        raise ValueError(Errors.E105.format(max_epochs=max_epochs))
+    if not training.get("max_steps", 0) and not training.get("patience", 0):
+        raise ValueError(Errors.E106)
+
+
+def _labels(example: Example) -> List[str]:
+    labels = {ent.label_ for ent in example.reference.ents}
+    labels.update(cat for cat, value in example.reference.cats.items() if value >= 0.5)
+    return sorted(labels)
+
+
+def _nanmean(values: numpy.ndarray) -> Optional[float]:
+    values = values[~numpy.isnan(values)]
+    finite = values[numpy.isfinite(values)]
+    return float(finite.mean()) if finite.size else None
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

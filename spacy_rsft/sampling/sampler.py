@@ -1,0 +1,198 @@
+"""The rejection sampler itself: acceptance probabilities from losses and labels, and the
+seeded accept/reject draw. Pure numpy, no spaCy, so its statistics can be tested alone.
+
+One epoch is one sweep of the proposal: every example i is proposed once and accepted with
+probability
+
+    a_i = max(min_accept, exp(-epsilon) * w_i / max_j w_j)
+
+for the target distribution p_i ∝ w_i (envelope M = max_j w_j). The weights of the targets:
+
+    uniform   w_i = 1
+    hard      w_i = exp(+r_i / T)   focus on what the model still gets wrong
+    denoise   w_i = exp(-r_i / T)   reject examples the model disagrees with (likely noise)
+    balanced  w_i = prod over the labels l of example i of (max_l' n_l' / n_l) ** alpha
+
+r_i is the percentile rank of the example's latest loss among the scored examples (in
+[0, 1], ties share a rank), so the temperature T does not depend on the loss scale and
+enormous or infinite losses cannot swamp the rest. Targets combine by multiplying weights
+("denoise+balanced"). Examples without a loss yet are accepted (a_i = 1), and every example
+is accepted during the `warmup_epochs` first epochs.
+"""
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import numpy
+
+from ..errors import Errors
+
+TARGETS = ("uniform", "hard", "denoise", "balanced")
+LOSS_TARGETS = ("hard", "denoise")
+
+
+def parse_target(target: str) -> List[str]:
+    """Split and check a target such as "denoise+balanced".
+
+    target (str): One target or several joined with "+".
+    RETURNS (List[str]): The component targets.
+    """
+    parts = [part.strip() for part in str(target).split("+")]
+    if not parts or any(part not in TARGETS for part in parts):
+        expected = " | ".join(TARGETS) + ", or a product such as 'denoise+balanced'"
+        raise ValueError(Errors.E101.format(setting="target", value=target, expected=expected))
+    return parts
+
+
+def percentile_ranks(losses: numpy.ndarray) -> numpy.ndarray:
+    """Percentile rank in [0, 1] of each finite-or-infinite loss; NaN stays NaN.
+
+    losses (ndarray): One loss per example, NaN where unknown.
+    RETURNS (ndarray): Ranks; tied losses share their average rank.
+    """
+    ranks = numpy.full(losses.shape, numpy.nan)
+    known = ~numpy.isnan(losses)
+    values = losses[known]
+    if values.size == 0:
+        return ranks
+    if values.size == 1:
+        ranks[known] = 0.5
+        return ranks
+    ordered = numpy.sort(values)
+    low = numpy.searchsorted(ordered, values, side="left")
+    high = numpy.searchsorted(ordered, values, side="right") - 1
+    ranks[known] = (low + high) / 2.0 / (values.size - 1)
+    return ranks
+
+
+def label_log_weights(label_sets: Sequence[Sequence[str]], alpha: float) -> numpy.ndarray:
+    """log w_i of the `balanced` target: rarer labels weigh more.
+
+    label_sets (Sequence[Sequence[str]]): The distinct labels of each example.
+    alpha (float): Strength of the rebalancing (0 = none, 1 = inverse frequency).
+    RETURNS (ndarray): One log-weight per example (0 for examples without labels).
+    """
+    counts: Dict[str, int] = {}
+    for labels in label_sets:
+        for label in set(labels):
+            counts[label] = counts.get(label, 0) + 1
+    if not counts:
+        return numpy.zeros((len(label_sets),))
+    most = max(counts.values())
+    log_inv = {label: numpy.log(most / n) for label, n in counts.items()}
+    return numpy.asarray(
+        [alpha * sum(log_inv[label] for label in set(labels)) for labels in label_sets],
+        dtype="float64",
+    )
+
+
+@dataclass
+class Draw:
+    """The outcome of one epoch's sampling."""
+
+    acceptance: numpy.ndarray  # a_i for every proposed example
+    accepted: numpy.ndarray  # indices of the accepted examples, in training order
+    warmup: bool
+
+
+class RejectionSampler:
+    """Loss-based rejection sampling of training examples, one draw per epoch."""
+
+    def __init__(
+        self,
+        target: str = "uniform",
+        *,
+        temperature: float = 0.5,
+        epsilon: float = 0.0,
+        min_accept: float = 0.05,
+        warmup_epochs: int = 1,
+        alpha: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        """Set up the sampler; every parameter is checked here, with a clear error.
+
+        target (str): "uniform", "hard", "denoise", "balanced" or a product like
+            "denoise+balanced".
+        temperature (float): T > 0; lower is more selective.
+        epsilon (float): Envelope slack >= 0: acceptances scale by exp(-epsilon), which
+            sets the expected epoch size.
+        min_accept (float): Acceptance floor in (0, 1], so no example starves.
+        warmup_epochs (int): Epochs that accept everything before sampling starts.
+        alpha (float): Strength of the `balanced` target, >= 0.
+        seed (int): Seed; the draw of epoch k depends only on (seed, k) and a.
+        """
+        self.targets = parse_target(target)
+        self.target = "+".join(self.targets)
+        _check(temperature > 0, "temperature", temperature, "a number > 0")
+        _check(epsilon >= 0, "epsilon", epsilon, "a number >= 0")
+        _check(0 < min_accept <= 1, "min_accept", min_accept, "a number in (0, 1]")
+        is_count = int(warmup_epochs) == warmup_epochs and warmup_epochs >= 0
+        _check(is_count, "warmup_epochs", warmup_epochs, "an integer >= 0")
+        _check(alpha >= 0, "alpha", alpha, "a number >= 0")
+        self.temperature = float(temperature)
+        self.epsilon = float(epsilon)
+        self.min_accept = float(min_accept)
+        self.warmup_epochs = int(warmup_epochs)
+        self.alpha = float(alpha)
+        self.seed = int(seed)
+
+    @property
+    def uses_losses(self) -> bool:
+        return any(t in LOSS_TARGETS for t in self.targets)
+
+    def acceptance(
+        self,
+        epoch: int,
+        losses: numpy.ndarray,
+        label_sets: Optional[Sequence[Sequence[str]]] = None,
+    ) -> numpy.ndarray:
+        """Acceptance probability a_i of every example for this epoch.
+
+        epoch (int): 0-based epoch number.
+        losses (ndarray): Latest loss per example, NaN where none is known yet.
+        label_sets (Optional[Sequence[Sequence[str]]]): Labels per example (`balanced`).
+        RETURNS (ndarray): a_i in [min_accept, 1].
+        """
+        losses = numpy.asarray(losses, dtype="float64")
+        n = losses.shape[0]
+        if epoch < self.warmup_epochs:
+            return numpy.ones((n,))
+        log_w = numpy.zeros((n,))
+        ranks = percentile_ranks(losses)
+        unscored = numpy.isnan(ranks) if self.uses_losses else numpy.zeros((n,), dtype=bool)
+        for target in self.targets:
+            if target == "hard":
+                log_w += numpy.nan_to_num(ranks) / self.temperature
+            elif target == "denoise":
+                log_w -= numpy.nan_to_num(ranks) / self.temperature
+            elif target == "balanced":
+                if label_sets is None:
+                    raise ValueError(Errors.E102)
+                log_w += label_log_weights(label_sets, self.alpha)
+        scored = ~unscored
+        accept = numpy.ones((n,))
+        if scored.any():
+            envelope = log_w[scored].max()
+            accept[scored] = numpy.exp(log_w[scored] - envelope - self.epsilon)
+        return numpy.maximum(accept, self.min_accept)
+
+    def draw(self, epoch: int, acceptance: numpy.ndarray) -> Draw:
+        """Accept each example with its probability and shuffle the accepted ones.
+
+        epoch (int): 0-based epoch number (seeds this epoch's random stream).
+        acceptance (ndarray): From `acceptance`.
+        RETURNS (Draw): The accepted indices in training order.
+        """
+        rng = numpy.random.default_rng([self.seed, epoch])
+        uniform = rng.random(acceptance.shape[0])
+        accepted = numpy.flatnonzero(uniform < acceptance)
+        if accepted.size == 0 and acceptance.size:
+            # An empty epoch teaches nothing and would make spaCy spin: keep the most
+            # acceptable example.
+            accepted = numpy.asarray([int(numpy.argmax(acceptance))])
+        rng.shuffle(accepted)
+        return Draw(acceptance=acceptance, accepted=accepted, warmup=epoch < self.warmup_epochs)
+
+
+def _check(ok: bool, setting: str, value, expected: str) -> None:
+    if not ok:
+        raise ValueError(Errors.E101.format(setting=setting, value=value, expected=expected))

@@ -1,0 +1,191 @@
+"""The rejection-sampling reader, end to end through `spacy train`."""
+import json
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+from spacy.cli.train import train
+from spacy.tokens import DocBin
+from spacy.util import registry
+from thinc.api import Config
+
+from spacy_rsft.sampling.reader import READER_NAME, RejectionSampledCorpus
+from spacy_rsft.util import EXAMPLE_ID_KEY
+from util import TRAIN_DATA, make_examples, noisy_ner_data
+
+ROOT = Path(__file__).resolve().parents[1]
+NER_CONFIG = ROOT / "project" / "configs" / "rsft_ner.cfg"
+
+
+def write_docbin(path: Path, data) -> Path:
+    nlp = spacy.blank("en")
+    DocBin(docs=[eg.reference for eg in make_examples(nlp, data)]).to_disk(path)
+    return path
+
+
+def rsft_config(tmp_path, tiny_bert, train_path, reader_settings, **training):
+    config = Config().from_disk(NER_CONFIG, interpolate=False)
+    config["paths"]["train"] = str(train_path)
+    config["paths"]["dev"] = str(train_path)
+    config["paths"]["model"] = tiny_bert
+    config["components"]["rsft_ner"]["model"]["hidden_width"] = 32
+    config["corpora"]["train"] = {"@readers": READER_NAME, "path": "${paths.train}", **reader_settings}
+    config["training"].update(
+        {"max_epochs": -1, "max_steps": 60, "eval_frequency": 30, **training}
+    )
+    config["training"]["batcher"]["size"] = 100
+    config["training"]["optimizer"]["learn_rate"] = {
+        "@schedules": "warmup_linear.v1", "warmup_steps": 5, "total_steps": 200, "initial_rate": 0.003
+    }
+    path = tmp_path / "config.cfg"
+    config.to_disk(path)
+    return path
+
+
+def read_stats(path: Path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def noisy_corpus(tmp_path_factory):
+    data, corrupted = noisy_ner_data(48, seed=0)
+    path = write_docbin(tmp_path_factory.mktemp("noisy") / "train.spacy", data)
+    return path, corrupted, len(data)
+
+
+def acceptance_by_group(stats, corrupted, n):
+    counts = numpy.zeros(n)
+    epochs = [line for line in stats if not line["warmup"]]
+    for line in epochs:
+        counts[line["accepted_indices"]] += 1
+    clean = [i for i in range(n) if i not in set(corrupted)]
+    return counts[clean].mean() / len(epochs), counts[corrupted].mean() / len(epochs)
+
+
+@pytest.mark.parametrize("target", ["denoise", "hard"])
+def test_spacy_train_denoise_and_hard_on_corrupted_half(tmp_path, tiny_bert, noisy_corpus, target):
+    train_path, corrupted, n = noisy_corpus
+    stats_path = tmp_path / "stats.jsonl"
+    settings = {"target": target, "temperature": 0.25, "warmup_epochs": 2, "stats_path": str(stats_path), "seed": 1}
+    config_path = rsft_config(tmp_path, tiny_bert, train_path, settings, max_steps=120)
+    train(config_path, tmp_path / "out")
+    stats = read_stats(stats_path)
+    assert [line["epoch"] for line in stats] == list(range(len(stats)))
+    assert len(stats) >= 5
+    assert all(line["proposed"] == n for line in stats)
+    assert all(line["accepted"] == n for line in stats[:2])
+    for line in stats:
+        assert line["accepted"] == len(line["accepted_indices"])
+        assert sum(line["accepted_per_label"].values()) >= 1
+    clean_rate, corrupted_rate = acceptance_by_group(stats, corrupted, n)
+    if target == "denoise":
+        assert clean_rate > corrupted_rate + 0.1
+    else:
+        assert corrupted_rate > clean_rate + 0.1
+    sampled = [line for line in stats if not line["warmup"]]
+    assert all(line["scored"] == n for line in sampled)
+    # Acceptance falls with the loss under denoise and rises under hard, so over the
+    # run the accepted examples' mean loss sits below (denoise) or above (hard) the
+    # rejected ones'. Single epochs are noisy draws; the run average is not.
+    gaps = [
+        line["mean_loss_rejected"] - line["mean_loss_accepted"]
+        for line in sampled
+        if line["mean_loss_rejected"] is not None
+    ]
+    assert gaps and (numpy.mean(gaps) > 0) == (target == "denoise")
+
+
+def test_uniform_reader_accepts_all_and_writes_one_line_per_epoch(tmp_path, tiny_bert):
+    train_path = write_docbin(tmp_path / "train.spacy", TRAIN_DATA)
+    stats_path = tmp_path / "stats.jsonl"
+    config_path = rsft_config(tmp_path, tiny_bert, train_path, {"stats_path": str(stats_path)}, max_steps=10)
+    train(config_path, tmp_path / "out")
+    stats = read_stats(stats_path)
+    assert len(stats) >= 3
+    for line in stats:
+        assert line["accepted"] == line["proposed"] == len(TRAIN_DATA)
+        assert line["accepted_indices"] == list(range(len(TRAIN_DATA)))
+        assert line["accepted_per_label"] == {"LOC": 4, "ORG": 3, "PER": 3}
+
+
+def test_max_epochs_must_be_minus_one(tmp_path, tiny_bert):
+    train_path = write_docbin(tmp_path / "train.spacy", TRAIN_DATA)
+    config_path = rsft_config(tmp_path, tiny_bert, train_path, {"target": "hard"}, max_epochs=5)
+    with pytest.raises(ValueError, match=r"max_epochs = -1"):
+        train(config_path, tmp_path / "out")
+
+
+def test_training_must_be_able_to_stop(tmp_path, tiny_bert):
+    train_path = write_docbin(tmp_path / "train.spacy", TRAIN_DATA)
+    config_path = rsft_config(tmp_path, tiny_bert, train_path, {}, max_steps=0, patience=0)
+    with pytest.raises(ValueError, match=r"max_steps"):
+        train(config_path, tmp_path / "out")
+
+
+def test_bad_paths_and_empty_corpus(tmp_path):
+    with pytest.raises(ValueError, match=r"does not exist.*paths.train"):
+        RejectionSampledCorpus(tmp_path / "missing.spacy")
+    with pytest.raises(ValueError, match=r"does not exist"):
+        RejectionSampledCorpus(None)
+    DocBin(docs=[]).to_disk(tmp_path / "empty.spacy")
+    reader = RejectionSampledCorpus(tmp_path / "empty.spacy")
+    with pytest.raises(ValueError, match=r"no usable examples"):
+        list(reader(spacy.blank("en")))
+    with pytest.raises(ValueError, match=r"`scoring`"):
+        RejectionSampledCorpus(tmp_path / "empty.spacy", scoring="sometimes")
+
+
+def test_registered_reader_and_defaults(tmp_path):
+    path = write_docbin(tmp_path / "train.spacy", TRAIN_DATA)
+    reader = registry.resolve(Config().from_str(f"""
+[corpus]
+@readers = "{READER_NAME}"
+path = "{path}"
+target = "denoise+balanced"
+"""))["corpus"]
+    assert isinstance(reader, RejectionSampledCorpus)
+    assert reader.sampler.targets == ["denoise", "balanced"]
+    # Outside training (no optimizer yet: nlp.initialize reading the corpus) the reader
+    # yields everything, tagged with stable ids, and counts no epoch.
+    examples = list(reader(spacy.blank("en")))
+    assert [eg.reference.user_data[EXAMPLE_ID_KEY] for eg in examples] == list(range(len(TRAIN_DATA)))
+    assert reader.epoch == 0 and reader.stats == []
+
+
+def test_generic_fresh_scoring_with_builtin_ner(tmp_path):
+    """Any trainable component: spaCy's own `ner`, scored by 1 - F1 in a fresh pass."""
+    train_path = write_docbin(tmp_path / "train.spacy", TRAIN_DATA * 4)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ner")
+    stats_path = tmp_path / "stats.jsonl"
+    config = nlp.config.copy()
+    config["paths"]["train"] = config["paths"]["dev"] = str(train_path)
+    config["corpora"] = {
+        "train": {"@readers": READER_NAME, "path": "${paths.train}", "target": "hard", "scoring": "fresh", "warmup_epochs": 1, "stats_path": str(stats_path)},
+        "dev": {"@readers": "spacy.Corpus.v1", "path": "${paths.dev}"},
+    }
+    config["training"].update({"max_epochs": -1, "max_steps": 40, "eval_frequency": 20})
+    config["training"]["batcher"] = {"@batchers": "spacy.batch_by_words.v1", "size": 60, "tolerance": 0.2, "discard_oversize": False}
+    config.to_disk(tmp_path / "config.cfg")
+    train(tmp_path / "config.cfg", tmp_path / "out")
+    stats = read_stats(stats_path)
+    sampled = [line for line in stats if not line["warmup"]]
+    assert sampled and all(line["scored"] == len(TRAIN_DATA) * 4 for line in sampled)
+    assert all(0.0 <= line["mean_loss_accepted"] <= 1.0 for line in sampled if line["mean_loss_accepted"] is not None)
+
+
+def test_cached_scoring_needs_a_recording_component(tmp_path):
+    train_path = write_docbin(tmp_path / "train.spacy", TRAIN_DATA)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ner")
+    config = nlp.config.copy()
+    config["paths"]["train"] = config["paths"]["dev"] = str(train_path)
+    config["corpora"] = {
+        "train": {"@readers": READER_NAME, "path": "${paths.train}", "target": "hard"},
+        "dev": {"@readers": "spacy.Corpus.v1", "path": "${paths.dev}"},
+    }
+    config["training"].update({"max_epochs": -1, "max_steps": 5})
+    config.to_disk(tmp_path / "config.cfg")
+    with pytest.raises(ValueError, match=r"scoring = \"fresh\""):
+        train(tmp_path / "config.cfg", tmp_path / "out")
