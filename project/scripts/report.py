@@ -1,0 +1,160 @@
+"""Write training/report.md and its PNG plots from the training logs, the sampler's
+per-epoch stats and the evaluation metrics.
+
+usage: python scripts/report.py TRAINING_DIR [--mislabeled FILE] [--target NAME]
+"""
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+RUNS = [("uniform", "ner_uniform"), ("rsft", "ner_rsft")]
+
+
+def read_jsonl(path: Path) -> List[Dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf8").splitlines() if line.strip()]
+
+
+def read_json(path: Path) -> Dict:
+    return json.loads(path.read_text(encoding="utf8")) if path.exists() else {}
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf8") as file_:
+        file_.write(text)
+    os.replace(tmp, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def plot_f1_curves(logs: Dict[str, List[Dict]], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in logs.items():
+        points = [(r["step"], 100 * (r.get("other_scores", {}).get("ents_f") or 0.0)) for r in rows if r.get("score") is not None]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=name)
+    ax.set_xlabel("update steps")
+    ax.set_ylabel("dev entity F1")
+    ax.set_title("Dev F1 against update steps")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
+
+
+def plot_acceptance(stats: List[Dict], path: Path, target: str) -> None:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    epochs = [s["epoch"] for s in stats]
+    left.plot(epochs, [s["acceptance_rate"] for s in stats], marker="o")
+    left.set_ylim(0, 1.05)
+    left.set_xlabel("epoch")
+    left.set_ylabel("acceptance rate")
+    left.set_title(f"Sampler acceptance per epoch ({target})")
+    left.grid(alpha=0.3)
+    sampled = [s for s in stats if not s["warmup"] and s.get("accepted_losses")]
+    if sampled:
+        last = sampled[-1]
+        right.hist(last["accepted_losses"], bins=30, alpha=0.7, label="accepted")
+        right.hist(last.get("rejected_losses", []), bins=30, alpha=0.7, label="rejected")
+        right.set_title(f"Losses at epoch {last['epoch']}")
+        right.legend()
+    right.set_xlabel("example loss (mean token cross-entropy)")
+    right.set_ylabel("examples")
+    save_figure(fig, path)
+
+
+def plot_per_label(metrics: Dict[str, Dict], path: Path) -> None:
+    labels = sorted({label for m in metrics.values() for label in (m.get("ents_per_type") or {})})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    width = 0.8 / max(len(metrics), 1)
+    for k, (name, m) in enumerate(metrics.items()):
+        per_type = m.get("ents_per_type") or {}
+        ax.bar([i + k * width for i in range(len(labels))], [100 * per_type.get(l, {}).get("f", 0.0) for l in labels], width, label=name)
+    ax.set_xticks([i + width * (len(metrics) - 1) / 2 for i in range(len(labels))])
+    ax.set_xticklabels(labels)
+    ax.set_ylabel("dev F1")
+    ax.set_title("Per-label F1")
+    ax.legend()
+    save_figure(fig, path)
+
+
+def mislabeled_rates(stats: List[Dict], mislabeled: List[int]) -> Optional[Dict[str, float]]:
+    sampled = [s for s in stats if not s["warmup"]]
+    if not sampled or not mislabeled:
+        return None
+    bad = set(mislabeled)
+    n = sampled[0]["proposed"]
+    acc_bad = sum(len(bad.intersection(s["accepted_indices"])) for s in sampled) / (len(bad) * len(sampled))
+    acc_clean = sum(len(set(s["accepted_indices"]) - bad) for s in sampled) / ((n - len(bad)) * len(sampled))
+    return {"mislabeled": acc_bad, "clean": acc_clean, "epochs": len(sampled)}
+
+
+def fmt(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("training_dir", type=Path)
+    parser.add_argument("--mislabeled", type=Path, default=None)
+    parser.add_argument("--target", default="rsft")
+    args = parser.parse_args()
+    out = args.training_dir
+    metrics = {name: read_json(out / f"{prefix}_metrics.json") for name, prefix in RUNS}
+    logs = {name: read_jsonl(out / f"{prefix}_log.jsonl") for name, prefix in RUNS}
+    stats = {name: read_jsonl(out / f"{prefix}_stats.jsonl") for name, prefix in RUNS}
+    mislabeled = json.loads(args.mislabeled.read_text()) if args.mislabeled and args.mislabeled.exists() else []
+
+    plot_f1_curves(logs, out / "f1_vs_steps.png")
+    plot_acceptance(stats["rsft"], out / "acceptance.png", args.target)
+    plot_per_label(metrics, out / "per_label.png")
+
+    lines = ["# spacy-rsft training report", ""]
+    lines += ["## NER on the dev set", "", "| reader | ents P | ents R | ents F | words/s |", "|---|---|---|---|---|"]
+    for name, _ in RUNS:
+        m = metrics[name]
+        label = name if name == "uniform" else f"rsft ({args.target})"
+        lines.append(f"| {label} | {fmt(m.get('ents_p'))} | {fmt(m.get('ents_r'))} | {fmt(m.get('ents_f'))} | {m.get('speed', 0):.0f} |")
+    labels = sorted({l for m in metrics.values() for l in (m.get("ents_per_type") or {})})
+    lines += ["", "| label | " + " | ".join(f"{n} F" for n, _ in RUNS) + " |", "|---|" + "---|" * len(RUNS)]
+    for label in labels:
+        cells = [fmt((metrics[n].get("ents_per_type") or {}).get(label, {}).get("f")) for n, _ in RUNS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "![Dev F1 against steps](f1_vs_steps.png)", "", "![Per-label F1](per_label.png)", ""]
+    lines += ["## The sampler", "", "| epoch | proposed | accepted | rate | mean loss accepted | mean loss rejected |", "|---|---|---|---|---|---|"]
+    for s in stats["rsft"]:
+        mla, mlr = s["mean_loss_accepted"], s["mean_loss_rejected"]
+        lines.append(
+            f"| {s['epoch']}{' (warm-up)' if s['warmup'] else ''} | {s['proposed']} | {s['accepted']} | {s['acceptance_rate']:.2f} | "
+            f"{'n/a' if mla is None else f'{mla:.3f}'} | {'n/a' if mlr is None else f'{mlr:.3f}'} |"
+        )
+    rates = mislabeled_rates(stats["rsft"], mislabeled)
+    if rates:
+        lines += [
+            "",
+            f"Deliberately mislabeled training sentences ({len(mislabeled)}) were accepted in "
+            f"{100 * rates['mislabeled']:.1f}% of the {rates['epochs']} sampled epochs; the clean "
+            f"ones in {100 * rates['clean']:.1f}%.",
+        ]
+    lines += ["", "![Acceptance](acceptance.png)", ""]
+    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+    print(f"Wrote {out / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Convert the formats users have into spaCy DocBin files.
+
+CoNLL-2003 (4 columns), 2-column and other IOB/BIO TSV files are already handled by
+spaCy's own `spacy convert -c ner` (the last column is the tag); this module covers the
+JSON-lines formats with entity links:
+
+- jsonl: {"text", "entities": [{"start", "end", "label", "kb_id"?}]} (the demo format)
+- prodigy: Prodigy NER/EL tasks {"text", "spans": [{"start", "end", "label", "kb_id"?}],
+  "accept": [kb_id]?, "answer"} (e.g. the spaCy Emerson tutorial data); rejected and
+  ignored answers are skipped.
+- aida: AIDA CoNLL-YAGO JSONL {"tokens", "sentences", "mentions": [{"start", "end",
+  "ner", "wiki_title"}]}; NIL mentions (wiki_title null) get kb_id "NIL".
+"""
+import json
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import spacy
+from spacy.tokens import Doc, DocBin, Span
+from spacy.util import filter_spans
+
+from ..io import atomic_output
+
+NIL = "NIL"
+
+
+def _read_jsonl(path: Path) -> Iterator[Dict]:
+    with path.open(encoding="utf8") as file_:
+        for line_no, line in enumerate(file_, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg}).") from None
+
+
+def _char_spans(doc: Doc, spans: List[Dict], path: Path, line_no: int) -> List[Span]:
+    result = []
+    for ent in spans:
+        span = doc.char_span(
+            ent["start"], ent["end"], label=ent["label"], kb_id=ent.get("kb_id") or "",
+            alignment_mode="expand",
+        )
+        if span is None:
+            raise ValueError(
+                f"{path}:{line_no}: entity {ent} does not align to tokens of the text."
+            )
+        result.append(span)
+    return result
+
+
+def jsonl_docs(nlp, path: Path, prodigy: bool = False) -> Iterator[Doc]:
+    for line_no, task in enumerate(_read_jsonl(path), start=1):
+        if prodigy and task.get("answer", "accept") != "accept":
+            continue
+        doc = nlp.make_doc(task["text"])
+        spans = task.get("spans" if prodigy else "entities", [])
+        if prodigy and task.get("accept") and len(spans) == 1:
+            spans = [dict(spans[0], kb_id=task["accept"][0])]
+        ents = _char_spans(doc, spans, path, line_no)
+        doc.ents = filter_spans(ents)
+        yield doc
+
+
+def aida_docs(nlp, path: Path) -> Iterator[Doc]:
+    for task in _read_jsonl(path):
+        words = task["tokens"]
+        sent_starts = [False] * len(words)
+        for start, _ in task.get("sentences", []):
+            if start < len(words):
+                sent_starts[start] = True
+        doc = Doc(nlp.vocab, words=words, sent_starts=sent_starts or None)
+        ents = [
+            Span(doc, m["start"], m["end"], label=m["ner"], kb_id=m.get("wiki_title") or NIL)
+            for m in task["mentions"]
+        ]
+        doc.ents = filter_spans(ents)
+        doc.user_data["doc_id"] = task.get("doc_id")
+        yield doc
+
+
+def convert(input_path: Path, output_path: Path, fmt: str, lang: str = "en",
+            limit: Optional[int] = None) -> int:
+    """Convert a file to a .spacy DocBin, written atomically.
+
+    input_path (Path): The input file.
+    output_path (Path): The .spacy file to write.
+    fmt (str): "jsonl", "prodigy" or "aida".
+    lang (str): Language of the tokenizer.
+    limit (Optional[int]): Keep only the first `limit` docs.
+    RETURNS (int): The number of docs written.
+    """
+    if not input_path.exists():
+        raise ValueError(f"Input file {input_path} does not exist.")
+    nlp = spacy.blank(lang)
+    readers = {
+        "jsonl": lambda: jsonl_docs(nlp, input_path),
+        "prodigy": lambda: jsonl_docs(nlp, input_path, prodigy=True),
+        "aida": lambda: aida_docs(nlp, input_path),
+    }
+    if fmt not in readers:
+        raise ValueError(f"Unknown format {fmt!r}: expected one of {sorted(readers)}.")
+    docbin = DocBin(store_user_data=True)
+    for i, doc in enumerate(readers[fmt]()):
+        if limit is not None and i >= limit:
+            break
+        docbin.add(doc)
+    with atomic_output(output_path) as tmp:
+        docbin.to_disk(tmp)
+    return len(docbin)

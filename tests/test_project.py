@@ -1,0 +1,30 @@
+"""The project workflow, run end to end on the demo data with the tiny test model."""
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import srsly
+
+weasel = pytest.importorskip("weasel")
+from weasel.cli.run import project_run  # noqa: E402
+from weasel.util import load_project_config  # noqa: E402
+
+PROJECT = Path(__file__).resolve().parents[1] / "project"
+
+
+def test_project_all_on_demo(tmp_path, tiny_bert):
+    root = tmp_path / "project"
+    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns("assets", "corpus", "training"))
+    overrides = {"vars.model": tiny_bert, "vars.max_steps": 12, "vars.eval_frequency": 6}
+    project_run(root, "all", overrides=overrides, capture=True)
+    config = load_project_config(root, overrides=overrides)
+    commands = {c["name"]: c for c in config["commands"]}
+    for step in config["workflows"]["all"]:
+        for output in commands[step].get("outputs", []):
+            assert (root / output).exists(), f"{step} did not write {output}"
+    report = (root / "training" / "report.md").read_text()
+    assert re.search(r"\| uniform \| \d+\.\d \| \d+\.\d \| \d+\.\d \|", report)
+    assert re.search(r"\| 1 \| 300 \| \d+ \| 0\.\d\d \|", report)
+    stats = list(srsly.read_jsonl(root / "training" / "ner_rsft_stats.jsonl"))
+    assert stats and stats[0]["warmup"] and not stats[-1]["warmup"]
