@@ -15,6 +15,11 @@ class Warnings(metaclass=ErrorsWithCodes):
         "`scoring = \"cached\"` in epoch {epoch}; these examples are treated as unscored "
         "(accepted). Components that record losses: {recorders}."
     )
+    W003 = (
+        "[{name}] Gold KB id '{kb_id}' is not in the knowledge base; such mentions are "
+        "trained as NIL (the right answer for this KB). Rebuild the KB with the entity if "
+        "it should be linkable. Further occurrences are counted, not repeated."
+    )
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -87,4 +92,23 @@ class Errors(metaclass=ErrorsWithCodes):
         "that records its per-example losses during training (rsft_ner, "
         "rsft_entity_linker), and the pipeline {pipeline} has none. Use "
         "`scoring = \"fresh\"` to score any trainable component with a scoring pass."
+    )
+    # rsft_entity_linker
+    E201 = (
+        "[{name}] `kb_loader` must be a function that takes the vocab and returns a "
+        "KnowledgeBase (e.g. `@misc = \"spacy.KBFromFile.v1\"`), got {got}."
+    )
+    E202 = (
+        "[{name}] The knowledge base is empty. Build one with `python -m spacy_rsft "
+        "build-kb` and pass it via `[initialize.components.{name}.kb_loader]`."
+    )
+    E203 = (
+        "[{name}] No knowledge base: initialize the component with a `kb_loader`, e.g. "
+        "`[initialize.components.{name}.kb_loader] @misc = \"spacy.KBFromFile.v1\" "
+        "kb_path = \"kb_dir/kb\"`, or call `set_kb`."
+    )
+    E204 = "[{name}] Could not load the knowledge base at {path}: {err}. Is it a KB written by build-kb / kb.to_disk?"
+    E205 = (
+        "[{name}] Could not load the model weights at {path}: {err}. The file is "
+        "truncated or was written by a component with a different config or KB vector length."
     )

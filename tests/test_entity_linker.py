@@ -1,0 +1,301 @@
+"""rsft_entity_linker and build-kb."""
+import csv
+import json
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import Span
+from spacy.training import Example
+from spacy.util import registry
+from thinc.api import fix_random_seed
+
+from spacy_rsft.kb.builder import KBInputError, build_kb
+
+registry.ensure_populated()  # spaCy 3.8 registers its own functions lazily
+from spacy_rsft.kb.candidates import CandidateGenerator, normalize_alias
+
+ENTITIES = [
+    {"id": "Q1", "name": "Paris", "description": "capital of France"},
+    {"id": "Q2", "name": "Paris Hilton", "description": "American media personality"},
+    {"id": "Q3", "name": "Machine Learning", "description": "field of computer science"},
+]
+ALIASES = [
+    {"alias": "Paris", "entity": "Q1", "count": 8},
+    {"alias": "Paris", "entity": "Q2", "count": 2},
+    {"alias": "Paris Hilton", "entity": "Q2", "count": 1},
+    {"alias": "Machine Learning", "entity": "Q3", "count": 1},
+]
+TRAIN = [
+    ("Paris is the capital of France .", [(0, 5, "LOC", "Q1")]),
+    ("Paris the celebrity posted a photo .", [(0, 5, "PER", "Q2")]),
+    ("He studied machine learning at school .", [(11, 27, "MISC", "Q3")]),
+    ("Jorvik is an old name .", [(0, 6, "LOC", "NIL")]),
+]
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def toy_kb_dir(tmp_path_factory, tiny_bert):
+    tmp = tmp_path_factory.mktemp("kb")
+    build_kb(write_jsonl(tmp / "e.jsonl", ENTITIES), write_jsonl(tmp / "a.jsonl", ALIASES), tmp / "out", tiny_bert, progress=False)
+    return tmp / "out"
+
+
+def make_examples(nlp, data=TRAIN):
+    examples = []
+    for text, ents in data:
+        doc = nlp.make_doc(text)
+        ref = nlp.make_doc(text)
+        ref.ents = [ref.char_span(s, e, label=l, kb_id=k) for s, e, l, k in ents]
+        examples.append(Example(doc, ref))
+    return examples
+
+
+def make_el_nlp(tiny_bert, kb_dir, **config):
+    nlp = spacy.blank("en")
+    el = nlp.add_pipe("rsft_entity_linker", config={"model": {"tok2vec": {"name": tiny_bert}}, **config})
+    loader = registry.misc.get("spacy.KBFromFile.v1")(str(kb_dir / "kb"))
+    el.initialize(lambda: make_examples(nlp), nlp=nlp, kb_loader=loader)
+    return nlp
+
+
+@pytest.fixture(scope="module")
+def trained_el(tiny_bert, toy_kb_dir):
+    fix_random_seed(0)
+    nlp = make_el_nlp(tiny_bert, toy_kb_dir)
+    optimizer = nlp.create_optimizer()
+    optimizer.learn_rate = 0.005
+    for _ in range(40):
+        losses = {}
+        nlp.update(make_examples(nlp), sgd=optimizer, losses=losses)
+    return nlp, losses
+
+
+def link(nlp, text, spans):
+    doc = nlp.make_doc(text)
+    doc.ents = [doc.char_span(s, e, label=l) for s, e, l in spans]
+    return nlp.get_pipe("rsft_entity_linker")(doc)
+
+
+def test_build_kb_contents(toy_kb_dir):
+    kb = registry.misc.get("spacy.KBFromFile.v1")(str(toy_kb_dir / "kb"))(spacy.blank("en").vocab)
+    assert kb.get_size_entities() == 3
+    priors = {c.entity_: c.prior_prob for c in kb.get_alias_candidates("Paris")}
+    assert priors == pytest.approx({"Q1": 0.8, "Q2": 0.2})
+    assert kb.entity_vector_length == 64
+    assert numpy.linalg.norm(kb.get_vector("Q1")) == pytest.approx(1.0, abs=1e-4)
+    assert (toy_kb_dir / "entities.jsonl").exists()
+
+
+def test_overfit_links_and_nil(trained_el):
+    nlp, losses = trained_el
+    assert losses["rsft_entity_linker"] < 0.5
+    for text, ents in TRAIN:
+        doc = link(nlp, text, [(s, e, l) for s, e, l, _ in ents])
+        assert [e.kb_id_ for e in doc.ents] == [k for *_, k in ents]
+
+
+def test_scores_and_candidates(trained_el):
+    nlp, _ = trained_el
+    doc = link(nlp, TRAIN[0][0], [(0, 5, "LOC")])
+    ent = doc.ents[0]
+    ids = [kb_id for kb_id, _ in ent._.kb_candidates]
+    probs = [p for _, p in ent._.kb_candidates]
+    assert sorted(ids) == ["Q1", "Q2"] and ids[0] == "Q1"
+    assert probs == sorted(probs, reverse=True)
+    assert all(0.0 <= p <= 1.0 for p in probs) and sum(probs) <= 1.0 + 1e-6
+    assert ent._.kb_score == pytest.approx(probs[0])
+
+
+def test_nil_without_candidates(trained_el):
+    nlp, _ = trained_el
+    doc = link(nlp, "Zanzibar is far .", [(0, 8, "LOC")])
+    assert doc.ents[0].kb_id_ == "NIL"
+    assert doc.ents[0]._.kb_candidates == []
+    assert doc.ents[0]._.kb_score == 1.0
+
+
+def test_threshold_turns_low_confidence_into_nil(trained_el, tiny_bert, toy_kb_dir, tmp_path):
+    nlp, _ = trained_el
+    score = link(nlp, TRAIN[0][0], [(0, 5, "LOC")]).ents[0]._.kb_score
+    assert score < 1.0
+    threshold = (1.0 + score) / 2
+    nlp.to_disk(tmp_path / "el")
+    strict = spacy.load(tmp_path / "el", config={"components": {"rsft_entity_linker": {"threshold": threshold}}})
+    assert strict.get_pipe("rsft_entity_linker").threshold == threshold
+    doc = link(strict, TRAIN[0][0], [(0, 5, "LOC")])
+    assert doc.ents[0].kb_id_ == "NIL"
+    assert doc.ents[0]._.kb_candidates[0][0] == "Q1"
+
+
+def test_normalized_lookup():
+    kb_gen = CandidateGenerator(normalize=True)
+    assert normalize_alias("  Machine-Learning ") == "machinelearning"
+    assert normalize_alias("machine learning") == normalize_alias("Machine Learning")
+    nlp = spacy.blank("en")
+    from spacy.kb import InMemoryLookupKB
+
+    kb = InMemoryLookupKB(nlp.vocab, entity_vector_length=2)
+    kb.add_entity("Q3", 1, [0.0, 1.0])
+    kb.add_alias("Machine Learning", ["Q3"], [1.0])
+    assert [c.entity for c in kb_gen(kb, "machine learning")] == ["Q3"]
+    assert CandidateGenerator(normalize=False)(kb, "machine learning") == []
+    fuzzy = CandidateGenerator(fuzzy=True, fuzzy_threshold=0.5)
+    assert [c.entity for c in fuzzy(kb, "Machine Learnin")] == ["Q3"]
+
+
+def test_save_load_and_pipe_equal_call(trained_el, tmp_path):
+    nlp, _ = trained_el
+    nlp.to_disk(tmp_path / "el")
+    loaded = spacy.load(tmp_path / "el")
+    texts = [(t, [(s, e, l) for s, e, l, _ in ents]) for t, ents in TRAIN]
+    for text, spans in texts:
+        a, b = link(nlp, text, spans), link(loaded, text, spans)
+        assert [e.kb_id_ for e in a.ents] == [e.kb_id_ for e in b.ents]
+        for ea, eb in zip(a.ents, b.ents):
+            assert ea._.kb_score == pytest.approx(eb._.kb_score, abs=1e-5)
+    docs = []
+    for text, spans in texts:
+        doc = nlp.make_doc(text)
+        doc.ents = [doc.char_span(s, e, label=l) for s, e, l in spans]
+        docs.append(doc)
+    piped = list(nlp.get_pipe("rsft_entity_linker").pipe(docs, batch_size=2))
+    for doc, (text, spans) in zip(piped, texts):
+        single = link(nlp, text, spans)
+        assert [e.kb_id_ for e in doc.ents] == [e.kb_id_ for e in single.ents]
+
+
+def test_per_example_losses(trained_el):
+    nlp, _ = trained_el
+    el = nlp.get_pipe("rsft_entity_linker")
+    values = el.get_example_losses(make_examples(nlp))
+    assert values.shape == (len(TRAIN),) and numpy.all(values >= 0)
+
+
+def test_scorer_reports_inkb_accuracy_and_candidate_recall(trained_el):
+    nlp, _ = trained_el
+    scores = nlp.evaluate(make_examples(nlp))
+    assert scores["nel_inkb_accuracy"] == 1.0
+    assert scores["nel_candidate_recall"] == 1.0
+    assert scores["nel_nil_r"] == 1.0
+    assert scores["nel_micro_f"] == 1.0
+
+
+def test_works_after_entity_ruler(trained_el, tmp_path):
+    nlp, _ = trained_el
+    nlp.to_disk(tmp_path / "el")
+    pipeline = spacy.load(tmp_path / "el")
+    ruler = pipeline.add_pipe("entity_ruler", before="rsft_entity_linker")
+    ruler.add_patterns([{"label": "LOC", "pattern": "Paris"}])
+    doc = pipeline("Paris is the capital of France .")
+    assert [(e.text, e.kb_id_) for e in doc.ents] == [("Paris", "Q1")]
+
+
+def test_missing_kb_is_a_clear_error(tiny_bert):
+    nlp = spacy.blank("en")
+    el = nlp.add_pipe("rsft_entity_linker", config={"model": {"tok2vec": {"name": tiny_bert}}})
+    with pytest.raises(ValueError, match="kb_loader"):
+        el.initialize(lambda: make_examples(nlp), nlp=nlp)
+
+
+@pytest.mark.parametrize(
+    "entities,aliases,message",
+    [
+        ([{"name": "no id"}], [], "without an id"),
+        ([{"id": "Q1", "name": "a"}, {"id": "Q1", "name": "b"}], [], "duplicate entity id"),
+        ([{"id": "Q1", "name": "a"}], [{"alias": "a", "entity": "Q9", "count": 1}], "unknown entity"),
+        ([{"id": "Q1", "name": "a"}], [{"alias": "a", "entity": "Q1", "prob": 1.5}], r"not in \[0, 1\]"),
+        (
+            [{"id": "Q1", "name": "a"}, {"id": "Q2", "name": "b"}],
+            [{"alias": "a", "entity": "Q1", "prob": 0.7}, {"alias": "a", "entity": "Q2", "prob": 0.6}],
+            "sum to",
+        ),
+    ],
+)
+def test_build_kb_bad_input(tmp_path, entities, aliases, message):
+    out = tmp_path / "out"
+    fake_encoder = lambda texts: numpy.ones((len(texts), 4), dtype="float32")
+    with pytest.raises(KBInputError, match=message):
+        build_kb(write_jsonl(tmp_path / "e.jsonl", entities), write_jsonl(tmp_path / "a.jsonl", aliases), out, encoder=fake_encoder)
+    assert not out.exists()
+    # An existing good KB is left untouched by a failed rebuild.
+    good = [{"id": "Q1", "name": "a"}, {"id": "Q2", "name": "b"}]
+    build_kb(write_jsonl(tmp_path / "g.jsonl", good), None, out, encoder=fake_encoder)
+    before = (out / "entities.jsonl").read_text()
+    with pytest.raises(KBInputError):
+        build_kb(write_jsonl(tmp_path / "e.jsonl", entities), write_jsonl(tmp_path / "a.jsonl", aliases), out, encoder=fake_encoder)
+    assert (out / "entities.jsonl").read_text() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_build_kb_skip_bad_rows(tmp_path):
+    entities = [{"id": "Q1", "name": "a"}, {"name": "no id"}, {"id": "Q1", "name": "dup"}]
+    fake_encoder = lambda texts: numpy.ones((len(texts), 4), dtype="float32")
+    with pytest.warns(UserWarning, match="Skipped 2 bad entity"):
+        kb = build_kb(write_jsonl(tmp_path / "e.jsonl", entities), None, tmp_path / "out", encoder=fake_encoder, skip_bad_rows=True)
+    assert kb.get_size_entities() == 1
+
+
+def test_build_kb_csv_and_tsv(tmp_path):
+    fake_encoder = lambda texts: numpy.ones((len(texts), 4), dtype="float32")
+    for suffix, delimiter in ((".csv", ","), (".tsv", "\t")):
+        path = tmp_path / f"e{suffix}"
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["id", "name", "description"], delimiter=delimiter)
+            writer.writeheader()
+            writer.writerows(ENTITIES)
+        kb = build_kb(path, None, tmp_path / f"out{suffix}", encoder=fake_encoder)
+        assert kb.get_size_entities() == 3
+        assert {c.entity_ for c in kb.get_alias_candidates("Paris")} == {"Q1"}
+
+
+def test_spacy_train_with_config(tiny_bert, toy_kb_dir, tmp_path):
+    from spacy.cli.train import train
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    DocBin(docs=[eg.reference for eg in make_examples(nlp)] * 3).to_disk(tmp_path / "train.spacy")
+    config_path = Path(__file__).resolve().parents[1] / "project" / "configs" / "rsft_el.cfg"
+    overrides = {
+        "paths.train": str(tmp_path / "train.spacy"),
+        "paths.dev": str(tmp_path / "train.spacy"),
+        "paths.model": tiny_bert,
+        "paths.kb": str(toy_kb_dir / "kb"),
+        "training.max_steps": 8,
+        "training.eval_frequency": 4,
+    }
+    train(config_path, tmp_path / "out", overrides=overrides)
+    loaded = spacy.load(tmp_path / "out" / "model-last")
+    assert loaded.get_pipe("rsft_entity_linker").kb.get_size_entities() == 3
+
+
+def test_emerson_trains_to_100_percent(tiny_bert, data_dir, tmp_path):
+    """The spaCy NEL tutorial data: three entities share the alias "Emerson"."""
+    from spacy_rsft.cli.convert import convert
+    from spacy.tokens import DocBin
+
+    folder = data_dir / "spacy_nel_emerson"
+    with (folder / "entities.csv").open(encoding="utf8") as file_:
+        rows = list(csv.reader(file_))
+    entities = [{"id": qid, "name": name, "description": desc} for qid, name, desc in rows]
+    aliases = [{"alias": "Emerson", "entity": qid, "prob": 1 / 3} for qid, _, _ in rows]
+    aliases += [{"alias": name, "entity": qid, "prob": 1.0} for qid, name, _ in rows]
+    build_kb(write_jsonl(tmp_path / "e.jsonl", entities), write_jsonl(tmp_path / "a.jsonl", aliases), tmp_path / "kb", tiny_bert, progress=False)
+    convert(folder / "emerson_annotated_text.jsonl", tmp_path / "train.spacy", "prodigy")
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    refs = list(DocBin().from_disk(tmp_path / "train.spacy").get_docs(nlp.vocab))
+    examples = [Example(nlp.make_doc(d.text), d) for d in refs]
+    el = nlp.add_pipe("rsft_entity_linker", config={"model": {"tok2vec": {"name": tiny_bert}}})
+    el.initialize(lambda: examples, nlp=nlp, kb_loader=registry.misc.get("spacy.KBFromFile.v1")(str(tmp_path / "kb" / "kb")))
+    optimizer = nlp.create_optimizer()
+    optimizer.learn_rate = 0.005
+    for _ in range(60):
+        nlp.update([Example(nlp.make_doc(d.text), d) for d in refs], sgd=optimizer)
+    assert nlp.evaluate(examples)["nel_inkb_accuracy"] == 1.0
