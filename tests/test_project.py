@@ -16,7 +16,7 @@ PROJECT = Path(__file__).resolve().parents[1] / "project"
 def test_project_all_on_demo(tmp_path, tiny_bert):
     root = tmp_path / "project"
     shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns("assets", "corpus", "training"))
-    overrides = {"vars.model": tiny_bert, "vars.max_steps": 12, "vars.eval_frequency": 6}
+    overrides = {"vars.model": tiny_bert, "vars.max_steps": 12, "vars.el_max_steps": 6, "vars.eval_frequency": 6}
     project_run(root, "all", overrides=overrides, capture=True)
     config = load_project_config(root, overrides=overrides)
     commands = {c["name"]: c for c in config["commands"]}
@@ -26,5 +26,7 @@ def test_project_all_on_demo(tmp_path, tiny_bert):
     report = (root / "training" / "report.md").read_text()
     assert re.search(r"\| uniform \| \d+\.\d \| \d+\.\d \| \d+\.\d \|", report)
     assert re.search(r"\| 1 \| 300 \| \d+ \| 0\.\d\d \|", report)
+    assert re.search(r"\| prior baseline \| \d+\.\d \|", report)
+    assert re.search(r"\| rsft_entity_linker \| \d+\.\d \|", report)
     stats = list(srsly.read_jsonl(root / "training" / "ner_rsft_stats.jsonl"))
     assert stats and stats[0]["warmup"] and not stats[-1]["warmup"]

@@ -52,11 +52,16 @@ ENTITIES = {
     "D31": ("Frankfurt", "LOC", "Financial centre of Germany on the river Main", ["Frankfurt"], ["the German financial centre", "on the river Main"]),
     "D32": ("Ada Lovelace", "PER", "Mathematician who wrote the first computer program", ["Ada Lovelace", "Lovelace"], ["the first programmer", "the Victorian mathematician"]),
 }
-# Mentions of entities that are not in the KB (gold kb_id "NIL").
+# Mentions of entities that are not in the KB (gold kb_id "NIL"), with their context. The
+# last ones share an alias with KB entities, so NIL must be decided among real candidates.
 NIL_ENTITIES = [
-    ("Tomas Vilkas", "PER"), ("Greta Halvorsen", "PER"), ("Brightwater Labs", "ORG"),
-    ("Kelso Mining", "ORG"), ("Port Aldwin", "LOC"), ("Marrowdale", "LOC"),
-    ("Lumen Prize", "MISC"), ("Northwind Cup", "MISC"),
+    ("Tomas Vilkas", "PER", "a local shopkeeper"), ("Greta Halvorsen", "PER", "a retired teacher"),
+    ("Brightwater Labs", "ORG", "a small start-up"), ("Kelso Mining", "ORG", "a family mining firm"),
+    ("Port Aldwin", "LOC", "a fishing village"), ("Marrowdale", "LOC", "a hamlet in the hills"),
+    ("Lumen Prize", "MISC", "a regional art award"), ("Northwind Cup", "MISC", "a school sailing race"),
+    ("Jordan", "PER", "a young striker from the village team"),
+    ("Apple", "ORG", "a small cider farm in Kent"),
+    ("Paris", "PER", "the new intern in our office"),
 ]
 TEMPLATES = {
     "PER": [
@@ -104,8 +109,8 @@ def sentence(rng):
     parts = []
     for _ in range(rng.choice([1, 1, 2])):
         if rng.random() < 0.15:
-            name, label = rng.choice(NIL_ENTITIES)
-            parts.append(clause(rng, name, label, "NIL", "a local name"))
+            name, label, context = rng.choice(NIL_ENTITIES)
+            parts.append(clause(rng, name, label, "NIL", context))
         else:
             parts.append(clause(rng, *mention_for(rng, rng.choice(sorted(ENTITIES)))))
     text, entities = "", []

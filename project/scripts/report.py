@@ -152,6 +152,19 @@ def main() -> None:
             f"ones in {100 * rates['clean']:.1f}%.",
         ]
     lines += ["", "![Acceptance](acceptance.png)", ""]
+    el = {"rsft_entity_linker": read_json(out / "el_metrics.json"), "prior baseline": read_json(out / "el_prior_metrics.json")}
+    if any(el.values()):
+        lines += [
+            "## Entity linking on the dev set (gold entities)", "",
+            "| system | in-KB accuracy | NIL P | NIL R | candidate recall | link F (micro) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, m in el.items():
+            lines.append(
+                f"| {name} | {fmt(m.get('nel_inkb_accuracy'))} | {fmt(m.get('nel_nil_p'))} | {fmt(m.get('nel_nil_r'))} "
+                f"| {fmt(m.get('nel_candidate_recall'))} | {fmt(m.get('nel_micro_f'))} |"
+            )
+        lines.append("")
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     print(f"Wrote {out / 'report.md'}")
 

@@ -69,3 +69,23 @@ def build_kb_cli(
         f"Wrote a KB with {kb.get_size_entities()} entities, {kb.get_size_aliases()} aliases "
         f"and {kb.entity_vector_length}-d vectors to {output_dir}"
     )
+
+
+@app.command("el-baseline")
+def el_baseline_cli(
+    kb_path: Path = typer.Argument(..., help="KB directory (build-kb's kb/)", exists=True),
+    data_path: Path = typer.Argument(..., help=".spacy file with gold entities and KB ids", exists=True),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the metrics as JSON here"),
+) -> None:
+    """Score the prior-only baseline (highest p(e|m), NIL without candidates)."""
+    import srsly
+
+    from ..io import atomic_output
+    from ..kb.baseline import prior_baseline
+
+    scores = prior_baseline(kb_path, data_path)
+    for key in ("nel_inkb_accuracy", "nel_nil_p", "nel_nil_r", "nel_candidate_recall", "nel_micro_f"):
+        typer.echo(f"{key}: {scores.get(key)}")
+    if output is not None:
+        with atomic_output(output) as tmp:
+            srsly.write_json(tmp, scores)
