@@ -20,6 +20,10 @@ class Warnings(metaclass=ErrorsWithCodes):
         "trained as NIL (the right answer for this KB). Rebuild the KB with the entity if "
         "it should be linkable. Further occurrences are counted, not repeated."
     )
+    W004 = (
+        "[{name}] Skipped an update with a non-finite (NaN or inf) loss or gradient; "
+        "{total} skipped so far. Lower the learning rate if this repeats."
+    )
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -57,6 +61,19 @@ class Errors(metaclass=ErrorsWithCodes):
     E007 = "[{name}] Labels must be non-empty strings, got {label!r}."
     E008 = (
         "[{name}] Unknown setting {setting} = {value!r}. Expected one of: {options}."
+    )
+    E009 = (
+        "[{name}] {n} updates in a row had a non-finite (NaN or inf) loss: training has "
+        "diverged. Lower `[training.optimizer.learn_rate]`, set `grad_clip`, or check the data."
+    )
+    E010 = (
+        "[{name}] Could not load the component from {path}: {err}. The directory is "
+        "missing files, a file is truncated, or it was saved by a different config; "
+        "save it again with nlp.to_disk."
+    )
+    E108 = (
+        "[spacy-rsft.RejectionSampledCorpus.v1] Could not read {path} as a spaCy DocBin "
+        "({err}). Recreate it with `spacy convert` or `DocBin.to_disk`."
     )
     # Rejection-sampling reader (spacy-rsft.RejectionSampledCorpus.v1)
     E101 = (

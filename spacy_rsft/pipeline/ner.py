@@ -141,6 +141,11 @@ class RsftEntityRecognizer(TrainablePipe):
         # collected by the rejection-sampling reader with `pop_recorded_losses`.
         self.recorded_losses: Dict[int, float] = {}
         self._warned_misaligned = False
+        # A non-finite loss never reaches the weights: the step is skipped and counted;
+        # too many in a row means training has diverged, and we stop with a message.
+        self.skipped_updates = 0
+        self.max_skipped_updates = 10
+        self._skipped_in_a_row = 0
 
     # -- labels and tags ------------------------------------------------------------
     @property
@@ -285,12 +290,33 @@ class RsftEntityRecognizer(TrainablePipe):
         set_dropout_rate(self.model, drop)
         logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_logits, per_example = self.get_loss(examples, logits)
+        if not self._finite(loss, d_logits):
+            return losses
         backprop(d_logits)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         self._record_losses(examples, per_example)
         return losses
+
+    def _finite(self, loss: float, d_logits: List[Floats2d]) -> bool:
+        ops = self.model.ops
+        if numpy.isfinite(loss) and all(numpy.isfinite(ops.to_numpy(d)).all() for d in d_logits):
+            self._skipped_in_a_row = 0
+            return True
+        self.skipped_updates += 1
+        self._skipped_in_a_row += 1
+        if self._skipped_in_a_row > self.max_skipped_updates:
+            raise RuntimeError(Errors.E009.format(name=self.name, n=self._skipped_in_a_row))
+        warnings.warn(Warnings.W004.format(name=self.name, total=self.skipped_updates))
+        return False
+
+    def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "RsftEntityRecognizer":
+        """Load the component, with a clear error for a missing or broken file."""
+        try:
+            return super().from_disk(path, exclude=exclude)
+        except (ValueError, KeyError, OSError, TypeError) as err:
+            raise ValueError(Errors.E010.format(name=self.name, path=path, err=err)) from None
 
     def get_loss(
         self, examples: Iterable[Example], logits: List[Floats2d]

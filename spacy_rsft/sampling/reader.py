@@ -130,6 +130,14 @@ class RejectionSampledCorpus(Corpus):
         self.stats: List[Dict[str, Any]] = []
 
     # -- reading ----------------------------------------------------------------------
+    def read_docbin(self, vocab, locs):
+        """As `Corpus.read_docbin`, with a clear error naming a corrupt file."""
+        for loc in locs:
+            try:
+                docs = list(super().read_docbin(vocab, [loc]))
+            except (ValueError, KeyError, TypeError, OSError) as err:
+                raise ValueError(Errors.E108.format(path=loc, err=err)) from None
+            yield from docs
     def load_examples(self, nlp: Language) -> List[Example]:
         """All examples of the corpus (before augmentation), each tagged with its
         0-based position, which is its identity across epochs.

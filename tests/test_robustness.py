@@ -1,0 +1,132 @@
+"""Hostile text, broken files and bad training values: never a crash, never a lost doc,
+always a clear error for broken files."""
+import math
+import warnings
+
+import numpy
+import pytest
+import spacy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from spacy.tokens import DocBin
+from thinc.api import fix_random_seed
+
+from spacy_rsft.sampling.reader import RejectionSampledCorpus
+from util import TRAIN_DATA, make_examples, make_tiny_ner_nlp
+
+
+@pytest.fixture(scope="module")
+def ner_nlp(tiny_bert):
+    fix_random_seed(0)
+    nlp = make_tiny_ner_nlp(tiny_bert)
+    optimizer = nlp.initialize(lambda: make_examples(nlp))
+    for _ in range(10):
+        nlp.update(make_examples(nlp), sgd=optimizer)
+    return nlp
+
+
+def check_doc(doc):
+    covered = [i for ent in doc.ents for i in range(ent.start, ent.end)]
+    assert len(covered) == len(set(covered))
+    group = doc.spans["rsft_ner"]
+    scores = numpy.asarray(group.attrs["scores"])
+    assert len(scores) == len(group)
+    assert numpy.all(numpy.isfinite(scores)) and numpy.all((scores >= 0) & (scores <= 1))
+
+
+HOSTILE = [
+    "",
+    "   \n\t  ",
+    "\x00\x01\x02 control \x1b[31m chars \x7f",
+    "emoji 👩‍👩‍👧‍👦 and 🇩🇪 flags",
+    "combining e\u0301\u0301\u0301 marks and zalgo Z\u0351\u0352\u0353",
+    "مرحبا بالعالم العربي",
+    "שלום עולם",
+    "日本語のテキストと中文",
+    "\u200b\u200c\u200d zero width",
+    "x" * 5000,
+    "a" + "\u0301" * 3000,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_text(ner_nlp, text):
+    check_doc(ner_nlp(text))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(max_size=80), min_size=0, max_size=8))
+def test_arbitrary_unicode_pipe(ner_nlp, texts):
+    contexts = list(range(len(texts)))
+    out = list(ner_nlp.pipe(zip(texts, contexts), as_tuples=True, batch_size=3))
+    assert [context for _, context in out] == contexts
+    for (doc, _), text in zip(out, texts):
+        assert doc.text == text
+        check_doc(doc)
+
+
+def test_long_document(ner_nlp):
+    text = ("John Smith lives in London . " * 7000)[:200_000]
+    doc = ner_nlp(text)
+    assert len(doc.text) == len(text)
+    check_doc(doc)
+
+
+def test_many_tiny_docs(ner_nlp):
+    texts = ["London", "", "a", "John ."] * 1000
+    docs = list(ner_nlp.pipe(texts, batch_size=256))
+    assert len(docs) == len(texts)
+    assert [d.text for d in docs] == texts
+
+
+def test_nonfinite_loss_is_skipped_and_counted(tiny_bert):
+    fix_random_seed(0)
+    nlp = make_tiny_ner_nlp(tiny_bert)
+    optimizer = nlp.initialize(lambda: make_examples(nlp))
+    ner = nlp.get_pipe("rsft_ner")
+    output = ner.model.get_ref("output_layer")
+    weights = output.get_param("W").copy()
+    poisoned = weights.copy()
+    poisoned[0, 0] = numpy.nan
+    output.set_param("W", poisoned)
+    with pytest.warns(UserWarning, match="non-finite"):
+        nlp.update(make_examples(nlp), sgd=optimizer)
+    assert ner.skipped_updates == 1
+    assert numpy.isnan(output.get_param("W")[0, 0])  # not made worse by a NaN gradient
+    output.set_param("W", weights)
+    nlp.update(make_examples(nlp), sgd=optimizer)
+    assert math.isfinite(nlp.update(make_examples(nlp), sgd=optimizer)["rsft_ner"])
+    output.set_param("W", poisoned)
+    with pytest.raises(RuntimeError, match="rsft_ner.*non-finite"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(ner.max_skipped_updates + 1):
+            nlp.update(make_examples(nlp), sgd=optimizer)
+
+
+def test_corrupt_docbin_names_the_file(tmp_path):
+    path = tmp_path / "train.spacy"
+    path.write_bytes(b"this is not a docbin")
+    reader = RejectionSampledCorpus(path)
+    with pytest.raises(ValueError, match=r"train\.spacy.*DocBin"):
+        list(reader(spacy.blank("en")))
+
+
+def test_truncated_model_file_names_the_file(ner_nlp, tmp_path):
+    ner_nlp.to_disk(tmp_path / "pipeline")
+    model_file = tmp_path / "pipeline" / "rsft_ner" / "model"
+    model_file.write_bytes(model_file.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"rsft_ner.*model"):
+        spacy.load(tmp_path / "pipeline")
+
+
+def test_same_seed_same_model(tiny_bert):
+    outputs = []
+    for _ in range(2):
+        fix_random_seed(0)
+        nlp = make_tiny_ner_nlp(tiny_bert)
+        optimizer = nlp.initialize(lambda: make_examples(nlp))
+        for _ in range(5):
+            nlp.update(make_examples(nlp), sgd=optimizer)
+        doc = nlp("Mary visited Berlin and Google .")
+        outputs.append(([(e.text, e.label_) for e in doc.ents], doc.spans["rsft_ner"].attrs["scores"].tolist()))
+    assert outputs[0] == outputs[1]
