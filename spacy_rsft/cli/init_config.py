@@ -1,0 +1,63 @@
+"""`python -m spacy_rsft init-config`: complete, valid training configs for `ner`, `el` and
+`ner+el`, like `spacy init config`. The templates in `spacy_rsft/configs/` are the single
+source: the project's configs are written by this command (a test keeps them in sync).
+"""
+from pathlib import Path
+from typing import Optional
+
+from thinc.api import Config
+
+from ..sampling.sampler import parse_target
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "configs"
+PIPELINES = ("ner", "el", "ner+el")
+
+
+def _template(name: str) -> Config:
+    return Config().from_disk(TEMPLATES / f"{name}.cfg", interpolate=False)
+
+
+def make_config(pipeline: str = "ner", target: str = "uniform", model: Optional[str] = None) -> Config:
+    """Build a training config.
+
+    pipeline (str): "ner", "el" or "ner+el".
+    target (str): The reader's target (e.g. "uniform", "denoise", "hard+balanced").
+    model (Optional[str]): Transformer name or path (default: the packaged MiniLM).
+    RETURNS (Config): The config, not interpolated (it keeps its ${paths} references).
+    """
+    if pipeline not in PIPELINES:
+        raise ValueError(f"Unknown pipeline {pipeline!r}: expected one of {', '.join(PIPELINES)}.")
+    parse_target(target)
+    if pipeline == "ner+el":
+        config = _template("ner")
+        el = _template("el")
+        config["paths"]["kb"] = el["paths"]["kb"]
+        config["nlp"]["pipeline"] = ["rsft_ner", "rsft_entity_linker"]
+        config["components"]["rsft_entity_linker"] = el["components"]["rsft_entity_linker"]
+        config["initialize"]["components"] = el["initialize"]["components"]
+        # Link what the NER predicts, so the score is end to end.
+        config["components"]["rsft_entity_linker"]["use_gold_ents"] = False
+        weights = {key: None for key in {**config["training"]["score_weights"], **el["training"]["score_weights"]}}
+        weights.update({"ents_f": 0.5, "nel_micro_f": 0.5})
+        config["training"]["score_weights"] = weights
+    else:
+        config = _template(pipeline)
+    config["corpora"]["train"]["target"] = target
+    if model is not None:
+        config["paths"]["model"] = model
+    return config
+
+
+def write_config(output: Path, pipeline: str = "ner", target: str = "uniform", model: Optional[str] = None) -> Path:
+    """Write a config file (atomically).
+
+    output (Path): Where to write it.
+    pipeline, target, model: As for `make_config`.
+    RETURNS (Path): The file.
+    """
+    from ..io import atomic_output
+
+    text = make_config(pipeline, target, model).to_str()
+    with atomic_output(output) as tmp:
+        tmp.write_text(text, encoding="utf8")
+    return output
