@@ -129,3 +129,8 @@ class Errors(metaclass=ErrorsWithCodes):
         "[{name}] Could not load the model weights at {path}: {err}. The file is "
         "truncated or was written by a component with a different config or KB vector length."
     )
+    E206 = (
+        "[{name}] The knowledge base from {source} has {got}-dimensional entity vectors, "
+        "but this component was trained for {expected}. Use the KB it was trained with, or "
+        "rebuild the KB with the same transformer (`build-kb --model`)."
+    )

@@ -299,3 +299,27 @@ def test_emerson_trains_to_100_percent(tiny_bert, data_dir, tmp_path):
     for _ in range(60):
         nlp.update([Example(nlp.make_doc(d.text), d) for d in refs], sgd=optimizer)
     assert nlp.evaluate(examples)["nel_inkb_accuracy"] == 1.0
+
+
+def test_kb_vector_length_mismatch_is_a_clear_error(trained_el, tmp_path):
+    nlp, _ = trained_el
+    el = nlp.get_pipe("rsft_entity_linker")
+    from spacy.kb import InMemoryLookupKB
+
+    other = InMemoryLookupKB(nlp.vocab, entity_vector_length=7)
+    other.add_entity("Q1", 1, [0.0] * 7)
+    with pytest.raises(ValueError, match=r"7-dimensional.*trained for 64"):
+        el.set_kb(lambda vocab: other)
+    nlp.to_disk(tmp_path / "el")
+    other.to_disk(tmp_path / "el" / "rsft_entity_linker" / "kb")
+    with pytest.raises(ValueError, match=r"7-dimensional"):
+        spacy.load(tmp_path / "el")
+
+
+def test_truncated_kb_is_a_clear_error(trained_el, tmp_path):
+    nlp, _ = trained_el
+    nlp.to_disk(tmp_path / "el")
+    contents = tmp_path / "el" / "rsft_entity_linker" / "kb" / "contents"
+    contents.write_bytes(contents.read_bytes()[:50])
+    with pytest.raises(ValueError, match=r"rsft_entity_linker.*knowledge base"):
+        spacy.load(tmp_path / "el")

@@ -130,3 +130,33 @@ def test_same_seed_same_model(tiny_bert):
         doc = nlp("Mary visited Berlin and Google .")
         outputs.append(([(e.text, e.label_) for e in doc.ents], doc.spans["rsft_ner"].attrs["scores"].tolist()))
     assert outputs[0] == outputs[1]
+
+
+def test_empty_docs_are_counted_not_dropped_silently(tmp_path):
+    nlp = spacy.blank("en")
+    docs = [nlp.make_doc("John visited London ."), nlp.make_doc(""), nlp.make_doc("Mary .")]
+    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
+    reader = RejectionSampledCorpus(tmp_path / "train.spacy")
+    assert len(reader.load_examples(nlp)) == 2
+    assert reader.skipped_empty == 1
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_on_a_long_stream(ner_nlp):
+    """20,000 docs through nlp.pipe: RSS after the first 2,000 and at the end."""
+    import resource
+
+    def rss_mb():
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS"):
+                    return int(line.split()[1]) / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    texts = [f"John Smith number {i} lives in London ." for i in range(20_000)]
+    readings = []
+    for i, doc in enumerate(ner_nlp.pipe(texts, batch_size=128)):
+        if i in (2_000, 19_999):
+            readings.append(rss_mb())
+    print(f"RSS after 2,000 docs: {readings[0]:.0f} MB; after 20,000: {readings[1]:.0f} MB")
+    assert readings[1] < readings[0] * 1.25 + 50

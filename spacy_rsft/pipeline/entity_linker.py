@@ -168,6 +168,9 @@ class RsftEntityLinker(TrainablePipe):
         self.cfg: Dict[str, Any] = {"entity_vector_length": None}
         self.recorded_losses: Dict[int, float] = {}
         self._unknown_gold = 0
+        # Gold mentions left out of training because no candidate is the gold entity
+        # (candidate recall below 1); see nel_candidate_recall in the scores.
+        self.skipped_mentions = 0
         self._rng = numpy.random.default_rng(0)
         self._scorer = scorer
         self.scorer = self._score_with_ents if scorer is not None else None
@@ -180,7 +183,15 @@ class RsftEntityLinker(TrainablePipe):
         kb = kb_loader(self.vocab)
         if kb is None or kb.get_size_entities() == 0:
             raise ValueError(Errors.E202.format(name=self.name))
+        self._check_vector_length(kb, "kb_loader")
         self.kb = kb
+
+    def _check_vector_length(self, kb: KnowledgeBase, source: str) -> None:
+        expected = self.cfg.get("entity_vector_length")
+        if expected is not None and kb.entity_vector_length != expected:
+            raise ValueError(
+                Errors.E206.format(name=self.name, source=source, got=kb.entity_vector_length, expected=expected)
+            )
 
     def _require_kb(self) -> KnowledgeBase:
         if self.kb is None:
@@ -206,12 +217,18 @@ class RsftEntityLinker(TrainablePipe):
             self.set_kb(kb_loader)
         kb = self._require_kb()
         length = kb.entity_vector_length
+        # A new KB may change the vector length only before the model has weights.
+        if self.cfg.get("entity_vector_length") not in (None, length) and self._has_weights():
+            self._check_vector_length(kb, "initialize")
         self.cfg["entity_vector_length"] = length
         self.model.set_dim("nO", length + 1, force=True)
         docs = [eg.predicted for eg in islice(get_examples(), 10) if len(eg.predicted)]
         if not docs:
             docs = [Doc(self.vocab, words=["x"])]
         self.model.initialize(X=(docs, [[] for _ in docs]))
+
+    def _has_weights(self) -> bool:
+        return self.model.get_ref("projection").has_param("W") is True
 
     # -- candidates and scores ----------------------------------------------------------
     def _candidates(self, mention: str) -> List[Candidate]:
@@ -336,6 +353,8 @@ class RsftEntityLinker(TrainablePipe):
                 gold = NIL
             candidates = self._candidates(span.text)
             if gold != NIL and gold not in {c.entity for c in candidates}:
+                # The linker cannot learn a link its candidates do not offer.
+                self.skipped_mentions += 1
                 continue
             mentions.append((span.start, span.end, gold, candidates))
         return mentions
@@ -458,6 +477,7 @@ class RsftEntityLinker(TrainablePipe):
                 kb.from_disk(p)
             except Exception as err:
                 raise ValueError(Errors.E204.format(name=self.name, path=p, err=err)) from None
+            self._check_vector_length(kb, str(p))
             self.kb = kb
 
         def load_model(p):

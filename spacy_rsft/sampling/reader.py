@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import numpy
 from spacy.language import Language
+from spacy.tokens import DocBin
 from spacy.training import Corpus, Example
 from spacy.training.corpus import FILE_TYPE, walk_corpus
 from spacy.util import logger, registry
@@ -128,16 +129,29 @@ class RejectionSampledCorpus(Corpus):
         # Latest known loss of each example, by its position in the corpus.
         self.losses: Dict[int, float] = {}
         self.stats: List[Dict[str, Any]] = []
+        self._last_call: Optional[float] = None
+        self.skipped_empty = 0
 
     # -- reading ----------------------------------------------------------------------
     def read_docbin(self, vocab, locs):
-        """As `Corpus.read_docbin`, with a clear error naming a corrupt file."""
+        """As `Corpus.read_docbin`, but counting the empty docs it leaves out (reported in
+        the stats) and naming a corrupt file in its error."""
+        self.skipped_empty = 0
+        count = 0
         for loc in locs:
             try:
-                docs = list(super().read_docbin(vocab, [loc]))
+                docs = list(DocBin().from_disk(loc).get_docs(vocab))
             except (ValueError, KeyError, TypeError, OSError) as err:
                 raise ValueError(Errors.E108.format(path=loc, err=err)) from None
-            yield from docs
+            for doc in docs:
+                if not len(doc):
+                    self.skipped_empty += 1
+                    continue
+                yield doc
+                count += 1
+                if self.limit >= 1 and count >= self.limit:
+                    return
+
     def load_examples(self, nlp: Language) -> List[Example]:
         """All examples of the corpus (before augmentation), each tagged with its
         0-based position, which is its identity across epochs.
@@ -171,12 +185,16 @@ class RejectionSampledCorpus(Corpus):
             return
         _check_training_settings(nlp)
         started = time.perf_counter()
+        # Wall time of the previous epoch (its sampling, training and evaluation), so the
+        # cost of scoring can be reported as a fraction of an epoch.
+        previous_epoch = None if self._last_call is None else started - self._last_call
+        self._last_call = started
         losses = self._update_losses(nlp, examples)
         scoring_seconds = time.perf_counter() - started
         label_sets = [_labels(eg) for eg in examples]
         acceptance = self.sampler.acceptance(self.epoch, losses, label_sets)
         draw = self.sampler.draw(self.epoch, acceptance)
-        self._report(draw, losses, label_sets, scoring_seconds)
+        self._report(draw, losses, label_sets, scoring_seconds, previous_epoch)
         self.epoch += 1
         yield from self._augment(nlp, [examples[i] for i in draw.accepted])
 
@@ -209,7 +227,8 @@ class RejectionSampledCorpus(Corpus):
         return values
 
     # -- statistics -------------------------------------------------------------------
-    def _report(self, draw, losses, label_sets, scoring_seconds: float) -> None:
+    def _report(self, draw, losses, label_sets, scoring_seconds: float,
+                previous_epoch: Optional[float]) -> None:
         n = len(draw.acceptance)
         mask = numpy.zeros((n,), dtype=bool)
         mask[draw.accepted] = True
@@ -224,6 +243,7 @@ class RejectionSampledCorpus(Corpus):
             "warmup": draw.warmup,
             "proposed": n,
             "scored": int((~numpy.isnan(losses)).sum()),
+            "skipped_empty_docs": self.skipped_empty,
             "accepted": int(mask.sum()),
             "acceptance_rate": float(mask.mean()) if n else 0.0,
             "expected_accepted": float(draw.acceptance.sum()),
@@ -231,6 +251,7 @@ class RejectionSampledCorpus(Corpus):
             "mean_loss_rejected": _nanmean(losses[~mask]),
             "accepted_per_label": dict(sorted(per_label.items())),
             "scoring_seconds": round(scoring_seconds, 3),
+            "previous_epoch_seconds": None if previous_epoch is None else round(previous_epoch, 3),
             "accepted_indices": sorted(int(i) for i in draw.accepted),
             # Known losses of the accepted and rejected examples (for histograms).
             "accepted_losses": _rounded(losses[mask]),
