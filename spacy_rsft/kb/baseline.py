@@ -30,12 +30,9 @@ def prior_baseline(kb_path: Path, data_path: Path, lang: str = "en", normalize: 
     for ref in DocBin().from_disk(data_path).get_docs(nlp.vocab):
         pred = ref.copy()
         for ent in pred.ents:
-            candidates = generate(kb, ent.text)
-            ranked = sorted(candidates, key=lambda c: (-c.prior, c.entity))
+            ranked = sorted(generate(kb, ent), key=lambda c: (-c.prior, c.entity))
             for token in ent:
                 token.ent_kb_id_ = ranked[0].entity if ranked else NIL
-        for ent in pred.ents:
-            ranked = sorted(generate(kb, ent.text), key=lambda c: (-c.prior, c.entity))
             ent._.kb_candidates = [(c.entity, c.prior) for c in ranked]
             ent._.kb_score = ranked[0].prior if ranked else 1.0
         examples.append(Example(pred, ref))

@@ -15,9 +15,10 @@ similarity for fuzzy), which the linker uses as features.
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Set
+from typing import Callable, Dict, List, Set, Union
 
 from spacy.kb import KnowledgeBase
+from spacy.tokens import Span
 from spacy.util import registry
 
 _PUNCT = re.compile(r"[^\w\s]", flags=re.UNICODE)
@@ -73,13 +74,16 @@ class CandidateGenerator:
                     self._by_trigram.setdefault(gram, set()).add(key)
         self._kb_id = id(kb)
 
-    def __call__(self, kb: KnowledgeBase, mention: str) -> List[Candidate]:
+    def __call__(self, kb: KnowledgeBase, mention: Union[Span, str]) -> List[Candidate]:
         """Candidates for a mention, best prior first, at most `max_candidates`.
 
         kb (KnowledgeBase): The KB.
-        mention (str): The mention text.
+        mention (Union[Span, str]): The mention (a Span, like spaCy's own candidate
+            generators take, so a generator may use the doc; or its text).
         RETURNS (List[Candidate]): The candidates.
         """
+        if isinstance(mention, Span):
+            mention = mention.text
         found = self._from_aliases(kb, [mention], 1.0)
         if not found and self.normalize:
             self._index(kb)
@@ -120,13 +124,13 @@ class CandidateGenerator:
 def make_candidate_generator(
     normalize: bool = True, fuzzy: bool = False, fuzzy_threshold: float = 0.5,
     max_candidates: int = 50,
-) -> Callable[[KnowledgeBase, str], List[Candidate]]:
+) -> Callable[[KnowledgeBase, Union[Span, str]], List[Candidate]]:
     """Registered as `spacy-rsft.candidate_generator.v1` (misc).
 
     normalize (bool): Fall back to case/punctuation/whitespace-normalized aliases.
     fuzzy (bool): Fall back to character-trigram similarity.
     fuzzy_threshold (float): Minimum Jaccard similarity of trigram sets.
     max_candidates (int): Cap on candidates per mention.
-    RETURNS (Callable[[KnowledgeBase, str], List[Candidate]]): The generator.
+    RETURNS (Callable[[KnowledgeBase, Union[Span, str]], List[Candidate]]): The generator.
     """
     return CandidateGenerator(normalize, fuzzy, fuzzy_threshold, max_candidates)

@@ -93,7 +93,7 @@ def make_rsft_entity_linker(
     nlp: Language,
     name: str,
     model: Model,
-    candidate_generator: Callable[[KnowledgeBase, str], List[Candidate]],
+    candidate_generator: Callable[[KnowledgeBase, Span], List[Candidate]],
     threshold: Optional[float],
     max_train_candidates: int,
     hard_negative_temperature: float,
@@ -103,7 +103,7 @@ def make_rsft_entity_linker(
     """Create an `rsft_entity_linker`. The KB comes in `initialize` (`kb_loader`).
 
     model (Model): Mention encoder (`spacy-rsft.MentionEncoder.v1`).
-    candidate_generator (Callable): (kb, mention text) -> candidates.
+    candidate_generator (Callable): (kb, mention span) -> candidates.
     threshold (Optional[float]): Links with a probability under it become NIL.
     max_train_candidates (int): Candidates per mention in training (gold + sampled hard
         negatives) when there are more.
@@ -145,7 +145,7 @@ class RsftEntityLinker(TrainablePipe):
         model: Model,
         name: str = "rsft_entity_linker",
         *,
-        candidate_generator: Callable[[KnowledgeBase, str], List[Candidate]],
+        candidate_generator: Callable[[KnowledgeBase, Span], List[Candidate]],
         threshold: Optional[float] = None,
         max_train_candidates: int = 20,
         hard_negative_temperature: float = 1.0,
@@ -231,7 +231,7 @@ class RsftEntityLinker(TrainablePipe):
         return self.model.get_ref("projection").has_param("W") is True
 
     # -- candidates and scores ----------------------------------------------------------
-    def _candidates(self, mention: str) -> List[Candidate]:
+    def _candidates(self, mention: Span) -> List[Candidate]:
         return self.candidate_generator(self._require_kb(), mention)
 
     def _score_candidates(
@@ -270,7 +270,7 @@ class RsftEntityLinker(TrainablePipe):
         row = 0
         for i, doc in zip(with_ents, batch):
             for ent in doc.ents:
-                candidates = self._candidates(ent.text)
+                candidates = self._candidates(ent)
                 if candidates:
                     raw, _, _ = self._score_candidates(outputs[row], candidates)
                     probs = _softmax(raw)
@@ -351,7 +351,7 @@ class RsftEntityLinker(TrainablePipe):
                 # Not in the KB: for this KB the right answer is NIL.
                 self._note_unknown_gold(gold)
                 gold = NIL
-            candidates = self._candidates(span.text)
+            candidates = self._candidates(span)
             if gold != NIL and gold not in {c.entity for c in candidates}:
                 # The linker cannot learn a link its candidates do not offer.
                 self.skipped_mentions += 1
