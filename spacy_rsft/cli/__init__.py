@@ -76,14 +76,16 @@ def el_baseline_cli(
     kb_path: Path = typer.Argument(..., help="KB directory (build-kb's kb/)", exists=True),
     data_path: Path = typer.Argument(..., help=".spacy file with gold entities and KB ids", exists=True),
     output: Path = typer.Option(None, "--output", "-o", help="Write the metrics as JSON here"),
+    doc_candidates: Path = typer.Option(None, "--doc-candidates", help="Per-document candidate sets (JSONL)"),
+    by: str = typer.Option("prior", "--by", help="prior (p(e|m)) or frequency (e.g. in-links)"),
 ) -> None:
-    """Score the prior-only baseline (highest p(e|m), NIL without candidates)."""
+    """Score the prior-only baseline (highest p(e|m) or frequency; NIL without candidates)."""
     import srsly
 
     from ..io import atomic_output
     from ..kb.baseline import prior_baseline
 
-    scores = prior_baseline(kb_path, data_path)
+    scores = prior_baseline(kb_path, data_path, doc_candidates=doc_candidates, by=by)
     for key in ("nel_inkb_accuracy", "nel_nil_p", "nel_nil_r", "nel_candidate_recall", "nel_micro_f"):
         typer.echo(f"{key}: {scores.get(key)}")
     if output is not None:

@@ -134,3 +134,45 @@ def make_candidate_generator(
     RETURNS (Callable[[KnowledgeBase, Union[Span, str]], List[Candidate]]): The generator.
     """
     return CandidateGenerator(normalize, fuzzy, fuzzy_threshold, max_candidates)
+
+
+class DocCandidateGenerator:
+    """Per-document candidate sets (e.g. the AIDA PPR sets), keyed by document number and
+    mention text; mentions of unknown documents fall back to the alias lookup.
+
+    The file is JSON lines of {"doc": N, "candidates": {mention: [entity ids]}}; a doc's
+    number is the leading integer of its `doc.user_data["doc_id"]`. Priors come from the
+    KB's alias table where it has the (mention, entity) pair, else 0.
+    """
+
+    def __init__(self, path: str, fallback: CandidateGenerator) -> None:
+        import srsly
+
+        self.table = {int(row["doc"]): row["candidates"] for row in srsly.read_jsonl(path)}
+        self.fallback = fallback
+
+    def __call__(self, kb: KnowledgeBase, mention: Union[Span, str]) -> List[Candidate]:
+        if isinstance(mention, Span):
+            match = re.match(r"\s*(\d+)", str(mention.doc.user_data.get("doc_id") or ""))
+            entities = self.table.get(int(match.group(1)), {}).get(mention.text) if match else None
+            if entities is not None:
+                priors = {c.entity_: float(c.prior_prob) for c in kb.get_alias_candidates(mention.text)}
+                found = [Candidate(e, priors.get(e, 0.0), 1.0) for e in entities if kb.contains_entity(e)]
+                found.sort(key=lambda c: (-c.prior, c.entity))
+                return found[: self.fallback.max_candidates]
+        return self.fallback(kb, mention)
+
+
+@registry.misc("spacy-rsft.doc_candidates.v1")
+def make_doc_candidate_generator(
+    path: str, normalize: bool = True, fuzzy: bool = False, fuzzy_threshold: float = 0.5,
+    max_candidates: int = 50,
+) -> Callable[[KnowledgeBase, Union[Span, str]], List[Candidate]]:
+    """Registered as `spacy-rsft.doc_candidates.v1` (misc): per-document candidate sets
+    from `path`, with `spacy-rsft.candidate_generator.v1` as the fallback.
+
+    path (str): JSONL of {"doc": N, "candidates": {mention: [entity ids]}}.
+    normalize, fuzzy, fuzzy_threshold, max_candidates: As for the fallback generator.
+    RETURNS (Callable[[KnowledgeBase, Union[Span, str]], List[Candidate]]): The generator.
+    """
+    return DocCandidateGenerator(path, CandidateGenerator(normalize, fuzzy, fuzzy_threshold, max_candidates))

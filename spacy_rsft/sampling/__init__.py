@@ -1,9 +1,8 @@
-from .reader import RejectionSampledCorpus, create_rejection_sampled_corpus
+from .reader import RejectionSampledCorpus
 from .sampler import RejectionSampler, percentile_ranks
 
 __all__ = [
     "RejectionSampledCorpus",
     "RejectionSampler",
-    "create_rejection_sampled_corpus",
     "percentile_ranks",
 ]

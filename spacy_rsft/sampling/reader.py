@@ -31,46 +31,9 @@ SCORING_MODES = ("cached", "fresh")
 
 
 @registry.readers(READER_NAME)
-def create_rejection_sampled_corpus(
-    path: Optional[Union[str, Path]],
-    *,
-    target: str = "uniform",
-    temperature: float = 0.5,
-    epsilon: float = 0.0,
-    min_accept: float = 0.05,
-    warmup_epochs: int = 1,
-    scoring: str = "cached",
-    alpha: float = 1.0,
-    seed: int = 0,
-    stats_path: Optional[Union[str, Path]] = None,
-    score_batch_size: int = 64,
-    gold_preproc: bool = False,
-    max_length: int = 0,
-    limit: int = 0,
-    augmenter: Optional[Callable] = None,
-) -> "RejectionSampledCorpus":
-    """Registered reader; the arguments are those of `RejectionSampledCorpus`."""
-    return RejectionSampledCorpus(
-        path,
-        target=target,
-        temperature=temperature,
-        epsilon=epsilon,
-        min_accept=min_accept,
-        warmup_epochs=warmup_epochs,
-        scoring=scoring,
-        alpha=alpha,
-        seed=seed,
-        stats_path=stats_path,
-        score_batch_size=score_batch_size,
-        gold_preproc=gold_preproc,
-        max_length=max_length,
-        limit=limit,
-        augmenter=augmenter,
-    )
-
-
 class RejectionSampledCorpus(Corpus):
-    """A DocBin corpus whose every epoch is a rejection-sampled subset of the examples."""
+    """A DocBin corpus whose every epoch is a rejection-sampled subset of the examples.
+    Registered as `spacy-rsft.RejectionSampledCorpus.v1` (the class is the reader)."""
 
     def __init__(
         self,

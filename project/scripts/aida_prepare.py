@@ -1,0 +1,103 @@
+"""Turn the AIDA CoNLL-YAGO files in DATA_DIR/aida into build-kb inputs and per-document
+candidate sets.
+
+usage: python scripts/aida_prepare.py DATA_DIR OUTPUT_DIR
+
+Writes to OUTPUT_DIR:
+- entities.tsv: the candidate pages (id = Wikipedia title, frequency = in-links, type).
+- aliases.tsv: mention -> title with `prob`, the train prior p(e|m) backed off to in-links:
+  prob ∝ train count + in-link share (< 1), so the most frequent train link wins and
+  in-links break ties and cover mentions unseen in train.
+- doc_candidates.jsonl: {"doc": N, "candidates": {mention: [titles]}} from the PPR
+  candidate sets (Pershina et al. 2015). A mention without its own row borrows the
+  candidates of the longer mention of the same document that contains it ("Simmons" ->
+  "Phil Simmons").
+"""
+import csv
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Set
+
+csv.field_size_limit(10**8)
+
+
+def doc_number(doc_id: str) -> int:
+    match = re.match(r"\s*(\d+)", doc_id)
+    if match is None:
+        raise ValueError(f"AIDA doc id {doc_id!r} does not start with its number")
+    return int(match.group(1))
+
+
+def read_tsv(path: Path):
+    with path.open(encoding="utf8", newline="") as file_:
+        yield from csv.DictReader(file_, delimiter="\t", quoting=csv.QUOTE_NONE)
+
+
+def borrow(mention: str, own: Dict[str, List[str]]) -> List[str]:
+    """Candidates of the longest mention in the document that contains `mention` as
+    whole words; empty when there is none."""
+    if mention in own:
+        return own[mention]
+    pattern = re.compile(r"(^|\s)" + re.escape(mention) + r"($|\s)")
+    longer = [m for m in own if len(m) > len(mention) and pattern.search(m)]
+    return own[max(longer, key=len)] if longer else []
+
+
+def main(data_dir: str, output_dir: str) -> None:
+    aida = Path(data_dir) / "aida"
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pages = {row["page_id"]: row for row in read_tsv(aida / "candidate_pages.tsv")}
+    title_inlinks = {row["wiki_title"]: int(row["in_links"] or 0) for row in pages.values()}
+    with (out / "entities.tsv").open("w", encoding="utf8", newline="") as file_:
+        writer = csv.writer(file_, delimiter="\t")
+        writer.writerow(["id", "name", "frequency", "type"])
+        for row in pages.values():
+            writer.writerow([row["wiki_title"], row["wiki_title"].replace("_", " "), row["in_links"] or 0, row["predicted_type"]])
+
+    per_doc: Dict[int, Dict[str, List[str]]] = defaultdict(dict)
+    alias_entities: Dict[str, Set[str]] = defaultdict(set)
+    for row in read_tsv(aida / "aida_mention_candidates.tsv"):
+        titles = [pages[p]["wiki_title"] for p in row["candidate_page_ids"].split(";") if p in pages]
+        per_doc[int(row["doc"])][row["mention"]] = titles
+        alias_entities[row["mention"]].update(titles)
+    train_counts: Dict[str, Dict[str, int]] = defaultdict(dict)
+    for row in read_tsv(aida / "aida_train_alias_counts.tsv"):
+        if row["wiki_title"] in title_inlinks:
+            train_counts[row["mention"]][row["wiki_title"]] = int(row["count"])
+            alias_entities[row["mention"]].add(row["wiki_title"])
+
+    # Short mentions of each split, resolved against their document's candidate rows.
+    for split in ("train", "testa"):
+        with (aida / f"aida_conll_yago_{split}.jsonl").open(encoding="utf8") as file_:
+            for line in file_:
+                doc = json.loads(line)
+                own = per_doc[doc_number(doc["doc_id"])]
+                for mention in doc["mentions"]:
+                    if mention["text"] not in own:
+                        own[mention["text"]] = borrow(mention["text"], own)
+                        alias_entities[mention["text"]].update(own[mention["text"]])
+
+    with (out / "aliases.tsv").open("w", encoding="utf8", newline="") as file_:
+        writer = csv.writer(file_, delimiter="\t")
+        writer.writerow(["alias", "entity", "prob"])
+        for alias, entities in sorted(alias_entities.items()):
+            if not alias.strip() or not entities:
+                continue
+            total_links = sum(title_inlinks.get(e, 0) for e in entities) or 1
+            raw = {e: train_counts[alias].get(e, 0) + title_inlinks.get(e, 0) / total_links for e in entities}
+            norm = sum(raw.values()) or 1.0
+            for entity in sorted(entities):
+                # Round down so that the probabilities never sum above 1.
+                writer.writerow([alias, entity, f"{int(raw[entity] / norm * 1e6) / 1e6:.6f}"])
+    with (out / "doc_candidates.jsonl").open("w", encoding="utf8") as file_:
+        for number in sorted(per_doc):
+            file_.write(json.dumps({"doc": number, "candidates": per_doc[number]}) + "\n")
+    print(f"Wrote {len(pages)} entities, {len(alias_entities)} aliases, {len(per_doc)} documents' candidates to {out}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
