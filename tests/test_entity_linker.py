@@ -323,3 +323,26 @@ def test_truncated_kb_is_a_clear_error(trained_el, tmp_path):
     contents.write_bytes(contents.read_bytes()[:50])
     with pytest.raises(ValueError, match=r"rsft_entity_linker.*knowledge base"):
         spacy.load(tmp_path / "el")
+
+
+def test_doc_candidates_with_fallback(tmp_path):
+    from spacy.kb import InMemoryLookupKB
+
+    from spacy_rsft.kb.candidates import make_doc_candidate_generator
+
+    nlp = spacy.blank("en")
+    kb = InMemoryLookupKB(nlp.vocab, entity_vector_length=1)
+    for entity in ("Phil_Simmons", "Gene_Simmons", "Paris"):
+        kb.add_entity(entity, 1, [0.0])
+    kb.add_alias("Simmons", ["Phil_Simmons", "Gene_Simmons"], [0.3, 0.7])
+    kb.add_alias("Paris", ["Paris"], [1.0])
+    write_jsonl(tmp_path / "c.jsonl", [{"doc": 947, "candidates": {"Simmons": ["Phil_Simmons", "Unknown"]}}])
+    generate = make_doc_candidate_generator(str(tmp_path / "c.jsonl"))
+    doc = nlp("Simmons took four wickets in Paris")
+    doc.user_data["doc_id"] = "947testa CRICKET"
+    found = generate(kb, doc[0:1])
+    assert [(c.entity, c.prior) for c in found] == [("Phil_Simmons", pytest.approx(0.3))]
+    # Mentions the document has no set for, and docs without an id, use the alias table.
+    assert [c.entity for c in generate(kb, doc[5:6])] == ["Paris"]
+    other = nlp("Simmons")
+    assert [c.entity for c in generate(kb, other[0:1])] == ["Gene_Simmons", "Phil_Simmons"]
