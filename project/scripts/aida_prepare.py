@@ -4,7 +4,8 @@ candidate sets.
 usage: python scripts/aida_prepare.py DATA_DIR OUTPUT_DIR
 
 Writes to OUTPUT_DIR:
-- entities.tsv: the candidate pages (id = Wikipedia title, frequency = in-links, type).
+- entities.tsv: the candidate pages (id = Wikipedia title with spaces, as in the AIDA gold;
+  frequency = in-links; type).
 - aliases.tsv: mention -> title with `prob`, the train prior p(e|m) backed off to in-links:
   prob ∝ train count + in-link share (< 1), so the most frequent train link wins and
   in-links break ties and cover mentions unseen in train.
@@ -51,12 +52,16 @@ def main(data_dir: str, output_dir: str) -> None:
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     pages = {row["page_id"]: row for row in read_tsv(aida / "candidate_pages.tsv")}
+    # The candidate file writes titles with underscores; the AIDA gold ids and the alias
+    # counts with spaces. The KB uses the gold form.
+    for row in pages.values():
+        row["wiki_title"] = row["wiki_title"].replace("_", " ")
     title_inlinks = {row["wiki_title"]: int(row["in_links"] or 0) for row in pages.values()}
     with (out / "entities.tsv").open("w", encoding="utf8", newline="") as file_:
         writer = csv.writer(file_, delimiter="\t")
         writer.writerow(["id", "name", "frequency", "type"])
         for row in pages.values():
-            writer.writerow([row["wiki_title"], row["wiki_title"].replace("_", " "), row["in_links"] or 0, row["predicted_type"]])
+            writer.writerow([row["wiki_title"], row["wiki_title"], row["in_links"] or 0, row["predicted_type"]])
 
     per_doc: Dict[int, Dict[str, List[str]]] = defaultdict(dict)
     alias_entities: Dict[str, Set[str]] = defaultdict(set)
