@@ -346,3 +346,9 @@ def test_doc_candidates_with_fallback(tmp_path):
     assert [c.entity for c in generate(kb, doc[5:6])] == ["Paris"]
     other = nlp("Simmons")
     assert [c.entity for c in generate(kb, other[0:1])] == ["Gene_Simmons", "Phil_Simmons"]
+    # A re-tokenized copy of the document (no user data) is found by its text.
+    from spacy_rsft.kb.candidates import doc_text_key
+
+    write_jsonl(tmp_path / "t.jsonl", [{"doc": 1, "text_key": doc_text_key("Simmons  took four"), "candidates": {"Simmons": ["Phil_Simmons"]}}])
+    by_text = make_doc_candidate_generator(str(tmp_path / "t.jsonl"))
+    assert [c.entity for c in by_text(kb, nlp("Simmons took four")[0:1])] == ["Phil_Simmons"]

@@ -9,7 +9,7 @@ Writes to OUTPUT_DIR:
 - aliases.tsv: mention -> title with `prob`, the train prior p(e|m) backed off to in-links:
   prob ∝ train count + in-link share (< 1), so the most frequent train link wins and
   in-links break ties and cover mentions unseen in train.
-- doc_candidates.jsonl: {"doc": N, "candidates": {mention: [titles]}} from the PPR
+- doc_candidates.jsonl: {"doc": N, "text_key": K, "candidates": {mention: [titles]}} from the PPR
   candidate sets (Pershina et al. 2015). A mention without its own row borrows the
   candidates of the longer mention of the same document that contains it ("Simmons" ->
   "Phil Simmons").
@@ -35,6 +35,13 @@ def doc_number(doc_id: str) -> int:
 def read_tsv(path: Path):
     with path.open(encoding="utf8", newline="") as file_:
         yield from csv.DictReader(file_, delimiter="\t", quoting=csv.QUOTE_NONE)
+
+
+def text_key(text: str) -> str:
+    # Must match spacy_rsft.kb.candidates.doc_text_key.
+    from spacy_rsft.kb.candidates import doc_text_key
+
+    return doc_text_key(text)
 
 
 def borrow(mention: str, own: Dict[str, List[str]]) -> List[str]:
@@ -64,6 +71,7 @@ def main(data_dir: str, output_dir: str) -> None:
             writer.writerow([row["wiki_title"], row["wiki_title"], row["in_links"] or 0, row["predicted_type"]])
 
     per_doc: Dict[int, Dict[str, List[str]]] = defaultdict(dict)
+    text_keys: Dict[int, str] = {}
     alias_entities: Dict[str, Set[str]] = defaultdict(set)
     for row in read_tsv(aida / "aida_mention_candidates.tsv"):
         titles = [pages[p]["wiki_title"] for p in row["candidate_page_ids"].split(";") if p in pages]
@@ -80,7 +88,9 @@ def main(data_dir: str, output_dir: str) -> None:
         with (aida / f"aida_conll_yago_{split}.jsonl").open(encoding="utf8") as file_:
             for line in file_:
                 doc = json.loads(line)
-                own = per_doc[doc_number(doc["doc_id"])]
+                number = doc_number(doc["doc_id"])
+                text_keys[number] = text_key(" ".join(doc["tokens"]))
+                own = per_doc[number]
                 for mention in doc["mentions"]:
                     if mention["text"] not in own:
                         own[mention["text"]] = borrow(mention["text"], own)
@@ -100,7 +110,8 @@ def main(data_dir: str, output_dir: str) -> None:
                 writer.writerow([alias, entity, f"{int(raw[entity] / norm * 1e6) / 1e6:.6f}"])
     with (out / "doc_candidates.jsonl").open("w", encoding="utf8") as file_:
         for number in sorted(per_doc):
-            file_.write(json.dumps({"doc": number, "candidates": per_doc[number]}) + "\n")
+            row = {"doc": number, "text_key": text_keys.get(number), "candidates": per_doc[number]}
+            file_.write(json.dumps(row) + "\n")
     print(f"Wrote {len(pages)} entities, {len(alias_entities)} aliases, {len(per_doc)} documents' candidates to {out}")
 
 

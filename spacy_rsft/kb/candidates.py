@@ -136,25 +136,45 @@ def make_candidate_generator(
     return CandidateGenerator(normalize, fuzzy, fuzzy_threshold, max_candidates)
 
 
-class DocCandidateGenerator:
-    """Per-document candidate sets (e.g. the AIDA PPR sets), keyed by document number and
-    mention text; mentions of unknown documents fall back to the alias lookup.
+def doc_text_key(text: str) -> str:
+    """A document's key that does not depend on tokenization or spacing: the hash of its
+    whitespace-separated words, so a doc re-tokenized by `nlp.make_doc` finds its set.
 
-    The file is JSON lines of {"doc": N, "candidates": {mention: [entity ids]}}; a doc's
-    number is the leading integer of its `doc.user_data["doc_id"]`. Priors come from the
-    KB's alias table where it has the (mention, entity) pair, else 0.
+    text (str): The document text.
+    RETURNS (str): The key.
+    """
+    import hashlib
+
+    return hashlib.sha1(" ".join(text.split()).encode("utf8")).hexdigest()
+
+
+class DocCandidateGenerator:
+    """Per-document candidate sets (e.g. the AIDA PPR sets), keyed by document and mention
+    text; mentions of unknown documents fall back to the alias lookup.
+
+    The file is JSON lines of {"doc": N, "text_key": K, "candidates": {mention: [ids]}}.
+    A doc is found by the leading number of `doc.user_data["doc_id"]` or, since predicted
+    docs made by `nlp.make_doc` carry no user data, by `doc_text_key(doc.text)`. Priors
+    come from the KB's alias table where it has the (mention, entity) pair, else 0.
     """
 
     def __init__(self, path: str, fallback: CandidateGenerator) -> None:
         import srsly
 
-        self.table = {int(row["doc"]): row["candidates"] for row in srsly.read_jsonl(path)}
+        rows = list(srsly.read_jsonl(path))
+        self.table = {int(row["doc"]): row["candidates"] for row in rows}
+        self.by_text = {row["text_key"]: row["candidates"] for row in rows if row.get("text_key")}
         self.fallback = fallback
+
+    def _doc_table(self, doc) -> Dict[str, List[str]]:
+        match = re.match(r"\s*(\d+)", str(doc.user_data.get("doc_id") or ""))
+        if match and int(match.group(1)) in self.table:
+            return self.table[int(match.group(1))]
+        return self.by_text.get(doc_text_key(doc.text), {})
 
     def __call__(self, kb: KnowledgeBase, mention: Union[Span, str]) -> List[Candidate]:
         if isinstance(mention, Span):
-            match = re.match(r"\s*(\d+)", str(mention.doc.user_data.get("doc_id") or ""))
-            entities = self.table.get(int(match.group(1)), {}).get(mention.text) if match else None
+            entities = self._doc_table(mention.doc).get(mention.text)
             if entities is not None:
                 priors = {c.entity_: float(c.prior_prob) for c in kb.get_alias_candidates(mention.text)}
                 found = [Candidate(e, priors.get(e, 0.0), 1.0) for e in entities if kb.contains_entity(e)]
