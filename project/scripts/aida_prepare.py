@@ -102,10 +102,11 @@ def main(data_dir: str, output_dir: str) -> None:
         for alias, entities in sorted(alias_entities.items()):
             if not alias.strip() or not entities:
                 continue
+            entities = sorted(entities)  # fixed order: float sums are then reproducible
             total_links = sum(title_inlinks.get(e, 0) for e in entities) or 1
             raw = {e: train_counts[alias].get(e, 0) + title_inlinks.get(e, 0) / total_links for e in entities}
-            norm = sum(raw.values()) or 1.0
-            for entity in sorted(entities):
+            norm = sum(raw[e] for e in entities) or 1.0
+            for entity in entities:
                 # Round down so that the probabilities never sum above 1.
                 writer.writerow([alias, entity, f"{int(raw[entity] / norm * 1e6) / 1e6:.6f}"])
     with (out / "doc_candidates.jsonl").open("w", encoding="utf8") as file_:
