@@ -36,15 +36,16 @@ def tiny_model_cli(
 def convert_cli(
     input_path: Path = typer.Argument(..., help="Input file", exists=True, dir_okay=False),
     output_path: Path = typer.Argument(..., help="Output .spacy file"),
-    fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl | prodigy | aida"),
+    fmt: str = typer.Option("jsonl", "--format", "-f", help="conll | jsonl | prodigy | aida"),
     lang: str = typer.Option("en", help="Language of the tokenizer"),
     limit: int = typer.Option(0, help="Keep only the first N docs (0 = all)"),
+    n_sents: int = typer.Option(10, "--n-sents", "-n", help="Sentences per doc (conll)"),
 ) -> None:
-    """Convert JSONL (ours, Prodigy, AIDA) with entities and KB ids to a DocBin. For
-    CoNLL-2003 and IOB TSV files use spaCy's own `spacy convert -c ner`."""
+    """Convert CoNLL-2003 / IOB TSV (via spaCy's own converter) or JSONL with entities and
+    KB ids (ours, Prodigy, AIDA) to a DocBin, written atomically."""
     from .convert import convert
 
-    n = convert(input_path, output_path, fmt, lang=lang, limit=limit or None)
+    n = convert(input_path, output_path, fmt, lang=lang, limit=limit or None, n_sents=n_sents)
     typer.echo(f"Wrote {n} docs to {output_path}")
 
 

@@ -1,8 +1,8 @@
 """Convert the formats users have into spaCy DocBin files.
 
-CoNLL-2003 (4 columns), 2-column and other IOB/BIO TSV files are already handled by
-spaCy's own `spacy convert -c ner` (the last column is the tag); this module covers the
-JSON-lines formats with entity links:
+- conll: CoNLL-2003 (4 columns), 2-column and other IOB/BIO TSV files (the last column is
+  the tag), through spaCy's own `conll_ner_to_docs` converter (`n_sents` sentences a doc),
+  the same as `spacy convert -c ner -n 10`.
 
 - jsonl: {"text", "entities": [{"start", "end", "label", "kb_id"?}]} (the demo format)
 - prodigy: Prodigy NER/EL tasks {"text", "spans": [{"start", "end", "label", "kb_id"?}],
@@ -79,21 +79,29 @@ def aida_docs(nlp, path: Path) -> Iterator[Doc]:
         yield doc
 
 
+def conll_docs(path: Path, n_sents: int) -> Iterator[Doc]:
+    from spacy.training.converters import conll_ner_to_docs
+
+    yield from conll_ner_to_docs(path.read_text(encoding="utf8"), n_sents=n_sents, no_print=True)
+
+
 def convert(input_path: Path, output_path: Path, fmt: str, lang: str = "en",
-            limit: Optional[int] = None) -> int:
+            limit: Optional[int] = None, n_sents: int = 10) -> int:
     """Convert a file to a .spacy DocBin, written atomically.
 
     input_path (Path): The input file.
     output_path (Path): The .spacy file to write.
-    fmt (str): "jsonl", "prodigy" or "aida".
+    fmt (str): "conll", "jsonl", "prodigy" or "aida".
     lang (str): Language of the tokenizer.
     limit (Optional[int]): Keep only the first `limit` docs.
+    n_sents (int): Sentences per doc for "conll".
     RETURNS (int): The number of docs written.
     """
     if not input_path.exists():
         raise ValueError(f"Input file {input_path} does not exist.")
     nlp = spacy.blank(lang)
     readers = {
+        "conll": lambda: conll_docs(input_path, n_sents),
         "jsonl": lambda: jsonl_docs(nlp, input_path),
         "prodigy": lambda: jsonl_docs(nlp, input_path, prodigy=True),
         "aida": lambda: aida_docs(nlp, input_path),

@@ -1,0 +1,39 @@
+"""Converters: CoNLL/IOB through spaCy's own converter, JSONL formats with KB ids."""
+import json
+
+import spacy
+from spacy.tokens import DocBin
+
+from spacy_rsft.cli.convert import convert
+
+
+def read(path):
+    return list(DocBin().from_disk(path).get_docs(spacy.blank("en").vocab))
+
+
+def test_conll_four_and_two_columns(tmp_path):
+    four = "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\ncall NN I-NP O\n\nPeter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n"
+    two = "Famil\tO\nadenomatous\tB-Disease\npolyposis\tI-Disease\n.\tO\n\nIt\tO\nworks\tO\n"
+    (tmp_path / "a.txt").write_text(four)
+    (tmp_path / "b.tsv").write_text(two)
+    assert convert(tmp_path / "a.txt", tmp_path / "a.spacy", "conll") >= 1
+    assert convert(tmp_path / "b.tsv", tmp_path / "b.spacy", "conll") == 1
+    ents = [(e.text, e.label_) for d in read(tmp_path / "a.spacy") for e in d.ents]
+    assert ents == [("EU", "ORG"), ("German", "MISC"), ("Peter Blackburn", "PER")]
+    assert [(e.text, e.label_) for e in read(tmp_path / "b.spacy")[0].ents] == [("adenomatous polyposis", "Disease")]
+
+
+def test_prodigy_and_aida(tmp_path):
+    prodigy = {"text": "Emerson won.", "spans": [{"start": 0, "end": 7, "label": "PERSON"}], "accept": ["Q312545"], "answer": "accept"}
+    rejected = dict(prodigy, answer="reject")
+    (tmp_path / "p.jsonl").write_text(json.dumps(prodigy) + "\n" + json.dumps(rejected) + "\n")
+    assert convert(tmp_path / "p.jsonl", tmp_path / "p.spacy", "prodigy") == 1
+    assert [(e.text, e.kb_id_) for e in read(tmp_path / "p.spacy")[0].ents] == [("Emerson", "Q312545")]
+    aida = {"doc_id": "947testa X", "tokens": ["Phil", "Simmons", "took", "Jorvik"], "sentences": [[0, 4]],
+            "mentions": [{"start": 0, "end": 2, "ner": "PER", "wiki_title": "Phil Simmons"},
+                         {"start": 3, "end": 4, "ner": "LOC", "wiki_title": None}]}
+    (tmp_path / "a.jsonl").write_text(json.dumps(aida) + "\n")
+    convert(tmp_path / "a.jsonl", tmp_path / "a.spacy", "aida")
+    doc = read(tmp_path / "a.spacy")[0]
+    assert [(e.text, e.kb_id_) for e in doc.ents] == [("Phil Simmons", "Phil Simmons"), ("Jorvik", "NIL")]
+    assert doc.user_data["doc_id"] == "947testa X"
