@@ -12,7 +12,7 @@ from thinc.api import fix_random_seed
 from util import TRAIN_DATA, make_examples, tiny_ner_config
 
 ROOT = Path(__file__).resolve().parents[1]
-NER_CONFIG = ROOT / "project" / "configs" / "rsft_ner.cfg"  
+NER_CONFIG = ROOT / "project" / "configs" / "rsft_ner.cfg"  # written by init-config
 
 
 def write_docbin(path: Path, data=TRAIN_DATA) -> Path:

@@ -15,7 +15,7 @@ from spacy_rsft.util import EXAMPLE_ID_KEY
 from util import TRAIN_DATA, make_examples, noisy_ner_data
 
 ROOT = Path(__file__).resolve().parents[1]
-NER_CONFIG = ROOT / "project" / "configs" / "rsft_ner.cfg"  
+NER_CONFIG = ROOT / "project" / "configs" / "rsft_ner.cfg"  # written by init-config
 
 
 def write_docbin(path: Path, data) -> Path:
