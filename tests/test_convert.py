@@ -37,3 +37,13 @@ def test_prodigy_and_aida(tmp_path):
     doc = read(tmp_path / "a.spacy")[0]
     assert [(e.text, e.kb_id_) for e in doc.ents] == [("Phil Simmons", "Phil Simmons"), ("Jorvik", "NIL")]
     assert doc.user_data["doc_id"] == "947testa X"
+
+
+def test_overlapping_entities_are_reported(tmp_path):
+    import pytest
+
+    row = {"text": "New York City", "entities": [{"start": 0, "end": 8, "label": "LOC"}, {"start": 0, "end": 13, "label": "LOC"}]}
+    (tmp_path / "o.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.warns(UserWarning, match="dropped 1 overlapping"):
+        convert(tmp_path / "o.jsonl", tmp_path / "o.spacy", "jsonl")
+    assert [e.text for e in read(tmp_path / "o.spacy")[0].ents] == ["New York City"]

@@ -91,7 +91,7 @@ def test_nonfinite_loss_is_skipped_and_counted(tiny_bert):
     output.set_param("W", poisoned)
     with pytest.warns(UserWarning, match="non-finite"):
         nlp.update(make_examples(nlp), sgd=optimizer)
-    assert ner.skipped_updates == 1
+    assert ner.guard.skipped == 1
     assert numpy.isnan(output.get_param("W")[0, 0])  # not made worse by a NaN gradient
     output.set_param("W", weights)
     nlp.update(make_examples(nlp), sgd=optimizer)
@@ -99,7 +99,7 @@ def test_nonfinite_loss_is_skipped_and_counted(tiny_bert):
     output.set_param("W", poisoned)
     with pytest.raises(RuntimeError, match="rsft_ner.*non-finite"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        for _ in range(ner.max_skipped_updates + 1):
+        for _ in range(ner.guard.max_in_a_row + 1):
             nlp.update(make_examples(nlp), sgd=optimizer)
 
 

@@ -12,6 +12,7 @@
   "ner", "wiki_title"}]}; NIL mentions (wiki_title null) get kb_id "NIL".
 """
 import json
+import warnings
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
@@ -49,6 +50,16 @@ def _char_spans(doc: Doc, spans: List[Dict], path: Path, line_no: int) -> List[S
     return result
 
 
+def _set_ents(doc: Doc, ents: List[Span], where: str) -> Doc:
+    # doc.ents cannot overlap: keep the longest of overlapping spans, and say so.
+    kept = filter_spans(ents)
+    if len(kept) < len(ents):
+        dropped = sorted(set((e.start_char, e.end_char, e.label_) for e in ents) - set((e.start_char, e.end_char, e.label_) for e in kept))
+        warnings.warn(f"[convert] {where}: dropped {len(dropped)} overlapping entity span(s) {dropped[:3]}; kept the longest.")
+    doc.ents = kept
+    return doc
+
+
 def jsonl_docs(nlp, path: Path, prodigy: bool = False) -> Iterator[Doc]:
     for line_no, task in enumerate(_read_jsonl(path), start=1):
         if prodigy and task.get("answer", "accept") != "accept":
@@ -57,9 +68,7 @@ def jsonl_docs(nlp, path: Path, prodigy: bool = False) -> Iterator[Doc]:
         spans = task.get("spans" if prodigy else "entities", [])
         if prodigy and task.get("accept") and len(spans) == 1:
             spans = [dict(spans[0], kb_id=task["accept"][0])]
-        ents = _char_spans(doc, spans, path, line_no)
-        doc.ents = filter_spans(ents)
-        yield doc
+        yield _set_ents(doc, _char_spans(doc, spans, path, line_no), f"{path}:{line_no}")
 
 
 def aida_docs(nlp, path: Path) -> Iterator[Doc]:
@@ -74,7 +83,7 @@ def aida_docs(nlp, path: Path) -> Iterator[Doc]:
             Span(doc, m["start"], m["end"], label=m["ner"], kb_id=m.get("wiki_title") or NIL)
             for m in task["mentions"]
         ]
-        doc.ents = filter_spans(ents)
+        doc = _set_ents(doc, ents, f"{path} doc {task.get('doc_id')}")
         doc.user_data["doc_id"] = task.get("doc_id")
         yield doc
 

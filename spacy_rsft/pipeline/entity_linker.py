@@ -36,6 +36,7 @@ from ..errors import Errors, Warnings
 from ..kb.candidates import Candidate
 from ..models.encoder import encoder_config
 from ..util import get_example_id
+from .guard import NonFiniteGuard
 
 NIL = "NIL"
 MIN_PRIOR = 1e-4
@@ -156,6 +157,7 @@ class RsftEntityLinker(TrainablePipe):
         # Gold mentions left out of training because no candidate is the gold entity
         # (candidate recall below 1); see nel_candidate_recall in the scores.
         self.skipped_mentions = 0
+        self.guard = NonFiniteGuard(name)
         self._rng = numpy.random.default_rng(0)
         self._scorer = scorer
         self.scorer = self._score_with_ents if scorer is not None else None
@@ -309,6 +311,8 @@ class RsftEntityLinker(TrainablePipe):
         spans = [[(s, e) for s, e, _, _ in mentions] for _, mentions in batch]
         outputs, backprop = self.model.begin_update((docs, spans))
         loss, d_outputs, d_weights, per_example = self.get_loss(batch, self.model.ops.to_numpy(outputs))
+        if not self.guard.ok(loss, [d_outputs, d_weights]):
+            return losses
         backprop(self.model.ops.asarray2f(d_outputs))
         self.model.get_ref("feature_weights").inc_grad("W", self.model.ops.asarray1f(d_weights))
         if sgd is not None:

@@ -24,6 +24,7 @@ from thinc.types import Floats2d
 from ..errors import Errors, Warnings
 from ..util import get_example_id
 from ..models.encoder import encoder_config
+from .guard import NonFiniteGuard
 from .biluo import constrained_viterbi, spans_from_tags, tag_names, transition_mask
 
 DEFAULT_NER_MODEL = """
@@ -126,11 +127,8 @@ class RsftEntityRecognizer(TrainablePipe):
         # collected by the rejection-sampling reader with `pop_recorded_losses`.
         self.recorded_losses: Dict[int, float] = {}
         self._warned_misaligned = False
-        # A non-finite loss never reaches the weights: the step is skipped and counted;
-        # too many in a row means training has diverged, and we stop with a message.
-        self.skipped_updates = 0
-        self.max_skipped_updates = 10
-        self._skipped_in_a_row = 0
+        # A non-finite loss never reaches the weights: the step is skipped and counted.
+        self.guard = NonFiniteGuard(name)
 
     # -- labels and tags ------------------------------------------------------------
     @property
@@ -275,7 +273,7 @@ class RsftEntityRecognizer(TrainablePipe):
         set_dropout_rate(self.model, drop)
         logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_logits, per_example = self.get_loss(examples, logits)
-        if not self._finite(loss, d_logits):
+        if not self.guard.ok(loss, [self.model.ops.to_numpy(d) for d in d_logits]):
             return losses
         backprop(d_logits)
         if sgd is not None:
@@ -283,18 +281,6 @@ class RsftEntityRecognizer(TrainablePipe):
         losses[self.name] += loss
         self._record_losses(examples, per_example)
         return losses
-
-    def _finite(self, loss: float, d_logits: List[Floats2d]) -> bool:
-        ops = self.model.ops
-        if numpy.isfinite(loss) and all(numpy.isfinite(ops.to_numpy(d)).all() for d in d_logits):
-            self._skipped_in_a_row = 0
-            return True
-        self.skipped_updates += 1
-        self._skipped_in_a_row += 1
-        if self._skipped_in_a_row > self.max_skipped_updates:
-            raise RuntimeError(Errors.E009.format(name=self.name, n=self._skipped_in_a_row))
-        warnings.warn(Warnings.W004.format(name=self.name, total=self.skipped_updates))
-        return False
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "RsftEntityRecognizer":
         """Load the component, with a clear error for a missing or broken file."""
