@@ -405,6 +405,17 @@ class RsftEntityLinker(TrainablePipe):
             accepted = accepted[numpy.argsort(-scores[accepted], kind="stable")[: cap - len(gold_idx)]]
         return sorted(gold_idx + [int(i) for i in accepted])
 
+    def skip_counts(self) -> Dict[str, int]:
+        """What training left out or changed so far, for the reader's stats.
+
+        RETURNS (Dict[str, int]): Counts by reason.
+        """
+        return {
+            "mentions_without_gold_candidate": self.skipped_mentions,
+            "gold_ids_not_in_kb_trained_as_nil": self._unknown_gold,
+            "nonfinite_updates": self.guard.skipped,
+        }
+
     def pop_recorded_losses(self) -> Dict[int, float]:
         """Hand over (and forget) the per-example losses recorded since the last call."""
         recorded, self.recorded_losses = self.recorded_losses, {}

@@ -126,7 +126,7 @@ class RsftEntityRecognizer(TrainablePipe):
         # Per-example losses of the latest updates, keyed by the reader's example id;
         # collected by the rejection-sampling reader with `pop_recorded_losses`.
         self.recorded_losses: Dict[int, float] = {}
-        self._warned_misaligned = False
+        self.misaligned_tokens = 0
         # A non-finite loss never reaches the weights: the step is skipped and counted.
         self.guard = NonFiniteGuard(name)
 
@@ -340,14 +340,21 @@ class RsftEntityRecognizer(TrainablePipe):
                     )
                 gold[i] = index[tag]
                 mask[i] = 1.0
-        if misaligned and not self._warned_misaligned:
-            self._warned_misaligned = True
+        if misaligned and not self.misaligned_tokens:
             warnings.warn(
                 Warnings.W001.format(
                     name=self.name, count=misaligned, first=example.reference.text[:60]
                 )
             )
+        self.misaligned_tokens += misaligned
         return gold, mask
+
+    def skip_counts(self) -> Dict[str, int]:
+        """What training left out so far, for the reader's stats.
+
+        RETURNS (Dict[str, int]): Counts by reason.
+        """
+        return {"misaligned_gold_tokens": self.misaligned_tokens, "nonfinite_updates": self.guard.skipped}
 
     # -- per-example losses for the rejection sampler -------------------------------
     def _record_losses(self, examples: List[Example], per_example: numpy.ndarray) -> None:

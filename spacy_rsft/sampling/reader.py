@@ -157,7 +157,8 @@ class RejectionSampledCorpus(Corpus):
         label_sets = [_labels(eg) for eg in examples]
         acceptance = self.sampler.acceptance(self.epoch, losses, label_sets)
         draw = self.sampler.draw(self.epoch, acceptance)
-        self._report(draw, losses, label_sets, scoring_seconds, previous_epoch)
+        skips = {name: proc.skip_counts() for name, proc in nlp.pipeline if hasattr(proc, "skip_counts")}
+        self._report(draw, losses, label_sets, scoring_seconds, previous_epoch, skips)
         self.epoch += 1
         yield from self._augment(nlp, [examples[i] for i in draw.accepted])
 
@@ -191,7 +192,7 @@ class RejectionSampledCorpus(Corpus):
 
     # -- statistics -------------------------------------------------------------------
     def _report(self, draw, losses, label_sets, scoring_seconds: float,
-                previous_epoch: Optional[float]) -> None:
+                previous_epoch: Optional[float], skips: Dict[str, Dict[str, int]]) -> None:
         n = len(draw.acceptance)
         mask = numpy.zeros((n,), dtype=bool)
         mask[draw.accepted] = True
@@ -207,6 +208,8 @@ class RejectionSampledCorpus(Corpus):
             "proposed": n,
             "scored": int((~numpy.isnan(losses)).sum()),
             "skipped_empty_docs": self.skipped_empty,
+            # Cumulative counts of what the components left out of training, and why.
+            "component_skips": skips,
             "accepted": int(mask.sum()),
             "acceptance_rate": float(mask.mean()) if n else 0.0,
             "expected_accepted": float(draw.acceptance.sum()),
