@@ -190,3 +190,14 @@ def test_cached_scoring_needs_a_recording_component(tmp_path):
     config.to_disk(tmp_path / "config.cfg")
     with pytest.raises(ValueError, match=r"scoring = \"fresh\""):
         train(tmp_path / "config.cfg", tmp_path / "out")
+
+
+def test_initialization_sees_every_label_first(tmp_path, tiny_bert):
+    """spaCy initializes from only the first 100 examples of a streamed corpus: a label
+    that first occurs later must still be known."""
+    data = [("John visited Paris .", [(0, 4, "PER"), (13, 18, "LOC")])] * 150
+    data += [("The Olympics began .", [(4, 12, "MISC")])]
+    train_path = write_docbin(tmp_path / "train.spacy", data)
+    config_path = rsft_config(tmp_path, tiny_bert, train_path, {}, max_steps=2)
+    train(config_path, tmp_path / "out")
+    assert set(spacy.load(tmp_path / "out" / "model-last").get_pipe("rsft_ner").labels) == {"PER", "LOC", "MISC"}

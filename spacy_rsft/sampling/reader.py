@@ -143,8 +143,9 @@ class RejectionSampledCorpus(Corpus):
         examples = self.load_examples(nlp)
         if _is_initializing(nlp):
             # nlp.initialize() reads the corpus for labels and shapes: that is not an
-            # epoch, so nothing is sampled or counted.
-            yield from self._augment(nlp, examples)
+            # epoch, so nothing is sampled or counted. With max_epochs = -1 spaCy reads
+            # only the first 100 examples then, so one example of every label comes first.
+            yield from self._augment(nlp, labels_first(examples))
             return
         _check_training_settings(nlp)
         started = time.perf_counter()
@@ -267,6 +268,22 @@ def _check_training_settings(nlp: Language) -> None:
         raise ValueError(Errors.E105.format(max_epochs=max_epochs))
     if not training.get("max_steps", 0) and not training.get("patience", 0):
         raise ValueError(Errors.E106)
+
+
+def labels_first(examples: List[Example]) -> List[Example]:
+    """The examples, reordered so that the first example of each label comes first.
+
+    examples (List[Example]): The corpus.
+    RETURNS (List[Example]): The same examples, label-covering ones first.
+    """
+    first, seen = [], set()
+    for i, eg in enumerate(examples):
+        new = set(_labels(eg)) - seen
+        if new:
+            first.append(i)
+            seen.update(new)
+    chosen = set(first)
+    return [examples[i] for i in first] + [eg for i, eg in enumerate(examples) if i not in chosen]
 
 
 def _labels(example: Example) -> List[str]:
