@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
-from spacy.tokens import Span
 from spacy.training import Example
 from spacy.util import registry
 from thinc.api import fix_random_seed

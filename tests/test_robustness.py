@@ -12,7 +12,7 @@ from spacy.tokens import DocBin
 from thinc.api import fix_random_seed
 
 from spacy_rsft.sampling.reader import RejectionSampledCorpus
-from util import TRAIN_DATA, make_examples, make_tiny_ner_nlp
+from util import make_examples, make_tiny_ner_nlp
 
 
 @pytest.fixture(scope="module")

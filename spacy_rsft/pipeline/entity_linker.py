@@ -18,7 +18,7 @@ reader): negative c is accepted with probability max(0.05, exp((s_c - max s) / T
 import warnings
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy
 from spacy import util
