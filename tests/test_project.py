@@ -28,5 +28,7 @@ def test_project_all_on_demo(tmp_path, tiny_bert):
     assert re.search(r"\| 1 \| 300 \| \d+ \| 0\.\d\d \|", report)
     assert re.search(r"\| prior baseline \| \d+\.\d \|", report)
     assert re.search(r"\| rsft_entity_linker \| \d+\.\d \|", report)
+    log = list(srsly.read_jsonl(root / "training" / "ner_uniform_log.jsonl"))
+    assert log and all("ents_f" in row["scores"] for row in log)
     stats = list(srsly.read_jsonl(root / "training" / "ner_rsft_stats.jsonl"))
     assert stats and stats[0]["warmup"] and not stats[-1]["warmup"]

@@ -46,7 +46,8 @@ def save_figure(fig, path: Path) -> None:
 def plot_f1_curves(logs: Dict[str, List[Dict]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, rows in logs.items():
-        points = [(r["step"], 100 * (r.get("other_scores", {}).get("ents_f") or 0.0)) for r in rows if r.get("score") is not None]
+        # spaCy's ConsoleLogger.v3 output_file: {"step", "scores": {"ents_f": 0-100}, ...}
+        points = [(r["step"], r["scores"]["ents_f"]) for r in rows if (r.get("scores") or {}).get("ents_f") is not None]
         if points:
             ax.plot(*zip(*points), marker="o", label=name)
     ax.set_xlabel("update steps")
