@@ -94,6 +94,20 @@ def plot_per_label(metrics: Dict[str, Dict], path: Path) -> None:
     save_figure(fig, path)
 
 
+def plot_el(el: Dict[str, Dict], path: Path) -> None:
+    keys = [("nel_inkb_accuracy", "in-KB accuracy"), ("nel_nil_p", "NIL precision"), ("nel_nil_r", "NIL recall")]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    width = 0.8 / max(len(el), 1)
+    for k, (name, m) in enumerate(el.items()):
+        ax.bar([i + k * width for i in range(len(keys))], [100 * (m.get(key) or 0.0) for key, _ in keys], width, label=name)
+    ax.set_xticks([i + width * (len(el) - 1) / 2 for i in range(len(keys))])
+    ax.set_xticklabels([label for _, label in keys])
+    ax.set_ylim(0, 105)
+    ax.set_title("Entity linking on the dev set")
+    ax.legend(loc="lower right")
+    save_figure(fig, path)
+
+
 def mislabeled_rates(stats: List[Dict], mislabeled: List[int]) -> Optional[Dict[str, float]]:
     sampled = [s for s in stats if not s["warmup"]]
     if not sampled or not mislabeled:
@@ -155,6 +169,7 @@ def main() -> None:
     lines += ["", "![Acceptance](acceptance.png)", ""]
     el = {"rsft_entity_linker": read_json(out / "el_metrics.json"), "prior baseline": read_json(out / "el_prior_metrics.json")}
     if any(el.values()):
+        plot_el(el, out / "el_accuracy.png")
         lines += [
             "## Entity linking on the dev set (gold entities)", "",
             "| system | in-KB accuracy | NIL P | NIL R | candidate recall | link F (micro) |",
@@ -165,7 +180,7 @@ def main() -> None:
                 f"| {name} | {fmt(m.get('nel_inkb_accuracy'))} | {fmt(m.get('nel_nil_p'))} | {fmt(m.get('nel_nil_r'))} "
                 f"| {fmt(m.get('nel_candidate_recall'))} | {fmt(m.get('nel_micro_f'))} |"
             )
-        lines.append("")
+        lines += ["", "![Entity linking](el_accuracy.png)", ""]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     print(f"Wrote {out / 'report.md'}")
 
