@@ -175,6 +175,10 @@ def test_labels_from_config(tiny_bert):
     assert nlp2.get_pipe("rsft_ner").labels == ("PER", "LOC", "ORG", "MISC")
     with pytest.raises(ValueError, match="rsft_ner.*initialized"):
         ner.add_label("EVENT")
+    # Initializing again (e.g. a second nlp.initialize) rebuilds with the new labels.
+    ner.initialize(lambda: examples, nlp=nlp, labels=["PER", "EVENT"])
+    assert ner.labels == ("PER", "EVENT")
+    assert len(ner.predict([nlp.make_doc("John went home")])[0][0]) == 9
 
 
 def test_unknown_gold_label_is_a_clear_error(tiny_bert):

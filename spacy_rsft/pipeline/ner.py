@@ -18,7 +18,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, set_dropout_rate
+from thinc.api import Config, Linear, Model, set_dropout_rate
 from thinc.types import Floats2d
 
 from ..errors import Errors, Warnings
@@ -180,12 +180,20 @@ class RsftEntityRecognizer(TrainablePipe):
         if labels is None:
             found = {ent.label_ for eg in get_examples() for ent in eg.reference.ents}
             labels = sorted(found)
-        self.cfg["labels"] = []
         for label in labels:
-            self.add_label(label)
+            if not isinstance(label, str) or not label:
+                raise ValueError(Errors.E007.format(name=self.name, label=label))
+        # Set directly (not via add_label): initialize may rebuild an initialized model.
+        self.cfg["labels"] = list(dict.fromkeys(labels))
         if not self.labels:
             raise ValueError(Errors.E005.format(name=self.name))
         output = self.model.get_ref("output_layer")
+        if output.has_param("W") is True and output.get_dim("nO") != len(self.tags):
+            # Re-initializing with another label set: thinc cannot resize a built layer.
+            fresh = Linear(nO=len(self.tags))
+            self.model.replace_node(output, fresh)
+            self.model.set_ref("output_layer", fresh)
+            output = fresh
         output.set_dim("nO", len(self.tags), force=True)
         doc_sample = [eg.predicted for eg in islice(get_examples(), 10) if len(eg.predicted)]
         if not doc_sample:
