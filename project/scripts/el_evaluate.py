@@ -1,0 +1,48 @@
+"""Evaluate any entity-linking pipeline (rsft_entity_linker or spaCy's entity_linker) on
+gold entities with the same metrics: spaCy's link P/R/F plus in-KB accuracy and NIL P/R
+(spacy-rsft.el_scorer.v1), and mentions/second.
+
+usage: python scripts/el_evaluate.py MODEL_DIR DATA.spacy [--output metrics.json]
+"""
+import argparse
+import json
+import time
+
+import spacy
+from spacy.tokens import DocBin
+from spacy.training import Example
+
+from spacy_rsft.pipeline.entity_linker import score_links
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model")
+    parser.add_argument("data")
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    nlp = spacy.load(args.model)
+    refs = list(DocBin().from_disk(args.data).get_docs(nlp.vocab))
+    docs = []
+    for ref in refs:
+        doc = nlp.make_doc(ref.text)
+        doc.ents = [e for e in (doc.char_span(g.start_char, g.end_char, label=g.label_) for g in ref.ents) if e is not None]
+        docs.append(doc)
+    n_mentions = sum(len(doc.ents) for doc in docs)
+    start = time.perf_counter()
+    # Run every component except ones that would overwrite the gold entities.
+    with nlp.select_pipes(disable=[n for n in nlp.pipe_names if n in ("ner", "rsft_ner", "entity_ruler")]):
+        predicted = list(nlp.pipe(docs))
+    seconds = time.perf_counter() - start
+    scores = score_links([Example(p, r) for p, r in zip(predicted, refs)])
+    scores.pop("nel_f_per_type", None)
+    scores["mentions_per_second"] = round(n_mentions / seconds, 1)
+    scores["mentions"] = n_mentions
+    print(json.dumps(scores, indent=1))
+    if args.output:
+        with open(args.output, "w", encoding="utf8") as file_:
+            json.dump(scores, file_, indent=1)
+
+
+if __name__ == "__main__":
+    main()
