@@ -159,8 +159,18 @@ class DocCandidateGenerator:
     """
 
     def __init__(self, path: str, fallback: CandidateGenerator) -> None:
+        import os
+
         import srsly
 
+        if not os.path.exists(path):
+            # The path is resolved when the pipeline is built, relative to the working
+            # directory, so a pipeline trained elsewhere may need it overridden.
+            raise ValueError(
+                f"[spacy-rsft.doc_candidates.v1] Candidate file {path!r} not found (relative "
+                f"to {os.getcwd()}). Pass the right path, e.g. spacy.load(..., config="
+                f"{{'components': {{'rsft_entity_linker': {{'candidate_generator': {{'path': ...}}}}}}}})."
+            )
         rows = list(srsly.read_jsonl(path))
         self.table = {int(row["doc"]): row["candidates"] for row in rows}
         self.by_text = {row["text_key"]: row["candidates"] for row in rows if row.get("text_key")}
