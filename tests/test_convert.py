@@ -1,5 +1,6 @@
 """Converters: CoNLL/IOB through spaCy's own converter, JSONL formats with KB ids."""
 import json
+from pathlib import Path
 
 import spacy
 from spacy.tokens import DocBin
@@ -12,14 +13,15 @@ def read(path):
 
 
 def test_conll_four_and_two_columns(tmp_path):
-    four = "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\ncall NN I-NP O\n\nPeter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n"
+    # Invented sentences in the CoNLL-2003 layout (document marker included).
+    four = (Path(__file__).parent / "fixtures" / "conll_four_columns.txt").read_text()
     two = "Famil\tO\nadenomatous\tB-Disease\npolyposis\tI-Disease\n.\tO\n\nIt\tO\nworks\tO\n"
     (tmp_path / "a.txt").write_text(four)
     (tmp_path / "b.tsv").write_text(two)
     assert convert(tmp_path / "a.txt", tmp_path / "a.spacy", "conll") >= 1
     assert convert(tmp_path / "b.tsv", tmp_path / "b.spacy", "conll") == 1
     ents = [(e.text, e.label_) for d in read(tmp_path / "a.spacy") for e in d.ents]
-    assert ents == [("EU", "ORG"), ("German", "MISC"), ("Peter Blackburn", "PER")]
+    assert ents == [("Acme", "ORG"), ("Danish", "MISC"), ("Lena Holt", "PER")]
     assert [(e.text, e.label_) for e in read(tmp_path / "b.spacy")[0].ents] == [("adenomatous polyposis", "Disease")]
 
 
