@@ -24,6 +24,11 @@ class Warnings(metaclass=ErrorsWithCodes):
         "[{name}] Skipped an update with a non-finite (NaN or inf) loss or gradient; "
         "{total} skipped so far. Lower the learning rate if this repeats."
     )
+    W005 = (
+        "[{name}] Gold label '{label}' is not one of this component's labels; with "
+        "`unknown_labels = \"skip\"` its tokens are left out of the loss. Further "
+        "occurrences are counted (the reader's stats: component_skips), not repeated."
+    )
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -47,8 +52,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E004 = (
         "[{name}] Gold data has entity label '{label}', which is not one of this "
         "component's labels {labels}. Add it with `{name}.add_label(\"{label}\")` before "
-        "initializing, list it in `[initialize.components.{name}.labels]`, or remove "
-        "it from the data."
+        "initializing, list it in `[initialize.components.{name}.labels]`, remove it "
+        "from the data, or set `unknown_labels = \"skip\"` to train on the rest."
     )
     E005 = (
         "[{name}] No entity labels: initialize needs either examples that contain "

@@ -188,6 +188,19 @@ def test_unknown_gold_label_is_a_clear_error(tiny_bert):
         nlp.update(make_examples(nlp))
 
 
+def test_unknown_gold_label_can_be_skipped(tiny_bert):
+    nlp = make_tiny_ner_nlp(tiny_bert, unknown_labels="skip")
+    ner = nlp.get_pipe("rsft_ner")
+    ner.initialize(lambda: make_examples(nlp), nlp=nlp, labels=["PER"])
+    with pytest.warns(UserWarning, match="'(LOC|ORG)'.*skip"):
+        losses = nlp.update(make_examples(nlp))
+    assert losses["rsft_ner"] > 0
+    # LOC: 4 tokens of London/Paris/Berlin/New York, ORG: Google, Apple, Microsoft.
+    assert ner.skip_counts()["unknown_label_tokens"] == 8
+    with pytest.raises(ValueError, match="unknown_labels"):
+        make_tiny_ner_nlp(tiny_bert, unknown_labels="ignore")
+
+
 def test_no_labels_is_a_clear_error(tiny_bert):
     nlp = make_tiny_ner_nlp(tiny_bert)
     examples = [Example.from_dict(nlp.make_doc("nothing here"), {"entities": []})]

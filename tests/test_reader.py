@@ -106,7 +106,7 @@ def test_uniform_reader_accepts_all_and_writes_one_line_per_epoch(tmp_path, tiny
     for line in stats:
         assert line["accepted"] == line["proposed"] == len(TRAIN_DATA)
         assert line["accepted_indices"] == list(range(len(TRAIN_DATA)))
-        assert line["component_skips"]["rsft_ner"] == {"misaligned_gold_tokens": 0, "nonfinite_updates": 0}
+        assert line["component_skips"]["rsft_ner"] == {"misaligned_gold_tokens": 0, "unknown_label_tokens": 0, "nonfinite_updates": 0}
         assert line["accepted_per_label"] == {"LOC": 4, "ORG": 3, "PER": 3}
 
 

@@ -160,3 +160,28 @@ def test_memory_stays_flat_on_a_long_stream(ner_nlp):
             readings.append(rss_mb())
     print(f"RSS after 2,000 docs: {readings[0]:.0f} MB; after 20,000: {readings[1]:.0f} MB")
     assert readings[1] < readings[0] * 1.25 + 50
+
+
+@pytest.mark.parametrize("interrupt", [RuntimeError("crash"), KeyboardInterrupt()])
+def test_interrupted_writes_leave_the_previous_file(tmp_path, interrupt):
+    from spacy_rsft.io import atomic_output
+    from spacy_rsft.sampling.reader import write_jsonl_atomic
+
+    target = tmp_path / "report.md"
+    target.write_text("good")
+    with pytest.raises(type(interrupt)):
+        with atomic_output(target) as tmp:
+            tmp.write_text("half")
+            raise interrupt
+    assert target.read_text() == "good"
+    stats = tmp_path / "stats.jsonl"
+    write_jsonl_atomic(stats, [{"epoch": 0}])
+
+    class Boom:
+        def __repr__(self):
+            raise interrupt
+
+    with pytest.raises((TypeError, type(interrupt))):
+        write_jsonl_atomic(stats, [{"epoch": 1}, {"bad": Boom()}])
+    assert stats.read_text() == '{"epoch": 0}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "stats.jsonl"]

@@ -50,6 +50,7 @@ DEFAULT_NER_CONFIG = Config().from_str(DEFAULT_NER_MODEL + encoder_config("model
         "model": DEFAULT_NER_CONFIG["model"],
         "spans_key": "rsft_ner",
         "overwrite_ents": False,
+        "unknown_labels": "error",
         "scorer": {"@scorers": "spacy-rsft.ner_scorer.v1"},
     },
     default_score_weights={
@@ -65,6 +66,7 @@ def make_rsft_ner(
     model: Model[List[Doc], List[Floats2d]],
     spans_key: str,
     overwrite_ents: bool,
+    unknown_labels: str,
     scorer: Optional[Callable],
 ) -> "RsftEntityRecognizer":
     """Create an `rsft_ner` component.
@@ -75,6 +77,9 @@ def make_rsft_ner(
     overwrite_ents (bool): What to do when `doc.ents` already has entities (from an
         earlier `ner` or `entity_ruler`): False keeps them and adds only the predicted
         entities that do not overlap them; True replaces them all.
+    unknown_labels (str): Gold entities with a label the component was not initialized
+        with: "error" stops training with a message; "skip" leaves their tokens out of
+        the loss, warns once and counts them (in the reader's stats).
     scorer (Optional[Callable]): Scoring method.
     """
     return RsftEntityRecognizer(
@@ -83,6 +88,7 @@ def make_rsft_ner(
         name,
         spans_key=spans_key,
         overwrite_ents=overwrite_ents,
+        unknown_labels=unknown_labels,
         scorer=scorer,
     )
 
@@ -103,6 +109,7 @@ class RsftEntityRecognizer(TrainablePipe):
         *,
         spans_key: str = "rsft_ner",
         overwrite_ents: bool = False,
+        unknown_labels: str = "error",
         scorer: Optional[Callable] = None,
     ) -> None:
         """Initialize the component.
@@ -112,12 +119,17 @@ class RsftEntityRecognizer(TrainablePipe):
         name (str): The component instance name.
         spans_key (str): Span group key for the scored entities.
         overwrite_ents (bool): Replace existing `doc.ents` (True) or keep them (False).
+        unknown_labels (str): "error" or "skip" for gold labels the component lacks.
         scorer (Optional[Callable]): Scoring method.
         """
+        if unknown_labels not in ("error", "skip"):
+            raise ValueError(Errors.E008.format(name=name, setting="unknown_labels", value=unknown_labels, options="'error', 'skip'"))
         self.vocab = vocab
         self.model = model
         self.name = name
         self.scorer = scorer
+        self.unknown_labels = unknown_labels
+        self.unknown_label_tokens = 0
         self.cfg: Dict = {
             "labels": [],
             "spans_key": spans_key,
@@ -342,10 +354,8 @@ class RsftEntityRecognizer(TrainablePipe):
                 misaligned += 1
             elif tag != "-":
                 if tag not in index:
-                    label = tag.split("-", 1)[-1]
-                    raise ValueError(
-                        Errors.E004.format(name=self.name, label=label, labels=list(self.labels))
-                    )
+                    self._unknown_label(tag.split("-", 1)[-1])
+                    continue
                 gold[i] = index[tag]
                 mask[i] = 1.0
         if misaligned and not self.misaligned_tokens:
@@ -357,12 +367,23 @@ class RsftEntityRecognizer(TrainablePipe):
         self.misaligned_tokens += misaligned
         return gold, mask
 
+    def _unknown_label(self, label: str) -> None:
+        if self.unknown_labels == "error":
+            raise ValueError(Errors.E004.format(name=self.name, label=label, labels=list(self.labels)))
+        if not self.unknown_label_tokens:
+            warnings.warn(Warnings.W005.format(name=self.name, label=label))
+        self.unknown_label_tokens += 1
+
     def skip_counts(self) -> Dict[str, int]:
         """What training left out so far, for the reader's stats.
 
         RETURNS (Dict[str, int]): Counts by reason.
         """
-        return {"misaligned_gold_tokens": self.misaligned_tokens, "nonfinite_updates": self.guard.skipped}
+        return {
+            "misaligned_gold_tokens": self.misaligned_tokens,
+            "unknown_label_tokens": self.unknown_label_tokens,
+            "nonfinite_updates": self.guard.skipped,
+        }
 
     # -- per-example losses for the rejection sampler -------------------------------
     def _record_losses(self, examples: List[Example], per_example: numpy.ndarray) -> None:
