@@ -185,3 +185,11 @@ def test_interrupted_writes_leave_the_previous_file(tmp_path, interrupt):
         write_jsonl_atomic(stats, [{"epoch": 1}, {"bad": Boom()}])
     assert stats.read_text() == '{"epoch": 0}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "stats.jsonl"]
+
+
+def test_model_from_an_incompatible_config_names_the_component(ner_nlp, tmp_path):
+    ner_nlp.to_disk(tmp_path / "pipeline")
+    config = tmp_path / "pipeline" / "config.cfg"
+    config.write_text(config.read_text().replace("hidden_width = 32", "hidden_width = 48"))
+    with pytest.raises(ValueError, match=r"rsft_ner.*different config"):
+        spacy.load(tmp_path / "pipeline")
