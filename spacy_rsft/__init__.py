@@ -5,6 +5,8 @@ Everything is registered through entry points (see setup.cfg), so `spacy train` 
 without `--code`; importing this package is never required in user code.
 """
 from .about import __version__
+from .pipeline.entity_linker import RsftEntityLinker
 from .pipeline.ner import RsftEntityRecognizer
+from .sampling.reader import RejectionSampledCorpus
 
-__all__ = ["__version__", "RsftEntityRecognizer"]
+__all__ = ["__version__", "RejectionSampledCorpus", "RsftEntityLinker", "RsftEntityRecognizer"]
