@@ -35,8 +35,8 @@ from thinc.api import Config, Model, set_dropout_rate
 from ..errors import Errors, Warnings
 from ..kb.candidates import Candidate
 from ..models.encoder import encoder_config
-from ..util import get_example_id
 from .guard import NonFiniteGuard
+from .recording import ExampleLossRecorder
 
 NIL = "NIL"
 MIN_PRIOR = 1e-4
@@ -152,7 +152,7 @@ class RsftEntityLinker(TrainablePipe):
         self.hard_negative_temperature = hard_negative_temperature
         self.use_gold_ents = use_gold_ents
         self.cfg: Dict[str, Any] = {"entity_vector_length": None}
-        self.recorded_losses: Dict[int, float] = {}
+        self.loss_recorder = ExampleLossRecorder()
         self._unknown_gold = 0
         # Gold mentions left out of training because no candidate is the gold entity
         # (candidate recall below 1); see nel_candidate_recall in the scores.
@@ -318,10 +318,7 @@ class RsftEntityLinker(TrainablePipe):
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
-        for (eg, _), value in zip(batch, per_example):
-            example_id = get_example_id(eg)
-            if example_id is not None and numpy.isfinite(value):
-                self.recorded_losses[example_id] = float(value)
+        self.loss_recorder.record([eg for eg, _ in batch], per_example)
         return losses
 
     def _gold_mentions(self, eg: Example) -> List[Tuple[int, int, str, List[Candidate]]]:
@@ -418,8 +415,7 @@ class RsftEntityLinker(TrainablePipe):
 
     def pop_recorded_losses(self) -> Dict[int, float]:
         """Hand over (and forget) the per-example losses recorded since the last call."""
-        recorded, self.recorded_losses = self.recorded_losses, {}
-        return recorded
+        return self.loss_recorder.pop()
 
     def get_example_losses(self, examples: Iterable[Example]) -> numpy.ndarray:
         """Each example's mean linking loss under the current weights, no gradient."""

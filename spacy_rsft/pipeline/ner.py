@@ -22,9 +22,9 @@ from thinc.api import Config, Linear, Model, set_dropout_rate
 from thinc.types import Floats2d
 
 from ..errors import Errors, Warnings
-from ..util import get_example_id
 from ..models.encoder import encoder_config
 from .guard import NonFiniteGuard
+from .recording import ExampleLossRecorder
 from .biluo import constrained_viterbi, spans_from_tags, tag_names, transition_mask
 
 DEFAULT_NER_MODEL = """
@@ -137,7 +137,7 @@ class RsftEntityRecognizer(TrainablePipe):
         }
         # Per-example losses of the latest updates, keyed by the reader's example id;
         # collected by the rejection-sampling reader with `pop_recorded_losses`.
-        self.recorded_losses: Dict[int, float] = {}
+        self.loss_recorder = ExampleLossRecorder()
         self.misaligned_tokens = 0
         # A non-finite loss never reaches the weights: the step is skipped and counted.
         self.guard = NonFiniteGuard(name)
@@ -299,7 +299,7 @@ class RsftEntityRecognizer(TrainablePipe):
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
-        self._record_losses(examples, per_example)
+        self.loss_recorder.record(examples, per_example)
         return losses
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "RsftEntityRecognizer":
@@ -386,19 +386,12 @@ class RsftEntityRecognizer(TrainablePipe):
         }
 
     # -- per-example losses for the rejection sampler -------------------------------
-    def _record_losses(self, examples: List[Example], per_example: numpy.ndarray) -> None:
-        for eg, value in zip(examples, per_example):
-            example_id = get_example_id(eg)
-            if example_id is not None and numpy.isfinite(value):
-                self.recorded_losses[example_id] = float(value)
-
     def pop_recorded_losses(self) -> Dict[int, float]:
         """Hand over (and forget) the per-example losses recorded since the last call.
 
         RETURNS (Dict[int, float]): Example id -> mean token loss.
         """
-        recorded, self.recorded_losses = self.recorded_losses, {}
-        return recorded
+        return self.loss_recorder.pop()
 
     def get_example_losses(self, examples: Iterable[Example]) -> numpy.ndarray:
         """Each example's loss under the current weights, without a gradient (the
