@@ -37,8 +37,16 @@ def test_acceptance_formula():
     numpy.testing.assert_allclose(sampler.acceptance(0, LOSSES), expected)
     denoise = RejectionSampler("denoise", temperature=0.5, min_accept=0.01, warmup_epochs=0)
     a = denoise.acceptance(0, LOSSES)
-    assert a[numpy.argmin(LOSSES)] == pytest.approx(1.0)
-    assert numpy.all(numpy.diff(a[numpy.argsort(LOSSES)]) < 0)
+    # Every example below the 0.7 loss quantile is kept; above it acceptance falls
+    # strictly, to exp(-1 / T) at the highest loss.
+    numpy.testing.assert_allclose(a[ranks <= 0.7], 1.0)
+    tail = numpy.argsort(LOSSES)[ranks[numpy.argsort(LOSSES)] > 0.7]
+    assert tail.size and numpy.all(numpy.diff(a[tail]) < 0)
+    assert a.min() == pytest.approx(numpy.exp(-1 / 0.5))
+    # denoise_quantile = 0 is the seed's exp(-r / T) over the whole range.
+    seed_formula = RejectionSampler("denoise", temperature=0.5, min_accept=0.01, warmup_epochs=0, denoise_quantile=0)
+    expected = numpy.maximum(numpy.exp(-(ranks - ranks.min()) / 0.5), 0.01)
+    numpy.testing.assert_allclose(seed_formula.acceptance(0, LOSSES), expected)
 
 
 def test_min_accept_holds():
@@ -137,6 +145,8 @@ def test_percentile_ranks():
         ({"min_accept": 1.5}, "min_accept"),
         ({"epsilon": -0.1}, "epsilon"),
         ({"warmup_epochs": -1}, "warmup_epochs"),
+        ({"denoise_quantile": 1.0}, "denoise_quantile"),
+        ({"denoise_quantile": -0.1}, "denoise_quantile"),
     ],
 )
 def test_bad_settings_name_the_parameter(kwargs, setting):

@@ -1,13 +1,16 @@
 """Inference speed of a pipeline with nlp.pipe: words/second, median of N runs, and the
 process's peak memory.
 
-usage: python scripts/inference_speed.py MODEL_DIR DATA.spacy [--runs 3] [--batch-size 64]
+usage: python scripts/inference_speed.py MODEL_DIR DATA.spacy [--runs 3] [--batch-size 64] [--output FILE]
 """
 import argparse
 import json
+import os
 import resource
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import spacy
 from spacy.tokens import DocBin
@@ -19,6 +22,7 @@ def main() -> None:
     parser.add_argument("data")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--output", type=Path, default=None, help="Also write the result to this JSON file")
     args = parser.parse_args()
     nlp = spacy.load(args.model)
     texts = [doc.text for doc in DocBin().from_disk(args.data).get_docs(nlp.vocab)]
@@ -38,6 +42,11 @@ def main() -> None:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     print(json.dumps(result))
+    if args.output is not None:
+        fd, tmp = tempfile.mkstemp(dir=args.output.parent, prefix=f".{args.output.name}.")
+        with os.fdopen(fd, "w", encoding="utf8") as file_:
+            json.dump(result, file_, indent=2)
+        os.replace(tmp, args.output)
 
 
 if __name__ == "__main__":

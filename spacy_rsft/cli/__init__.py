@@ -94,6 +94,20 @@ def el_baseline_cli(
             srsly.write_json(tmp, scores)
 
 
+@app.command("benchmark")
+def benchmark_cli(
+    project_dir: Path = typer.Argument(Path("project"), help="The spacy-rsft project directory", exists=True),
+    quick: bool = typer.Option(False, "--quick", help="A tenth of the data and short runs (under 15 minutes)"),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds; the extra ones rerun the uniform-vs-RSFT runs"),
+    data_dir: str = typer.Option(None, "--data-dir", help="Real data sets, relative to PROJECT_DIR (default: the project's data_dir)"),
+) -> None:
+    """Run the benchmark workflow (resumable: finished systems are skipped) and its report."""
+    from .benchmark import run_benchmark
+
+    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    typer.echo(str(run_benchmark(project_dir, quick, seed_list, data_dir)))
+
+
 @app.command("init-config")
 def init_config_cli(
     output: Path = typer.Argument(..., help="Config file to write"),

@@ -46,6 +46,7 @@ class RejectionSampledCorpus(Corpus):
         warmup_epochs: int = 1,
         scoring: str = "cached",
         alpha: float = 1.0,
+        denoise_quantile: float = 0.7,
         seed: int = 0,
         stats_path: Optional[Union[str, Path]] = None,
         score_batch_size: int = 64,
@@ -66,6 +67,7 @@ class RejectionSampledCorpus(Corpus):
         scoring (str): "cached" (losses recorded during the components' own updates) or
             "fresh" (a no-gradient scoring pass over the pool before each epoch).
         alpha (float): Strength of the `balanced` target.
+        denoise_quantile (float): Loss rank below which `denoise` keeps every example.
         seed (int): Seed of the accept/reject draws and the shuffle.
         stats_path (Optional[Union[str, Path]]): JSONL file with one line per epoch.
         score_batch_size (int): Batch size of the fresh scoring pass.
@@ -83,7 +85,7 @@ class RejectionSampledCorpus(Corpus):
         )
         self.sampler = RejectionSampler(
             target, temperature=temperature, epsilon=epsilon, min_accept=min_accept,
-            warmup_epochs=warmup_epochs, alpha=alpha, seed=seed,
+            warmup_epochs=warmup_epochs, alpha=alpha, denoise_quantile=denoise_quantile, seed=seed,
         )
         self.scoring = scoring
         self.score_batch_size = score_batch_size

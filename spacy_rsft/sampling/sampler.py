@@ -10,13 +10,21 @@ for the target distribution p_i ∝ w_i (envelope M = max_j w_j). The weights of
 
     uniform   w_i = 1
     hard      w_i = exp(+r_i / T)   focus on what the model still gets wrong
-    denoise   w_i = exp(-r_i / T)   reject examples the model disagrees with (likely noise)
+    denoise   w_i = exp(-s_i / T)   reject examples the model disagrees with (likely noise),
+                                    s_i = max(0, r_i - q) / (1 - q), q = denoise_quantile
     balanced  w_i = prod over the labels l of example i of (max_l' n_l' / n_l) ** alpha
 
 r_i is the percentile rank of the example's latest loss among the scored examples (in
 [0, 1], ties share a rank), so the temperature T does not depend on the loss scale and
 enormous or infinite losses cannot swamp the rest. Targets combine by multiplying weights
-("denoise+balanced"). Examples without a loss yet are accepted (a_i = 1), and every example
+("denoise+balanced").
+
+Why `denoise` only looks above the quantile q (default 0.7): with the seed's exp(-r_i / T)
+over the whole rank range the median example is accepted with exp(-0.5 / T) = 0.37 at
+T = 0.5, so the target throws away most of the clean data and keeps the easiest examples
+(often those with the fewest entities). Label noise lives in the loss tail; below q every
+example is kept, above it acceptance falls to exp(-1 / T) at the highest loss. q = 0 gives
+the seed's formula back. Examples without a loss yet are accepted (a_i = 1), and every example
 is accepted during the `warmup_epochs` first epochs.
 """
 from dataclasses import dataclass
@@ -106,6 +114,7 @@ class RejectionSampler:
         min_accept: float = 0.05,
         warmup_epochs: int = 1,
         alpha: float = 1.0,
+        denoise_quantile: float = 0.7,
         seed: int = 0,
     ) -> None:
         """Set up the sampler; every parameter is checked here, with a clear error.
@@ -118,6 +127,8 @@ class RejectionSampler:
         min_accept (float): Acceptance floor in (0, 1], so no example starves.
         warmup_epochs (int): Epochs that accept everything before sampling starts.
         alpha (float): Strength of the `balanced` target, >= 0.
+        denoise_quantile (float): Loss rank in [0, 1) below which `denoise` keeps every
+            example; 0 is the seed's exp(-r / T) over the whole range.
         seed (int): Seed; the draw of epoch k depends only on (seed, k) and a.
         """
         self.targets = parse_target(target)
@@ -128,11 +139,13 @@ class RejectionSampler:
         is_count = int(warmup_epochs) == warmup_epochs and warmup_epochs >= 0
         _check(is_count, "warmup_epochs", warmup_epochs, "an integer >= 0")
         _check(alpha >= 0, "alpha", alpha, "a number >= 0")
+        _check(0 <= denoise_quantile < 1, "denoise_quantile", denoise_quantile, "a number in [0, 1)")
         self.temperature = float(temperature)
         self.epsilon = float(epsilon)
         self.min_accept = float(min_accept)
         self.warmup_epochs = int(warmup_epochs)
         self.alpha = float(alpha)
+        self.denoise_quantile = float(denoise_quantile)
         self.seed = int(seed)
 
     @property
@@ -163,7 +176,9 @@ class RejectionSampler:
             if target == "hard":
                 log_w += numpy.nan_to_num(ranks) / self.temperature
             elif target == "denoise":
-                log_w -= numpy.nan_to_num(ranks) / self.temperature
+                q = self.denoise_quantile
+                tail = numpy.maximum(numpy.nan_to_num(ranks) - q, 0.0) / (1.0 - q)
+                log_w -= tail / self.temperature
             elif target == "balanced":
                 if label_sets is None:
                     raise ValueError(Errors.E102)

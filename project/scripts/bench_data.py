@@ -1,0 +1,182 @@
+"""Derived training sets for the benchmark, each written atomically with a JSON report of
+what was changed (fixed seeds, so every run of the benchmark sees the same data).
+
+usage:
+  python scripts/bench_data.py subset IN.spacy OUT.spacy --fraction 0.1
+      every 1/fraction-th document (a spread-out sample, not the first ones)
+  python scripts/bench_data.py noise IN.spacy OUT.spacy --rate 0.3 --seed 0 --report R.json
+      corrupt that share of the gold entities: a third each type swaps, boundary shifts
+      (one token more or less on one side, inside the sentence, never overlapping another
+      entity) and deletions
+  python scripts/bench_data.py imbalance IN.spacy OUT.spacy --label MISC --keep 0.1 --seed 0 --report R.json
+      keep only that share of the sentences with a LABEL entity (the others are dropped
+      from their documents; documents left empty are dropped)
+"""
+import argparse
+import json
+import os
+import random
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import spacy
+from spacy.tokens import Doc, DocBin, Span
+
+CORRUPTIONS = ("type_swap", "boundary_shift", "deletion")
+
+
+def read_docs(path: Path) -> Tuple[spacy.Language, List[Doc]]:
+    nlp = spacy.blank("en")
+    return nlp, list(DocBin().from_disk(path).get_docs(nlp.vocab))
+
+
+def write_docs(docs: List[Doc], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    DocBin(docs=docs, store_user_data=True).to_disk(tmp)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the corpus private to this user
+    os.replace(tmp, path)
+
+
+def write_report(report: Dict, path: Optional[Path]) -> None:
+    print(json.dumps(report))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf8") as file_:
+            json.dump(report, file_, indent=2)
+        os.replace(tmp, path)
+
+
+def subset(docs: List[Doc], fraction: float) -> List[Doc]:
+    step = max(1, round(1 / fraction))
+    return docs[::step]
+
+
+def sentences(doc: Doc) -> List[Span]:
+    """The doc's sentences, or the whole doc when it has no sentence boundaries."""
+    return list(doc.sents) if doc.has_annotation("SENT_START") else [doc[:]]
+
+
+def shifted(ent: Span, rng: random.Random, taken: List[bool]) -> Optional[Tuple[int, int]]:
+    """A boundary one token off on one side, or None when no shift is possible."""
+    doc = ent.doc
+    sent = ent.sent if doc.has_annotation("SENT_START") else doc[:]
+    options = []
+    if ent.start > sent.start and not taken[ent.start - 1]:
+        options.append((ent.start - 1, ent.end))  # grow left
+    if ent.end < sent.end and not taken[ent.end]:
+        options.append((ent.start, ent.end + 1))  # grow right
+    if len(ent) > 1:
+        options += [(ent.start + 1, ent.end), (ent.start, ent.end - 1)]  # shrink
+    return rng.choice(options) if options else None
+
+
+def corrupt_doc(doc: Doc, labels: List[str], rate: float, rng: random.Random, counts: Counter) -> Doc:
+    taken = [False] * len(doc)
+    for ent in doc.ents:
+        for i in range(ent.start, ent.end):
+            taken[i] = True
+    new_ents = []
+    for ent in doc.ents:
+        counts["entities"] += 1
+        if rng.random() >= rate:
+            new_ents.append(ent)
+            continue
+        kind = rng.choice(CORRUPTIONS)
+        if kind == "type_swap":
+            label = rng.choice([label for label in labels if label != ent.label_])
+            new_ents.append(Span(doc, ent.start, ent.end, label=label))
+        elif kind == "boundary_shift":
+            bounds = shifted(ent, rng, taken)
+            if bounds is None:  # a one-token entity alone in its sentence: delete instead
+                kind = "deletion"
+            else:
+                for i in range(ent.start, ent.end):
+                    taken[i] = False
+                for i in range(*bounds):
+                    taken[i] = True
+                new_ents.append(Span(doc, bounds[0], bounds[1], label=ent.label_))
+        if kind == "deletion":
+            for i in range(ent.start, ent.end):
+                taken[i] = False
+        counts[kind] += 1
+    new_doc = Doc(
+        doc.vocab,
+        words=[t.text for t in doc],
+        spaces=[bool(t.whitespace_) for t in doc],
+        sent_starts=[bool(t.is_sent_start) for t in doc] if doc.has_annotation("SENT_START") else None,
+    )
+    new_doc.ents = [Span(new_doc, e.start, e.end, label=e.label_) for e in new_ents]
+    return new_doc
+
+
+def noise(docs: List[Doc], rate: float, seed: int) -> Tuple[List[Doc], Dict]:
+    rng = random.Random(seed)
+    labels = sorted({ent.label_ for doc in docs for ent in doc.ents})
+    counts: Counter = Counter()
+    out = [corrupt_doc(doc, labels, rate, rng, counts) for doc in docs]
+    corrupted = sum(counts[kind] for kind in CORRUPTIONS)
+    report = {"rate": rate, "seed": seed, "entities": counts["entities"], "corrupted": corrupted}
+    report.update({kind: counts[kind] for kind in CORRUPTIONS})
+    report["corrupted_share"] = round(corrupted / max(1, counts["entities"]), 4)
+    return out, report
+
+
+def imbalance(docs: List[Doc], label: str, keep: float, seed: int) -> Tuple[List[Doc], Dict]:
+    rng = random.Random(seed)
+    out = []
+    before: Counter = Counter()
+    after: Counter = Counter()
+    for doc in docs:
+        kept = []
+        for sent in sentences(doc):
+            sent_labels = [ent.label_ for ent in sent.ents]
+            before.update(sent_labels)
+            if label in sent_labels and rng.random() >= keep:
+                continue
+            after.update(sent_labels)
+            kept.append(sent)
+        if kept:
+            out.append(Doc.from_docs([sent.as_doc() for sent in kept], ensure_whitespace=True))
+    report = {
+        "label": label,
+        "keep": keep,
+        "seed": seed,
+        "docs_before": len(docs),
+        "docs_after": len(out),
+        "entities_before": dict(sorted(before.items())),
+        "entities_after": dict(sorted(after.items())),
+    }
+    return out, report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["subset", "noise", "imbalance"])
+    parser.add_argument("input", type=Path)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--fraction", type=float, default=0.1)
+    parser.add_argument("--rate", type=float, default=0.3)
+    parser.add_argument("--label", default="MISC")
+    parser.add_argument("--keep", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report", type=Path, default=None)
+    args = parser.parse_args()
+    _, docs = read_docs(args.input)
+    if args.mode == "subset":
+        out, report = subset(docs, args.fraction), {"fraction": args.fraction}
+    elif args.mode == "noise":
+        out, report = noise(docs, args.rate, args.seed)
+    else:
+        out, report = imbalance(docs, args.label, args.keep, args.seed)
+    report.update({"input": str(args.input), "docs": len(out)})
+    write_docs(out, args.output)
+    write_report(report, args.report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,358 @@
+"""Collect the benchmark's finished systems into results.md, results.json and PNG curves.
+
+usage: python scripts/bench_report.py BENCH_DIR REPORT_DIR [--data-dir DIR]
+                                      [--seed-dirs DIR ...] [--title TEXT]
+
+BENCH_DIR holds one folder per system (bench_train.py's train.json, inference_speed.py's
+speed.json, el_evaluate.py's / el-baseline's metrics.json). Systems that have not run yet
+are listed as missing, so the report can be written after any part of the benchmark.
+--seed-dirs: the same benchmark run with other seeds (for the spread of uniform vs RSFT).
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+NER_SYSTEMS = [
+    ("ner_cnn", "spaCy `ner`, CNN tok2vec (anchor)"),
+    ("ner_trf", "spacy-transformers MiniLM + spaCy `ner` (anchor)"),
+    ("ner_uniform", "`rsft_ner`, uniform reader"),
+    ("ner_hard", "`rsft_ner`, RSFT `hard`"),
+    ("ner_denoise", "`rsft_ner`, RSFT `denoise`"),
+    ("ner_balanced", "`rsft_ner`, RSFT `balanced`"),
+]
+RSFT_TARGETS = ["ner_hard", "ner_denoise", "ner_balanced"]
+LABELS = ["PER", "LOC", "ORG", "MISC"]
+EL_SYSTEMS = [
+    ("el_inlinks", "prior baseline: most in-links"),
+    ("el_prior", "prior baseline: train p(e|m), then in-links"),
+    ("el_spacy", "spaCy `entity_linker` (anchor)"),
+    ("el_uniform", "`rsft_entity_linker`, uniform reader"),
+    ("el_hard", "`rsft_entity_linker`, RSFT `hard`"),
+]
+VERSIONS = ["spacy", "spacy-transformers", "transformers", "torch", "thinc", "spacy-rsft"]
+
+
+def read_json(path: Path) -> Optional[Dict]:
+    return json.loads(path.read_text(encoding="utf8")) if path.exists() else None
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf8") as file_:
+        file_.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def load_system(bench_dir: Path, name: str) -> Optional[Dict]:
+    """Everything recorded for one system, or None when it has not finished."""
+    folder = bench_dir / name
+    train = read_json(folder / "train.json")
+    metrics = read_json(folder / "metrics.json")
+    if train is None and metrics is None:
+        return None
+    result: Dict = {"name": name}
+    if train is not None:
+        best = best_evaluation(train)
+        result.update(
+            {
+                "steps": train["steps"],
+                "best_step": train["best_step"],
+                "train_wall_seconds": train["wall_seconds"],
+                "train_words_per_second": train["train_words_per_second"],
+                "train_peak_rss_mb": train["peak_rss_mb"],
+                "curve": [(e["step"], e["score"], e["seconds"]) for e in train["evaluations"]],
+                "best_scores": flat_scores(best["scores"]) if best else {},
+            }
+        )
+    speed = read_json(folder / "speed.json")
+    if speed is not None:
+        result["inference_words_per_second"] = speed["words_per_second_median"]
+        result["inference_words_per_second_runs"] = speed["words_per_second_runs"]
+        result["inference_peak_rss_mb"] = speed["peak_rss_mb"]
+    if metrics is not None:
+        result["metrics"] = metrics
+    return result
+
+
+def best_evaluation(train: Dict) -> Optional[Dict]:
+    evaluations = train["evaluations"]
+    return max(evaluations, key=lambda e: (e["score"], -e["step"])) if evaluations else None
+
+
+def flat_scores(scores: Dict) -> Dict[str, float]:
+    """Micro P/R/F and per-label F of spaCy's ents scores, in percent."""
+    flat = {key: 100 * scores[key] for key in ("ents_f", "ents_p", "ents_r") if scores.get(key) is not None}
+    for label, values in (scores.get("ents_per_type") or {}).items():
+        flat[f"{label}_f"] = 100 * values["f"]
+    return flat
+
+
+def steps_to_reach(curve: List, score: float) -> Optional[int]:
+    """First evaluated step with at least this score."""
+    for step, value, _ in curve:
+        if value >= score - 1e-12:
+            return step
+    return None
+
+
+def fmt(value, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def minutes(seconds: Optional[float]) -> str:
+    return "–" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def ner_table(systems: Dict[str, Dict], rows) -> List[str]:
+    lines = [
+        "| system | dev F1 | P | R | PER | LOC | ORG | MISC | best step | train time | train words/s | infer words/s (median of 3) | peak RSS train / infer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, title in rows:
+        s = systems.get(name)
+        if s is None or "best_scores" not in s:
+            lines.append(f"| {title} | not run yet | | | | | | | | | | | |")
+            continue
+        b = s["best_scores"]
+        rss = f"{fmt(s.get('train_peak_rss_mb'))} / {fmt(s.get('inference_peak_rss_mb'))} MB"
+        lines.append(
+            f"| {title} | **{fmt(b.get('ents_f'), 2)}** | {fmt(b.get('ents_p'))} | {fmt(b.get('ents_r'))} | "
+            + " | ".join(fmt(b.get(f"{label}_f")) for label in LABELS)
+            + f" | {fmt(s['best_step'])} / {fmt(s['steps'])} | {minutes(s['train_wall_seconds'])} | "
+            f"{fmt(s['train_words_per_second'])} | {fmt(s.get('inference_words_per_second'))} | {rss} |"
+        )
+    return lines
+
+
+def efficiency(systems: Dict[str, Dict]) -> Dict:
+    uniform = systems.get("ner_uniform")
+    if not uniform or "curve" not in uniform:
+        return {}
+    target_score = max(score for _, score, _ in uniform["curve"])
+    uniform_steps = steps_to_reach(uniform["curve"], target_score)
+    out = {"uniform_best_f1": 100 * target_score, "uniform_steps": uniform_steps, "targets": {}}
+    for name in RSFT_TARGETS:
+        s = systems.get(name)
+        if not s or "curve" not in s:
+            continue
+        steps = steps_to_reach(s["curve"], target_score)
+        out["targets"][name] = {
+            "steps": steps,
+            "ratio": round(steps / uniform_steps, 3) if steps and uniform_steps else None,
+            "best_f1": 100 * max(score for _, score, _ in s["curve"]),
+        }
+    return out
+
+
+def noise_summary(systems: Dict[str, Dict]) -> Dict:
+    clean, noisy, denoise = (systems.get(n) for n in ("ner_uniform", "noisy_uniform", "noisy_denoise"))
+    if not (clean and noisy and denoise):
+        return {}
+    f_clean, f_noisy, f_denoise = (s["best_scores"]["ents_f"] for s in (clean, noisy, denoise))
+    cost = f_clean - f_noisy
+    return {
+        "clean_uniform_f1": f_clean,
+        "noisy_uniform_f1": f_noisy,
+        "noisy_denoise_f1": f_denoise,
+        "f1_cost_of_noise": cost,
+        "recovered_share": (f_denoise - f_noisy) / cost if cost > 0 else None,
+    }
+
+
+def plot_curves(systems: Dict[str, Dict], names: List[str], path: Path, title: str) -> bool:
+    present = [n for n in names if systems.get(n) and systems[n].get("curve")]
+    if not present:
+        return False
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name in present:
+        steps = [step for step, _, _ in systems[name]["curve"]]
+        scores = [100 * score for _, score, _ in systems[name]["curve"]]
+        ax.plot(steps, scores, marker="o", label=name)
+    ax.set_xlabel("update steps")
+    ax.set_ylabel("dev F1" if not name.startswith("el_") else "dev score")
+    ax.set_title(title)
+    low = min(100 * score for n in present for step, score, _ in systems[n]["curve"] if step > 0)
+    ax.set_ylim(max(0, low - 5), 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return True
+
+
+def seed_spread(dirs: List[Path]) -> Dict[str, Dict]:
+    """Best dev F1 of every NER system over the seed runs: mean, sd, values."""
+    values: Dict[str, List[float]] = {}
+    for folder in dirs:
+        for name in [n for n, _ in NER_SYSTEMS] + ["noisy_uniform", "noisy_denoise", "rare_uniform", "rare_balanced"]:
+            s = load_system(folder, name)
+            if s and s.get("best_scores"):
+                values.setdefault(name, []).append(round(s["best_scores"]["ents_f"], 2))
+    return {
+        name: {
+            "mean": statistics.mean(v),
+            "sd": statistics.stdev(v) if len(v) > 1 else None,
+            "values": v,
+        }
+        for name, v in values.items()
+    }
+
+
+def package_versions() -> Dict[str, str]:
+    out = {}
+    for name in VERSIONS:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("bench_dir", type=Path)
+    parser.add_argument("report_dir", type=Path)
+    parser.add_argument("--data-dir", default="../../shared/data")
+    parser.add_argument("--seed-dirs", type=Path, nargs="*", default=[])
+    parser.add_argument("--title", default="spacy-rsft benchmark")
+    args = parser.parse_args()
+    names = [n for n, _ in NER_SYSTEMS] + ["noisy_uniform", "noisy_denoise", "rare_uniform", "rare_balanced"]
+    names += [n for n, _ in EL_SYSTEMS]
+    systems = {n: s for n in names if (s := load_system(args.bench_dir, n)) is not None}
+    data = {
+        "noise": read_json(args.bench_dir / "data" / "noise.json"),
+        "imbalance": read_json(args.bench_dir / "data" / "imbalance.json"),
+    }
+    results = {
+        "title": args.title,
+        "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "versions": package_versions(),
+        "bench_dir": str(args.bench_dir),
+        "data_dir": args.data_dir,
+        "systems": systems,
+        "data": data,
+        "efficiency": efficiency(systems),
+        "noise": noise_summary(systems),
+        "seed_spread": seed_spread([args.bench_dir] + args.seed_dirs) if args.seed_dirs else {},
+    }
+    args.report_dir.mkdir(parents=True, exist_ok=True)
+    plots = {
+        "ner": plot_curves(systems, [n for n, _ in NER_SYSTEMS], args.report_dir / "ner_f1_vs_steps.png", "CoNLL-2003 dev F1"),
+        "noise": plot_curves(systems, ["ner_uniform", "noisy_uniform", "noisy_denoise"], args.report_dir / "noise_f1_vs_steps.png", "30% label noise in train (dev is clean)"),
+        "imbalance": plot_curves(systems, ["ner_uniform", "rare_uniform", "rare_balanced"], args.report_dir / "imbalance_f1_vs_steps.png", "10% of the MISC sentences in train"),
+    }
+    atomic_write(args.report_dir / "results.json", json.dumps(results, indent=1, default=str) + "\n")
+    atomic_write(args.report_dir / "results.md", render(results, plots))
+    print(f"Wrote {args.report_dir / 'results.md'}")
+
+
+def render(results: Dict, plots: Dict[str, bool]) -> str:
+    systems = results["systems"]
+    v = results["versions"]
+    lines = [
+        f"# {results['title']}",
+        "",
+        f"Written {results['written']} from `{results['bench_dir']}` by `scripts/bench_report.py`; "
+        f"machine: {results['machine']['cpus']} CPU cores, {results['machine']['platform']}, Python "
+        f"{results['machine']['python']}; " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
+        "",
+        "## NER: CoNLL-2003 train → valid (dev), the same step budget, batcher and dev set",
+        "",
+    ]
+    lines += ner_table(systems, NER_SYSTEMS)
+    if plots["ner"]:
+        lines += ["", "![dev F1 against update steps](ner_f1_vs_steps.png)"]
+    eff = results["efficiency"]
+    lines += ["", "## RSFT evidence", "", "### Efficiency: updates to reach uniform's best dev F1", ""]
+    if eff:
+        lines.append(f"Uniform's best dev F1: {eff['uniform_best_f1']:.2f}, first reached at step {eff['uniform_steps']}.")
+        lines.append("")
+        lines += ["| target | steps to reach it | share of uniform's steps | its own best F1 |", "|---|---|---|---|"]
+        for name, e in eff["targets"].items():
+            ratio = f"{100 * e['ratio']:.0f}%" if e["ratio"] is not None else "not reached"
+            lines.append(f"| {name} | {fmt(e['steps'])} | {ratio} | {e['best_f1']:.2f} |")
+    else:
+        lines.append("Not run yet.")
+    lines += ["", "### Label noise: 30% of the training entities corrupted, evaluated on the clean dev set", ""]
+    noise = results["noise"]
+    if results["data"]["noise"]:
+        d = results["data"]["noise"]
+        lines.append(
+            f"Corrupted {d['corrupted']:,} of {d['entities']:,} entities ({100 * d['corrupted_share']:.1f}%): "
+            f"{d['type_swap']:,} type swaps, {d['boundary_shift']:,} boundary shifts, {d['deletion']:,} deletions (seed {d['seed']})."
+        )
+        lines.append("")
+    lines += ner_table(systems, [("ner_uniform", "clean train, uniform"), ("noisy_uniform", "noisy train, uniform"), ("noisy_denoise", "noisy train, `denoise`")])
+    if noise:
+        share = noise["recovered_share"]
+        lines += [
+            "",
+            f"Noise costs uniform {noise['f1_cost_of_noise']:.2f} F1; `denoise` recovers "
+            + (f"{100 * share:.0f}% of it" if share is not None else "– (noise cost nothing)")
+            + f" ({noise['noisy_denoise_f1']:.2f} vs {noise['noisy_uniform_f1']:.2f}).",
+        ]
+    if plots["noise"]:
+        lines += ["", "![noise](noise_f1_vs_steps.png)"]
+    lines += ["", "### Imbalance: only 10% of the MISC sentences kept in train", ""]
+    if results["data"]["imbalance"]:
+        d = results["data"]["imbalance"]
+        lines += [f"Train entities before: {d['entities_before']}; after: {d['entities_after']}.", ""]
+    lines += ner_table(systems, [("ner_uniform", "full train, uniform"), ("rare_uniform", "rare MISC, uniform"), ("rare_balanced", "rare MISC, `balanced`")])
+    if plots["imbalance"]:
+        lines += ["", "![imbalance](imbalance_f1_vs_steps.png)"]
+    lines += [
+        "",
+        "## Entity linking: AIDA CoNLL-YAGO train → testa, gold mentions",
+        "",
+        "| system | in-KB accuracy | NIL P | NIL R | candidate recall | mentions/s | train time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, title in EL_SYSTEMS:
+        s = systems.get(name)
+        m = (s or {}).get("metrics")
+        if not m:
+            lines.append(f"| {title} | not run yet | | | | | |")
+            continue
+        pct = lambda key: fmt(100 * m[key], 1) if m.get(key) is not None else "–"  # noqa: E731
+        lines.append(
+            f"| {title} | **{pct('nel_inkb_accuracy')}** | {pct('nel_nil_p')} | {pct('nel_nil_r')} | "
+            f"{pct('nel_candidate_recall')} | {fmt(m.get('mentions_per_second'))} | {minutes(s.get('train_wall_seconds'))} |"
+        )
+    spread = results["seed_spread"]
+    if spread:
+        lines += ["", "## Spread over seeds", "", "| system | mean dev F1 | sd | values |", "|---|---|---|---|"]
+        for name, s in spread.items():
+            lines.append(f"| {name} | {s['mean']:.2f} | {fmt(s['sd'], 2)} | {', '.join(f'{x:.2f}' for x in s['values'])} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Train one benchmark system with `spacy train` (in this process) and record what the
+benchmark reports about its training: wall time, words seen, words/second, peak memory,
+and the dev score at every evaluation together with the step, the seconds and the words
+seen so far (spaCy's console logger keeps only the step and the scores).
+
+usage: python scripts/bench_train.py CONFIG OUTPUT_DIR --system NAME [spacy train overrides]
+
+Writes OUTPUT_DIR/model-best, OUTPUT_DIR/model-last (spaCy's) and OUTPUT_DIR/train.json.
+An earlier OUTPUT_DIR is removed first, so a rerun never mixes two runs.
+"""
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+from spacy import util
+from spacy.cli._util import parse_config_overrides
+from spacy.cli.train import train
+from spacy.training.loggers import console_logger_v3
+
+LOGGER_NAME = "spacy-rsft-bench.TimedLogger.v1"
+_records: List[Dict] = []
+
+
+@util.registry.loggers(LOGGER_NAME)
+def timed_logger(progress_bar=None, console_output=True, output_file=None):
+    """spaCy's console logger, plus every evaluation's step, words and seconds kept here.
+    Takes ConsoleLogger.v3's settings so that overriding only `@loggers` works."""
+    if progress_bar in (False, True):  # ConsoleLogger.v1 took a bool
+        progress_bar = "eval" if progress_bar else None
+    console = console_logger_v3(progress_bar=progress_bar, console_output=console_output, output_file=output_file)
+
+    def setup_printer(nlp, stdout=sys.stdout, stderr=sys.stderr):
+        log_step, finalize = console(nlp, stdout, stderr)
+
+        def log(info):
+            log_step(info)
+            if info is not None:
+                _records.append(
+                    {
+                        "step": info["step"],
+                        "epoch": info["epoch"],
+                        "seconds": info["seconds"],
+                        "words": info["words"],
+                        "score": info["score"],
+                        "scores": info["other_scores"],
+                    }
+                )
+
+        return log, finalize
+
+    return setup_printer
+
+
+def atomic_write_json(path: Path, data) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf8") as file_:
+        json.dump(data, file_, indent=2)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    if len(sys.argv) < 5 or sys.argv[3] != "--system":
+        sys.exit(__doc__)
+    config_path, output_dir, system = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[4]
+    overrides = parse_config_overrides(sys.argv[5:])
+    overrides["training.logger.@loggers"] = LOGGER_NAME
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    output_dir.mkdir(parents=True)
+    start = time.perf_counter()
+    train(config_path, output_dir, overrides=overrides)
+    seconds = time.perf_counter() - start
+    last = _records[-1] if _records else {}
+    best = max(_records, key=lambda r: (r["score"], -r["step"])) if _records else {}
+    atomic_write_json(
+        output_dir / "train.json",
+        {
+            "system": system,
+            "config": str(config_path),
+            "overrides": {k: v for k, v in overrides.items() if k != "training.logger.@loggers"},
+            "wall_seconds": round(seconds, 1),
+            "steps": last.get("step"),
+            "words_seen": last.get("words"),
+            "train_words_per_second": round(last["words"] / last["seconds"]) if last.get("seconds") else None,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "best_step": best.get("step"),
+            "best_score": best.get("score"),
+            "evaluations": _records,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
