@@ -14,15 +14,15 @@ usage:
 """
 import argparse
 import json
-import os
 import random
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import spacy
 from spacy.tokens import Doc, DocBin, Span
+
+from spacy_rsft.io import atomic_output
 
 CORRUPTIONS = ("type_swap", "boundary_shift", "deletion")
 
@@ -33,22 +33,15 @@ def read_docs(path: Path) -> Tuple[spacy.Language, List[Doc]]:
 
 
 def write_docs(docs: List[Doc], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    DocBin(docs=docs, store_user_data=True).to_disk(tmp)
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the corpus private to this user
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        DocBin(docs=docs, store_user_data=True).to_disk(tmp)
 
 
 def write_report(report: Dict, path: Optional[Path]) -> None:
     print(json.dumps(report))
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w", encoding="utf8") as file_:
-            json.dump(report, file_, indent=2)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            tmp.write_text(json.dumps(report, indent=2), encoding="utf8")
 
 
 def subset(docs: List[Doc], fraction: float) -> List[Doc]:

@@ -9,11 +9,9 @@ Writes OUTPUT_DIR/model-best, OUTPUT_DIR/model-last (spaCy's) and OUTPUT_DIR/tra
 An earlier OUTPUT_DIR is removed first, so a rerun never mixes two runs.
 """
 import json
-import os
 import resource
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -22,6 +20,8 @@ from spacy import util
 from spacy.cli._util import parse_config_overrides
 from spacy.cli.train import train
 from spacy.training.loggers import console_logger_v3
+
+from spacy_rsft.io import atomic_output
 
 LOGGER_NAME = "spacy-rsft-bench.TimedLogger.v1"
 _records: List[Dict] = []
@@ -58,10 +58,8 @@ def timed_logger(progress_bar=None, console_output=True, output_file=None):
 
 
 def atomic_write_json(path: Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf8") as file_:
-        json.dump(data, file_, indent=2)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf8")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import spacy
 from spacy.tokens import DocBin
 from spacy.training import Example
 
+from spacy_rsft.io import atomic_output
 from spacy_rsft.pipeline.entity_linker import score_links
 
 
@@ -40,8 +41,8 @@ def main() -> None:
     scores["mentions"] = n_mentions
     print(json.dumps(scores, indent=1))
     if args.output:
-        with open(args.output, "w", encoding="utf8") as file_:
-            json.dump(scores, file_, indent=1)
+        with atomic_output(args.output) as tmp:
+            tmp.write_text(json.dumps(scores, indent=1), encoding="utf8")
 
 
 if __name__ == "__main__":

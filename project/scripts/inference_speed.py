@@ -5,15 +5,15 @@ usage: python scripts/inference_speed.py MODEL_DIR DATA.spacy [--runs 3] [--batc
 """
 import argparse
 import json
-import os
 import resource
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import spacy
 from spacy.tokens import DocBin
+
+from spacy_rsft.io import atomic_output
 
 
 def main() -> None:
@@ -43,10 +43,8 @@ def main() -> None:
     }
     print(json.dumps(result))
     if args.output is not None:
-        fd, tmp = tempfile.mkstemp(dir=args.output.parent, prefix=f".{args.output.name}.")
-        with os.fdopen(fd, "w", encoding="utf8") as file_:
-            json.dump(result, file_, indent=2)
-        os.replace(tmp, args.output)
+        with atomic_output(args.output) as tmp:
+            tmp.write_text(json.dumps(result, indent=2), encoding="utf8")
 
 
 if __name__ == "__main__":
