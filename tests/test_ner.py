@@ -98,6 +98,26 @@ def test_pipe_equals_call(trained_nlp):
         )
 
 
+def test_pipe_sub_batches_by_length_keep_order_and_results(trained_nlp):
+    # A tiny max_batch_items forces several length-sorted sub-batches per batch: the docs
+    # must still come back in input order with the same entities and scores.
+    nlp, _ = trained_nlp
+    ner = nlp.get_pipe("rsft_ner")
+    texts = [t for t, _ in TRAIN_DATA] + ["London", " ".join(t for t, _ in TRAIN_DATA)]
+    expected = [nlp(text) for text in texts]
+    ner.cfg["max_batch_items"] = 8
+    try:
+        piped = list(nlp.pipe(texts, batch_size=len(texts)))
+    finally:
+        ner.cfg["max_batch_items"] = 4096
+    assert [doc.text for doc in piped] == texts
+    for doc, single in zip(piped, expected):
+        assert ents(doc) == ents(single)
+        numpy.testing.assert_allclose(
+            doc.spans["rsft_ner"].attrs["scores"], single.spans["rsft_ner"].attrs["scores"], atol=1e-4
+        )
+
+
 def test_empty_docs_and_batches(trained_nlp):
     nlp, _ = trained_nlp
     ner = nlp.get_pipe("rsft_ner")
