@@ -37,6 +37,11 @@ def main() -> None:
     seconds = time.perf_counter() - start
     scores = score_links([Example(p, r) for p, r in zip(predicted, refs)])
     scores.pop("nel_f_per_type", None)
+    if "rsft_entity_linker" not in nlp.pipe_names:
+        # Candidate recall and recall@k read the ranked candidates rsft_entity_linker keeps
+        # on each entity; other linkers do not keep them, so the numbers would be zeros.
+        for key in ("nel_candidate_recall", "nel_recall_at_1", "nel_recall_at_5"):
+            scores[key] = None
     scores["mentions_per_second"] = round(n_mentions / seconds, 1)
     scores["mentions"] = n_mentions
     print(json.dumps(scores, indent=1))
