@@ -97,7 +97,7 @@ def el_baseline_cli(
 @app.command("benchmark")
 def benchmark_cli(
     project_dir: Path = typer.Argument(Path("project"), help="The spacy-rsft project directory", exists=True),
-    quick: bool = typer.Option(False, "--quick", help="A tenth of the data and short runs (under 15 minutes)"),
+    quick: bool = typer.Option(False, "--quick", help="A tenth of the data and short runs: a check that the benchmark works"),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds; the extra ones rerun the uniform-vs-RSFT runs"),
     data_dir: str = typer.Option(None, "--data-dir", help="Real data sets, relative to PROJECT_DIR (default: the project's data_dir)"),
 ) -> None:
