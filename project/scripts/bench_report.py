@@ -180,6 +180,80 @@ def noise_summary(systems: Dict[str, Dict]) -> Dict:
     }
 
 
+def noise_acceptance(bench_dir: Path, noise_report: Optional[Dict]) -> List[Dict]:
+    """Did `denoise` reject the noisier documents? Per sampled epoch: the acceptance rate of
+    the documents with more than the median share of corrupted entities vs the others, and
+    the mean corrupted share of the accepted vs the rejected documents."""
+    stats_path = bench_dir / "noisy_denoise" / "sampler_stats.jsonl"
+    noisy_path = bench_dir / "data" / "train_noisy.spacy"
+    if noise_report is None or not stats_path.exists() or not noisy_path.exists():
+        return []
+    import numpy
+    import spacy
+    from spacy.tokens import DocBin
+
+    vocab = spacy.blank("en").vocab
+    clean = list(DocBin().from_disk(noise_report["input"]).get_docs(vocab))
+    noisy = list(DocBin().from_disk(noisy_path).get_docs(vocab))
+    share = numpy.zeros(len(clean))
+    has_ents = numpy.zeros(len(clean), dtype=bool)
+    for i, (before, after) in enumerate(zip(clean, noisy)):
+        gold = {(e.start, e.end, e.label_) for e in before.ents}
+        kept = {(e.start, e.end, e.label_) for e in after.ents}
+        has_ents[i] = bool(gold)
+        share[i] = len(gold - kept) / len(gold) if gold else 0.0
+    noisier = has_ents & (share > numpy.median(share[has_ents]))
+    cleaner = has_ents & ~noisier
+    rows = []
+    for line in stats_path.read_text(encoding="utf8").splitlines():
+        epoch = json.loads(line)
+        if epoch["warmup"] or not epoch["scored"]:
+            continue
+        accepted = numpy.zeros(len(clean), dtype=bool)
+        accepted[epoch["accepted_indices"]] = True
+        rows.append(
+            {
+                "epoch": epoch["epoch"],
+                "accept_rate_noisier_half": float(accepted[noisier].mean()),
+                "accept_rate_cleaner_half": float(accepted[cleaner].mean()),
+                "corrupted_share_accepted": float(share[accepted & has_ents].mean()),
+                "corrupted_share_rejected": float(share[~accepted & has_ents].mean()) if (~accepted & has_ents).any() else None,
+            }
+        )
+    return rows
+
+
+def target_checks(results: Dict) -> List[Dict]:
+    """The issue's targets, each with the measured value and whether it was met."""
+    systems, checks = results["systems"], []
+
+    def best_f1(name: str) -> Optional[float]:
+        return (systems.get(name) or {}).get("best_scores", {}).get("ents_f")
+
+    ours, trf, cnn = best_f1("ner_uniform"), best_f1("ner_trf"), best_f1("ner_cnn")
+    if ours is not None and trf is not None and cnn is not None:
+        margin = ours - max(trf, cnn)
+        checks.append({"target": "rsft_ner dev F1 at least 1 point above both anchors", "value": f"{margin:+.2f} F1 over the better anchor", "met": margin >= 1.0})
+    speeds = [(systems.get(n) or {}).get("inference_words_per_second") for n in ("ner_uniform", "ner_trf")]
+    if None not in speeds:
+        checks.append({"target": "rsft_ner inference words/s at least the spacy-transformers pipeline's", "value": f"{speeds[0]:,} vs {speeds[1]:,} ({speeds[0] / speeds[1]:.2f}x)", "met": speeds[0] >= speeds[1]})
+    eff = results["efficiency"].get("targets") or {}
+    ratios = [e["ratio"] for e in eff.values() if e["ratio"] is not None]
+    if eff:
+        best = min(ratios) if ratios else None
+        value = f"best target needs {100 * best:.0f}% of uniform's updates" if best is not None else "no target reached uniform's best"
+        checks.append({"target": "an RSFT target reaches uniform's best dev F1 with at most 60% of its updates", "value": value, "met": best is not None and best <= 0.6})
+    noise = results["noise"]
+    if noise and noise.get("recovered_share") is not None:
+        checks.append({"target": "denoise recovers at least half of the F1 that 30% noise costs uniform", "value": f"{100 * noise['recovered_share']:.0f}% recovered", "met": noise["recovered_share"] >= 0.5})
+    el = {n: ((systems.get(n) or {}).get("metrics") or {}).get("nel_inkb_accuracy") for n, _ in EL_SYSTEMS}
+    ours_el = max((v for n, v in el.items() if n in ("el_uniform", "el_hard") and v is not None), default=None)
+    others = [v for n, v in el.items() if n in ("el_inlinks", "el_prior", "el_spacy") and v is not None]
+    if ours_el is not None and others:
+        checks.append({"target": "EL in-KB accuracy at least 0.90, above the priors and spaCy's entity_linker", "value": f"{ours_el:.3f} vs best other {max(others):.3f}", "met": ours_el >= 0.9 and ours_el > max(others)})
+    return checks
+
+
 def plot_curves(systems: Dict[str, Dict], names: List[str], path: Path, title: str) -> bool:
     present = [n for n in names if systems.get(n) and systems[n].get("curve")]
     if not present:
@@ -262,8 +336,10 @@ def main() -> None:
         "data": data,
         "efficiency": efficiency(systems),
         "noise": noise_summary(systems),
+        "noise_acceptance": noise_acceptance(args.bench_dir, data["noise"]),
         "seed_spread": seed_spread([args.bench_dir] + args.seed_dirs) if args.seed_dirs else {},
     }
+    results["targets"] = target_checks(results)
     args.report_dir.mkdir(parents=True, exist_ok=True)
     plots = {
         "ner": plot_curves(systems, [n for n, _ in NER_SYSTEMS], args.report_dir / "ner_f1_vs_steps.png", "CoNLL-2003 dev F1"),
@@ -327,6 +403,19 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
             + (f"{100 * share:.0f}% of it" if share is not None else "– (noise cost nothing)")
             + f" ({noise['noisy_denoise_f1']:.2f} vs {noise['noisy_uniform_f1']:.2f}).",
         ]
+    if results["noise_acceptance"]:
+        lines += [
+            "",
+            "Did `denoise` reject the noisier documents? (documents with more than the median share of corrupted entities vs the rest)",
+            "",
+            "| epoch | accepted: noisier half | accepted: cleaner half | corrupted share of accepted docs | of rejected docs |",
+            "|---|---|---|---|---|",
+        ]
+        for row in results["noise_acceptance"]:
+            lines.append(
+                f"| {row['epoch']} | {100 * row['accept_rate_noisier_half']:.1f}% | {100 * row['accept_rate_cleaner_half']:.1f}% | "
+                f"{100 * row['corrupted_share_accepted']:.1f}% | {fmt(100 * row['corrupted_share_rejected'] if row['corrupted_share_rejected'] is not None else None)}% |"
+            )
     if plots["noise"]:
         lines += ["", "![noise](noise_f1_vs_steps.png)"]
     lines += ["", "### Imbalance: only 10% of the MISC sentences kept in train", ""]
@@ -354,6 +443,10 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
             f"| {title} | **{pct('nel_inkb_accuracy')}** | {pct('nel_nil_p')} | {pct('nel_nil_r')} | "
             f"{pct('nel_candidate_recall')} | {fmt(m.get('mentions_per_second'))} | {minutes(s.get('train_wall_seconds'))} |"
         )
+    if results["targets"]:
+        lines += ["", "## The targets", "", "| target | measured | met? |", "|---|---|---|"]
+        for check in results["targets"]:
+            lines.append(f"| {check['target']} | {check['value']} | {'yes' if check['met'] else '**no**'} |")
     spread = results["seed_spread"]
     if spread:
         lines += ["", "## Spread over seeds", "", "| system | mean dev F1 | sd | values |", "|---|---|---|---|"]
