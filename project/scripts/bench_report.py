@@ -316,6 +316,9 @@ def main() -> None:
     # Prefer the round-robin speeds (every system measured under the same conditions) to
     # the per-system ones taken right after each training run.
     round_robin = read_json(args.bench_dir / "speed_round_robin.json")
+    if round_robin:  # one source for the whole column: drop the per-run measurements
+        for system in systems.values():
+            system.pop("inference_words_per_second", None)
     for name, speed in ((round_robin or {}).get("systems") or {}).items():
         if name in systems:
             systems[name]["inference_words_per_second"] = speed["words_per_second_median"]
@@ -360,6 +363,11 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
         f"Written {results['written']} from `{results['bench_dir']}` by `scripts/bench_report.py`; "
         f"machine: {results['machine']['cpus']} CPU cores, {results['machine']['platform']}, Python "
         f"{results['machine']['python']}; " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
+        "",
+        "Reproduce: `cd project && python -m spacy project run benchmark` (every finished system is",
+        "skipped; `python -m spacy project run bench-report` rewrites this file at any point), or",
+        "`python -m spacy_rsft benchmark` from the repository root. Systems listed as *not run yet*",
+        "had not finished when this report was written.",
         "",
         "## NER: CoNLL-2003 train → valid (dev), the same step budget, batcher and dev set",
         "",
