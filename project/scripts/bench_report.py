@@ -37,7 +37,7 @@ RSFT_TARGETS = ["ner_hard", "ner_denoise", "ner_balanced"]
 LABELS = ["PER", "LOC", "ORG", "MISC"]
 EL_SYSTEMS = [
     ("el_inlinks", "prior baseline: most in-links"),
-    ("el_prior", "prior baseline: train p(e|m), then in-links"),
+    ("el_prior", "prior baseline: train p(e\\|m), then in-links"),
     ("el_spacy", "spaCy `entity_linker` (anchor)"),
     ("el_uniform", "`rsft_entity_linker`, uniform reader"),
     ("el_hard", "`rsft_entity_linker`, RSFT `hard`"),
