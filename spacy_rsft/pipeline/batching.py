@@ -31,3 +31,17 @@ def pipe_by_length(component, stream: Iterable[Doc], batch_size: int) -> Iterato
             yield from outer
         except Exception as e:
             error_handler(component.name, component, outer, e)
+
+
+class LengthGroupedPipe:
+    """Mixin for a TrainablePipe: `pipe` predicts in length-grouped sub-batches."""
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Annotate a stream of docs; each batch runs in sub-batches of similar length
+        (at most `cfg["max_batch_items"]` tokens), as spacy-transformers does.
+
+        stream (Iterable[Doc]): The docs.
+        batch_size (int): Docs buffered at a time.
+        YIELDS (Doc): The docs, annotated, in order.
+        """
+        return pipe_by_length(self, stream, batch_size)

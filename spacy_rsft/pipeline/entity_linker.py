@@ -18,7 +18,7 @@ reader): negative c is accepted with probability max(0.05, exp((s_c - max s) / T
 import warnings
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy
 from spacy import util
@@ -35,7 +35,7 @@ from thinc.api import Config, Model, set_dropout_rate
 from ..errors import Errors, Warnings
 from ..kb.candidates import Candidate
 from ..models.encoder import encoder_config
-from .batching import MAX_BATCH_ITEMS, pipe_by_length
+from .batching import MAX_BATCH_ITEMS, LengthGroupedPipe
 from .guard import NonFiniteGuard
 from .recording import ExampleLossRecorder
 
@@ -123,7 +123,7 @@ def _softmax(x: numpy.ndarray) -> numpy.ndarray:
     return e / e.sum()
 
 
-class RsftEntityLinker(TrainablePipe):
+class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
     """Transformer-backed entity linker with candidate scores and a trained NIL option."""
 
     def __init__(
@@ -239,16 +239,6 @@ class RsftEntityLinker(TrainablePipe):
 
     def _mentions(self, doc: Doc) -> List[Tuple[int, int]]:
         return [(ent.start, ent.end) for ent in doc.ents]
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        """Annotate a stream of docs; each batch runs in sub-batches of similar length
-        (at most `cfg["max_batch_items"]` tokens), as spacy-transformers does.
-
-        stream (Iterable[Doc]): The docs.
-        batch_size (int): Docs buffered at a time.
-        YIELDS (Doc): The docs, annotated, in order.
-        """
-        return pipe_by_length(self, stream, batch_size)
 
     def predict(self, docs: Iterable[Doc]) -> List[List[LinkScores]]:
         """Probabilities of every candidate and of NIL for each entity; annotates nothing.

@@ -10,7 +10,7 @@ extra forward pass, for the rejection-sampling reader (`spacy-rsft.RejectionSamp
 """
 import warnings
 from itertools import islice
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
@@ -23,7 +23,7 @@ from thinc.types import Floats2d
 
 from ..errors import Errors, Warnings
 from ..models.encoder import encoder_config
-from .batching import MAX_BATCH_ITEMS, pipe_by_length
+from .batching import MAX_BATCH_ITEMS, LengthGroupedPipe
 from .guard import NonFiniteGuard
 from .recording import ExampleLossRecorder
 from .biluo import constrained_viterbi, spans_from_tags, tag_names, transition_mask
@@ -99,7 +99,7 @@ def log_softmax(logits: numpy.ndarray) -> numpy.ndarray:
     return shifted - numpy.log(numpy.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-class RsftEntityRecognizer(TrainablePipe):
+class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
     """Transformer-backed NER with constrained BILUO decoding and entity confidences."""
 
     def __init__(
@@ -216,16 +216,6 @@ class RsftEntityRecognizer(TrainablePipe):
         self.model.initialize(X=doc_sample)
 
     # -- prediction -----------------------------------------------------------------
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        """Annotate a stream of docs; each batch runs in sub-batches of similar length
-        (at most `cfg["max_batch_items"]` tokens), as spacy-transformers does.
-
-        stream (Iterable[Doc]): The docs.
-        batch_size (int): Docs buffered at a time.
-        YIELDS (Doc): The docs, annotated, in order.
-        """
-        return pipe_by_length(self, stream, batch_size)
-
     def predict(self, docs: Iterable[Doc]) -> List[numpy.ndarray]:
         """Tag log-probabilities for each token of each doc; pure, annotates nothing.
 
