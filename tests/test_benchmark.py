@@ -69,6 +69,22 @@ def test_imbalance_drops_sentences_of_the_label_only():
     assert sum(len(list(doc.sents)) for doc in rare) == 600 - (100 - report["entities_after"]["MISC"])
 
 
+def test_sentences_line_up_across_the_clean_and_the_noisy_set():
+    bench_data = load_script("bench_data")
+    docs = make_docs(50)
+    noisy, _ = bench_data.noise(docs, rate=0.3, seed=0)
+    clean_sents, report = bench_data.split_sentences(docs)
+    noisy_sents, _ = bench_data.split_sentences(noisy)
+    assert report == {"docs_before": 50, "sentences": 100} and len(noisy_sents) == 100
+    assert [d.text for d in clean_sents] == [d.text for d in noisy_sents]
+    assert [e.label_ for e in clean_sents[0].ents] == ["PER", "PER", "LOC"]
+    corrupted = sum(
+        len({(e.start, e.end, e.label_) for e in c.ents} - {(e.start, e.end, e.label_) for e in n.ents})
+        for c, n in zip(clean_sents, noisy_sents)
+    )
+    assert 0 < corrupted < sum(len(d.ents) for d in docs)
+
+
 def test_quick_overrides_point_at_the_tenth_of_the_data():
     quick = benchmark_overrides(quick=True, seed=2)
     assert quick["vars.seed"] == 2 and quick["vars.bench_dir"].endswith("quick_seed2")
@@ -95,7 +111,7 @@ def test_benchmark_commands_and_report(tmp_path, tiny_bert):
         }
     )
     commands = ["bench-noise-data", "bench-ner-cnn", "bench-ner-trf", "bench-ner-uniform", "bench-ner-hard",
-                "bench-noisy-uniform", "bench-noisy-denoise"]
+                "bench-noisy-uniform", "bench-noisy-denoise", "bench-sent-data"]
     for command in commands:
         project_run(root, command, overrides=overrides, capture=True)
     bench = root / "training" / "benchmark"
@@ -105,6 +121,9 @@ def test_benchmark_commands_and_report(tmp_path, tiny_bert):
         assert train["words_seen"] > 0 and train["peak_rss_mb"] > 0
         assert "ents_per_type" in train["evaluations"][-1]["scores"]
         assert json.loads((bench / system / "speed.json").read_text())["words_per_second_median"] > 0
+    assert json.loads((bench / "data" / "sents.json").read_text())["sentences"] == len(
+        DocBin().from_disk(bench / "data" / "train_noisy_sents.spacy")
+    )
     stats = [json.loads(line) for line in (bench / "ner_hard" / "sampler_stats.jsonl").read_text().splitlines()]
     assert stats[0]["warmup"] and stats[0]["target"] == "hard"
     project_run(root, "bench-report", overrides=overrides, capture=True)

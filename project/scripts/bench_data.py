@@ -11,6 +11,9 @@ usage:
   python scripts/bench_data.py imbalance IN.spacy OUT.spacy --label MISC --keep 0.1 --seed 0 --report R.json
       keep only that share of the sentences with a LABEL entity (the others are dropped
       from their documents; documents left empty are dropped)
+  python scripts/bench_data.py sentences IN.spacy OUT.spacy
+      one document per sentence, in order (the same sentences line up across a clean and
+      a noisy file, so their entities can be compared sentence by sentence)
 """
 import argparse
 import json
@@ -147,9 +150,14 @@ def imbalance(docs: List[Doc], label: str, keep: float, seed: int) -> Tuple[List
     return out, report
 
 
+def split_sentences(docs: List[Doc]) -> Tuple[List[Doc], Dict]:
+    out = [sent.as_doc() for doc in docs for sent in sentences(doc)]
+    return out, {"docs_before": len(docs), "sentences": len(out)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["subset", "noise", "imbalance"])
+    parser.add_argument("mode", choices=["subset", "noise", "imbalance", "sentences"])
     parser.add_argument("input", type=Path)
     parser.add_argument("output", type=Path)
     parser.add_argument("--fraction", type=float, default=0.1)
@@ -164,8 +172,10 @@ def main() -> None:
         out, report = subset(docs, args.fraction), {"fraction": args.fraction}
     elif args.mode == "noise":
         out, report = noise(docs, args.rate, args.seed)
-    else:
+    elif args.mode == "imbalance":
         out, report = imbalance(docs, args.label, args.keep, args.seed)
+    else:
+        out, report = split_sentences(docs)
     report.update({"input": str(args.input), "docs": len(out)})
     write_docs(out, args.output)
     write_report(report, args.report)

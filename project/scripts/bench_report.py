@@ -34,6 +34,22 @@ NER_SYSTEMS = [
     ("ner_balanced", "`rsft_ner`, RSFT `balanced`"),
 ]
 RSFT_TARGETS = ["ner_hard", "ner_denoise", "ner_balanced"]
+# The noise and imbalance experiments; the sent_* systems train on the same sets split
+# into one example per sentence.
+EXPERIMENT_SYSTEMS = [
+    "noisy_uniform",
+    "noisy_denoise",
+    "sent_uniform",
+    "noisy_sent_uniform",
+    "noisy_sent_denoise",
+    "rare_uniform",
+    "rare_balanced",
+]
+# (clean uniform, noisy uniform, noisy denoise, train examples: clean, noisy) per granularity
+NOISE_SETUPS = {
+    "documents": ("ner_uniform", "noisy_uniform", "noisy_denoise", None, "train_noisy.spacy"),
+    "sentences": ("sent_uniform", "noisy_sent_uniform", "noisy_sent_denoise", "train_sents.spacy", "train_noisy_sents.spacy"),
+}
 LABELS = ["PER", "LOC", "ORG", "MISC"]
 EL_SYSTEMS = [
     ("el_inlinks", "prior baseline: most in-links"),
@@ -165,8 +181,8 @@ def efficiency(systems: Dict[str, Dict]) -> Dict:
     return out
 
 
-def noise_summary(systems: Dict[str, Dict]) -> Dict:
-    clean, noisy, denoise = (systems.get(n) for n in ("ner_uniform", "noisy_uniform", "noisy_denoise"))
+def noise_summary(systems: Dict[str, Dict], setup: str = "documents") -> Dict:
+    clean, noisy, denoise = (systems.get(n) for n in NOISE_SETUPS[setup][:3])
     if not (clean and noisy and denoise):
         return {}
     f_clean, f_noisy, f_denoise = (s["best_scores"]["ents_f"] for s in (clean, noisy, denoise))
@@ -180,20 +196,22 @@ def noise_summary(systems: Dict[str, Dict]) -> Dict:
     }
 
 
-def noise_acceptance(bench_dir: Path, noise_report: Optional[Dict]) -> List[Dict]:
-    """Did `denoise` reject the noisier documents? Per sampled epoch: the acceptance rate of
-    the documents with more than the median share of corrupted entities vs the others, and
-    the mean corrupted share of the accepted vs the rejected documents."""
-    stats_path = bench_dir / "noisy_denoise" / "sampler_stats.jsonl"
-    noisy_path = bench_dir / "data" / "train_noisy.spacy"
+def noise_acceptance(bench_dir: Path, noise_report: Optional[Dict], setup: str = "documents") -> List[Dict]:
+    """Did `denoise` reject the noisier examples? Per sampled epoch: the acceptance rate of
+    the examples with more than the median share of corrupted entities vs the others, and
+    the mean corrupted share of the accepted vs the rejected examples."""
+    _, _, system, clean_name, noisy_name = NOISE_SETUPS[setup]
+    stats_path = bench_dir / system / "sampler_stats.jsonl"
+    noisy_path = bench_dir / "data" / noisy_name
     if noise_report is None or not stats_path.exists() or not noisy_path.exists():
         return []
+    clean_path = Path(noise_report["input"]) if clean_name is None else bench_dir / "data" / clean_name
     import numpy
     import spacy
     from spacy.tokens import DocBin
 
     vocab = spacy.blank("en").vocab
-    clean = list(DocBin().from_disk(noise_report["input"]).get_docs(vocab))
+    clean = list(DocBin().from_disk(clean_path).get_docs(vocab))
     noisy = list(DocBin().from_disk(noisy_path).get_docs(vocab))
     share = numpy.zeros(len(clean))
     has_ents = numpy.zeros(len(clean), dtype=bool)
@@ -243,9 +261,10 @@ def target_checks(results: Dict) -> List[Dict]:
         best = min(ratios) if ratios else None
         value = f"best target needs {100 * best:.0f}% of uniform's updates" if best is not None else "no target reached uniform's best"
         checks.append({"target": "an RSFT target reaches uniform's best dev F1 with at most 60% of its updates", "value": value, "met": best is not None and best <= 0.6})
-    noise = results["noise"]
-    if noise and noise.get("recovered_share") is not None:
-        checks.append({"target": "denoise recovers at least half of the F1 that 30% noise costs uniform", "value": f"{100 * noise['recovered_share']:.0f}% recovered", "met": noise["recovered_share"] >= 0.5})
+    for key, unit in (("noise", "10-sentence documents"), ("noise_sentences", "sentences")):
+        noise = results.get(key)
+        if noise and noise.get("recovered_share") is not None:
+            checks.append({"target": f"denoise recovers at least half of the F1 that 30% noise costs uniform (examples: {unit})", "value": f"{100 * noise['recovered_share']:.0f}% recovered", "met": noise["recovered_share"] >= 0.5})
     el = {n: ((systems.get(n) or {}).get("metrics") or {}).get("nel_inkb_accuracy") for n, _ in EL_SYSTEMS}
     ours_el = max((v for n, v in el.items() if n in ("el_uniform", "el_hard") and v is not None), default=None)
     others = [v for n, v in el.items() if n in ("el_inlinks", "el_prior", "el_spacy") and v is not None]
@@ -278,7 +297,7 @@ def seed_spread(dirs: List[Path]) -> Dict[str, Dict]:
     """Best dev F1 of every NER system over the seed runs: mean, sd, values."""
     values: Dict[str, List[float]] = {}
     for folder in dirs:
-        for name in [n for n, _ in NER_SYSTEMS] + ["noisy_uniform", "noisy_denoise", "rare_uniform", "rare_balanced"]:
+        for name in [n for n, _ in NER_SYSTEMS] + EXPERIMENT_SYSTEMS:
             s = load_system(folder, name)
             if s and s.get("best_scores"):
                 values.setdefault(name, []).append(round(s["best_scores"]["ents_f"], 2))
@@ -310,7 +329,7 @@ def main() -> None:
     parser.add_argument("--seed-dirs", type=Path, nargs="*", default=[])
     parser.add_argument("--title", default="spacy-rsft benchmark")
     args = parser.parse_args()
-    names = [n for n, _ in NER_SYSTEMS] + ["noisy_uniform", "noisy_denoise", "rare_uniform", "rare_balanced"]
+    names = [n for n, _ in NER_SYSTEMS] + EXPERIMENT_SYSTEMS
     names += [n for n, _ in EL_SYSTEMS]
     systems = {n: s for n in names if (s := load_system(args.bench_dir, n)) is not None}
     # Prefer the round-robin speeds (every system measured under the same conditions) to
@@ -340,6 +359,8 @@ def main() -> None:
         "efficiency": efficiency(systems),
         "noise": noise_summary(systems),
         "noise_acceptance": noise_acceptance(args.bench_dir, data["noise"]),
+        "noise_sentences": noise_summary(systems, "sentences"),
+        "noise_acceptance_sentences": noise_acceptance(args.bench_dir, data["noise"], "sentences"),
         "seed_spread": seed_spread([args.bench_dir] + args.seed_dirs) if args.seed_dirs else {},
     }
     results["targets"] = target_checks(results)
@@ -347,6 +368,7 @@ def main() -> None:
     plots = {
         "ner": plot_curves(systems, [n for n, _ in NER_SYSTEMS], args.report_dir / "ner_f1_vs_steps.png", "CoNLL-2003 dev F1"),
         "noise": plot_curves(systems, ["ner_uniform", "noisy_uniform", "noisy_denoise"], args.report_dir / "noise_f1_vs_steps.png", "30% label noise in train (dev is clean)"),
+        "noise_sentences": plot_curves(systems, list(NOISE_SETUPS["sentences"][:3]), args.report_dir / "noise_sentences_f1_vs_steps.png", "30% label noise, one example per sentence"),
         "imbalance": plot_curves(systems, ["ner_uniform", "rare_uniform", "rare_balanced"], args.report_dir / "imbalance_f1_vs_steps.png", "10% of the MISC sentences in train"),
     }
     atomic_write(args.report_dir / "results.json", json.dumps(results, indent=1, default=str) + "\n")
@@ -394,7 +416,6 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
     else:
         lines.append("Not run yet.")
     lines += ["", "### Label noise: 30% of the training entities corrupted, evaluated on the clean dev set", ""]
-    noise = results["noise"]
     if results["data"]["noise"]:
         d = results["data"]["noise"]
         lines.append(
@@ -402,30 +423,17 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
             f"{d['type_swap']:,} type swaps, {d['boundary_shift']:,} boundary shifts, {d['deletion']:,} deletions (seed {d['seed']})."
         )
         lines.append("")
-    lines += ner_table(systems, [("ner_uniform", "clean train, uniform"), ("noisy_uniform", "noisy train, uniform"), ("noisy_denoise", "noisy train, `denoise`")])
-    if noise:
-        share = noise["recovered_share"]
-        lines += [
-            "",
-            f"Noise costs uniform {noise['f1_cost_of_noise']:.2f} F1; `denoise` recovers "
-            + (f"{100 * share:.0f}% of it" if share is not None else "– (noise cost nothing)")
-            + f" ({noise['noisy_denoise_f1']:.2f} vs {noise['noisy_uniform_f1']:.2f}).",
-        ]
-    if results["noise_acceptance"]:
-        lines += [
-            "",
-            "Did `denoise` reject the noisier documents? (documents with more than the median share of corrupted entities vs the rest)",
-            "",
-            "| epoch | accepted: noisier half | accepted: cleaner half | corrupted share of accepted docs | of rejected docs |",
-            "|---|---|---|---|---|",
-        ]
-        for row in results["noise_acceptance"]:
-            lines.append(
-                f"| {row['epoch']} | {100 * row['accept_rate_noisier_half']:.1f}% | {100 * row['accept_rate_cleaner_half']:.1f}% | "
-                f"{100 * row['corrupted_share_accepted']:.1f}% | {fmt(100 * row['corrupted_share_rejected'] if row['corrupted_share_rejected'] is not None else None)}% |"
-            )
-    if plots["noise"]:
-        lines += ["", "![noise](noise_f1_vs_steps.png)"]
+    lines += noise_section(results, "documents", "noise", "noise_acceptance", plots["noise"], "noise_f1_vs_steps.png")
+    lines += [
+        "",
+        "#### The same, one training example per sentence",
+        "",
+        "`denoise` accepts or rejects whole examples. With 10-sentence documents nearly every document "
+        "holds some corrupted entities, so the same sets are also split into sentences "
+        "(`bench-sent-data`) and trained again, the clean one included as the reference.",
+        "",
+    ]
+    lines += noise_section(results, "sentences", "noise_sentences", "noise_acceptance_sentences", plots.get("noise_sentences"), "noise_sentences_f1_vs_steps.png")
     lines += ["", "### Imbalance: only 10% of the MISC sentences kept in train", ""]
     if results["data"]["imbalance"]:
         d = results["data"]["imbalance"]
@@ -462,6 +470,39 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
             lines.append(f"| {name} | {s['mean']:.2f} | {fmt(s['sd'], 2)} | {', '.join(f'{x:.2f}' for x in s['values'])} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def noise_section(results: Dict, setup: str, summary_key: str, acceptance_key: str, plot: bool, png: str) -> List[str]:
+    """Table, recovered share and acceptance-by-corruption rows of one noise setup."""
+    clean, noisy, denoise = NOISE_SETUPS[setup][:3]
+    unit = "documents" if setup == "documents" else "sentences"
+    lines = ner_table(results["systems"], [(clean, "clean train, uniform"), (noisy, "noisy train, uniform"), (denoise, "noisy train, `denoise`")])
+    noise = results.get(summary_key)
+    if noise:
+        share = noise["recovered_share"]
+        lines += [
+            "",
+            f"Noise costs uniform {noise['f1_cost_of_noise']:.2f} F1; `denoise` recovers "
+            + (f"{100 * share:.0f}% of it" if share is not None else "– (noise cost nothing)")
+            + f" ({noise['noisy_denoise_f1']:.2f} vs {noise['noisy_uniform_f1']:.2f}).",
+        ]
+    if results.get(acceptance_key):
+        lines += [
+            "",
+            f"Did `denoise` reject the noisier {unit}? ({unit} with more than the median share of corrupted entities vs the rest)",
+            "",
+            f"| epoch | accepted: noisier half | accepted: cleaner half | corrupted share of accepted {unit} | of rejected {unit} |",
+            "|---|---|---|---|---|",
+        ]
+        for row in results[acceptance_key]:
+            rejected = row["corrupted_share_rejected"]
+            lines.append(
+                f"| {row['epoch']} | {100 * row['accept_rate_noisier_half']:.1f}% | {100 * row['accept_rate_cleaner_half']:.1f}% | "
+                f"{100 * row['corrupted_share_accepted']:.1f}% | {fmt(100 * rejected if rejected is not None else None)}% |"
+            )
+    if plot:
+        lines += ["", f"![noise]({png})"]
+    return lines
 
 
 if __name__ == "__main__":

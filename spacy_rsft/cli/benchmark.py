@@ -32,6 +32,9 @@ SEED_COMMANDS = [
     "bench-ner-balanced",
     "bench-noisy-uniform",
     "bench-noisy-denoise",
+    "bench-sent-data",
+    "bench-noisy-sent-uniform",
+    "bench-noisy-sent-denoise",
 ]
 
 
