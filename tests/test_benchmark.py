@@ -134,3 +134,16 @@ def test_benchmark_commands_and_report(tmp_path, tiny_bert):
     assert "| spaCy `entity_linker` (anchor) | not run yet |" in report
     assert results["noise"]["clean_uniform_f1"] == results["systems"]["ner_uniform"]["best_scores"]["ents_f"]
     assert (root / "benchmarks" / "ner_f1_vs_steps.png").exists()
+
+
+def test_paired_differences_pair_runs_of_the_same_seed_only():
+    report = load_script("bench_report")
+    spread = {
+        "ner_uniform": {"values": [90.0, 91.0, 89.0], "runs": ["seed0", "seed1", "seed2"]},
+        "ner_hard": {"values": [91.0, 90.5], "runs": ["seed0", "seed2"]},  # seed1 missing
+        "ner_denoise": {"values": [88.0], "runs": ["seed0"]},  # one seed: no spread
+    }
+    paired = report.paired_differences(spread)
+    assert list(paired) == ["ner_hard - ner_uniform"]
+    assert paired["ner_hard - ner_uniform"]["values"] == [1.0, 1.5]
+    assert paired["ner_hard - ner_uniform"]["mean"] == 1.25

@@ -294,21 +294,51 @@ def plot_curves(systems: Dict[str, Dict], names: List[str], path: Path, title: s
 
 
 def seed_spread(dirs: List[Path]) -> Dict[str, Dict]:
-    """Best dev F1 of every NER system over the seed runs: mean, sd, values."""
+    """Best dev F1 of every NER system over the seed runs: mean, sd, values and the run
+    folder of each value."""
     values: Dict[str, List[float]] = {}
+    runs: Dict[str, List[str]] = {}
     for folder in dirs:
         for name in [n for n, _ in NER_SYSTEMS] + EXPERIMENT_SYSTEMS:
             s = load_system(folder, name)
             if s and s.get("best_scores"):
                 values.setdefault(name, []).append(round(s["best_scores"]["ents_f"], 2))
+                runs.setdefault(name, []).append(str(folder))
     return {
         name: {
             "mean": statistics.mean(v),
             "sd": statistics.stdev(v) if len(v) > 1 else None,
             "values": v,
+            "runs": runs[name],
         }
         for name, v in values.items()
     }
+
+
+# (RSFT system, its uniform baseline) for the paired differences over seeds
+PAIRS = [
+    ("ner_hard", "ner_uniform"),
+    ("ner_denoise", "ner_uniform"),
+    ("ner_balanced", "ner_uniform"),
+    ("noisy_denoise", "noisy_uniform"),
+    ("noisy_sent_denoise", "noisy_sent_uniform"),
+    ("rare_balanced", "rare_uniform"),
+]
+
+
+def paired_differences(spread: Dict[str, Dict]) -> Dict[str, Dict]:
+    """RSFT minus uniform best dev F1, seed by seed, where both ran for the same seeds."""
+    out = {}
+    for rsft, uniform in PAIRS:
+        a, b = spread.get(rsft), spread.get(uniform)
+        if not a or not b:
+            continue
+        baseline = dict(zip(b["runs"], b["values"]))
+        diffs = [round(x - baseline[run], 2) for run, x in zip(a["runs"], a["values"]) if run in baseline]
+        if len(diffs) < 2:
+            continue
+        out[f"{rsft} - {uniform}"] = {"mean": statistics.mean(diffs), "sd": statistics.stdev(diffs), "values": diffs}
+    return out
 
 
 def package_versions() -> Dict[str, str]:
@@ -363,6 +393,7 @@ def main() -> None:
         "noise_acceptance_sentences": noise_acceptance(args.bench_dir, data["noise"], "sentences"),
         "seed_spread": seed_spread([args.bench_dir] + args.seed_dirs) if args.seed_dirs else {},
     }
+    results["paired_differences"] = paired_differences(results["seed_spread"])
     results["targets"] = target_checks(results)
     args.report_dir.mkdir(parents=True, exist_ok=True)
     plots = {
@@ -468,6 +499,17 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
         lines += ["", "## Spread over seeds", "", "| system | mean dev F1 | sd | values |", "|---|---|---|---|"]
         for name, s in spread.items():
             lines.append(f"| {name} | {s['mean']:.2f} | {fmt(s['sd'], 2)} | {', '.join(f'{x:.2f}' for x in s['values'])} |")
+    paired = results.get("paired_differences") or {}
+    if paired:
+        lines += [
+            "",
+            "Paired by seed (same seed, same data, only the reader's target differs): RSFT minus uniform.",
+            "",
+            "| comparison | mean difference | sd | per seed |",
+            "|---|---|---|---|",
+        ]
+        for name, d in paired.items():
+            lines.append(f"| {name} | {d['mean']:+.2f} | {fmt(d['sd'], 2)} | {', '.join(f'{x:+.2f}' for x in d['values'])} |")
     lines.append("")
     return "\n".join(lines)
 

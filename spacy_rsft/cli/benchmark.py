@@ -38,6 +38,8 @@ SEED_COMMANDS = [
     "bench-ner-balanced",
     "bench-noisy-uniform",
     "bench-noisy-denoise",
+    "bench-rare-uniform",
+    "bench-rare-balanced",
 ]
 
 
