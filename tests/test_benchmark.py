@@ -12,7 +12,13 @@ from spacy.tokens import Doc, DocBin
 weasel = pytest.importorskip("weasel")
 from weasel.cli.run import project_run  # noqa: E402
 
-from spacy_rsft.cli.benchmark import QUICK_VARS, benchmark_overrides  # noqa: E402
+from spacy_rsft.cli.benchmark import (  # noqa: E402
+    QUICK_SKIP,
+    QUICK_VARS,
+    SEED_COMMANDS,
+    benchmark_overrides,
+    workflow_commands,
+)
 
 PROJECT = Path(__file__).resolve().parents[1] / "project"
 
@@ -86,11 +92,25 @@ def test_sentences_line_up_across_the_clean_and_the_noisy_set():
 
 
 def test_quick_overrides_point_at_the_tenth_of_the_data():
-    quick = benchmark_overrides(quick=True, seed=2)
-    assert quick["vars.seed"] == 2 and quick["vars.bench_dir"].endswith("quick_seed2")
+    quick = benchmark_overrides("quick", seed=2)
+    assert quick["vars.seed"] == 2 and quick["vars.bench_dir"] == "training/benchmark_quick_seed2"
     assert all(quick[f"vars.{key}"] == value for key, value in QUICK_VARS.items())
-    full = benchmark_overrides(quick=False, seed=0)
+    spread = benchmark_overrides("spread", seed=1)
+    assert spread["vars.bench_train"] == QUICK_VARS["bench_train"]
+    assert spread["vars.bench_max_steps"] == 2 * QUICK_VARS["bench_max_steps"]
+    assert spread["vars.bench_dir"] == "training/benchmark_spread_seed1"
+    assert spread["vars.bench_report_dir"] == "benchmarks/spread"
+    full = benchmark_overrides("full", seed=0)
     assert full["vars.bench_dir"] == "training/benchmark" and "vars.bench_train" not in full
+    with pytest.raises(ValueError):
+        benchmark_overrides("fast", seed=0)
+
+
+def test_quick_runs_every_benchmark_command_but_the_sentence_repeat():
+    quick = workflow_commands(PROJECT, quick=True)
+    full = workflow_commands(PROJECT, quick=False)
+    assert set(full) - set(quick) == QUICK_SKIP
+    assert set(SEED_COMMANDS) <= set(quick) and quick[-1] == "bench-report"
 
 
 def test_benchmark_commands_and_report(tmp_path, tiny_bert):

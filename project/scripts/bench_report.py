@@ -104,6 +104,11 @@ def load_system(bench_dir: Path, name: str) -> Optional[Dict]:
         result["inference_peak_rss_mb"] = speed["peak_rss_mb"]
     if metrics is not None:
         result["metrics"] = metrics
+    stats = folder / "sampler_stats.jsonl"
+    if stats.exists():
+        epochs = [json.loads(line) for line in stats.read_text(encoding="utf8").splitlines() if line.strip()]
+        # epochs the target actually sampled (past warm-up); 0 means it trained as uniform
+        result["sampled_epochs"] = sum(1 for e in epochs if not e.get("warmup"))
     return result
 
 
@@ -174,6 +179,7 @@ def efficiency(systems: Dict[str, Dict]) -> Dict:
             continue
         steps = steps_to_reach(s["curve"], target_score)
         out["targets"][name] = {
+            "sampled_epochs": s.get("sampled_epochs"),
             "steps": steps,
             "ratio": round(steps / uniform_steps, 3) if steps and uniform_steps else None,
             "best_f1": 100 * max(score for _, score, _ in s["curve"]),
@@ -440,10 +446,15 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
     if eff:
         lines.append(f"Uniform's best dev F1: {eff['uniform_best_f1']:.2f}, first reached at step {eff['uniform_steps']}.")
         lines.append("")
-        lines += ["| target | steps to reach it | share of uniform's steps | its own best F1 |", "|---|---|---|---|"]
+        lines += [
+            "| target | steps to reach it | share of uniform's steps | its own best F1 | epochs past warm-up |",
+            "|---|---|---|---|---|",
+        ]
         for name, e in eff["targets"].items():
             ratio = f"{100 * e['ratio']:.0f}%" if e["ratio"] is not None else "not reached"
-            lines.append(f"| {name} | {fmt(e['steps'])} | {ratio} | {e['best_f1']:.2f} |")
+            lines.append(f"| {name} | {fmt(e['steps'])} | {ratio} | {e['best_f1']:.2f} | {fmt(e.get('sampled_epochs'))} |")
+        if any(e.get("sampled_epochs") == 0 for e in eff["targets"].values()):
+            lines += ["", "A target with 0 epochs past warm-up trained exactly as uniform (every example accepted): the run was too short for it to act."]
     else:
         lines.append("Not run yet.")
     lines += ["", "### Label noise: 30% of the training entities corrupted, evaluated on the clean dev set", ""]
