@@ -58,6 +58,12 @@ EL_SYSTEMS = [
     ("el_uniform", "`rsft_entity_linker`, uniform reader"),
     ("el_hard", "`rsft_entity_linker`, RSFT `hard`"),
 ]
+FULL_REPRODUCE = (
+    "Reproduce: `cd project && python -m spacy project run benchmark` (every finished system is\n"
+    "skipped; `python -m spacy project run bench-report` rewrites this file at any point), or\n"
+    "`python -m spacy_rsft benchmark` from the repository root. Systems listed as *not run yet*\n"
+    "had not finished when this report was written."
+)
 VERSIONS = ["spacy", "spacy-transformers", "transformers", "torch", "thinc", "spacy-rsft"]
 
 
@@ -370,6 +376,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="../../shared/data")
     parser.add_argument("--seed-dirs", type=Path, nargs="*", default=[])
     parser.add_argument("--title", default="spacy-rsft benchmark")
+    parser.add_argument("--reproduce", default=None, help="The command that reproduces this report (default: the full workflow)")
     args = parser.parse_args()
     names = [n for n, _ in NER_SYSTEMS] + EXPERIMENT_SYSTEMS
     names += [n for n, _ in EL_SYSTEMS]
@@ -391,6 +398,7 @@ def main() -> None:
     }
     results = {
         "title": args.title,
+        "reproduce": f"Reproduce: `{args.reproduce}` (finished systems are skipped)." if args.reproduce else None,
         "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "versions": package_versions(),
@@ -429,10 +437,7 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
         f"machine: {results['machine']['cpus']} CPU cores, {results['machine']['platform']}, Python "
         f"{results['machine']['python']}; " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
         "",
-        "Reproduce: `cd project && python -m spacy project run benchmark` (every finished system is",
-        "skipped; `python -m spacy project run bench-report` rewrites this file at any point), or",
-        "`python -m spacy_rsft benchmark` from the repository root. Systems listed as *not run yet*",
-        "had not finished when this report was written.",
+        results.get("reproduce") or FULL_REPRODUCE,
         "",
         "## NER: CoNLL-2003 train → valid (dev), the same step budget, batcher and dev set",
         "",

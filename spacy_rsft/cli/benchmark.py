@@ -108,6 +108,7 @@ def run_benchmark(project_dir: Path, scale: str, seeds: List[int], data_dir: str
     if len(seeds) > 1:
         cmd += ["--seed-dirs"] + [str(benchmark_overrides(scale, s)["vars.bench_dir"]) for s in seeds[1:]]
     if scale in TITLES:
-        cmd += ["--title", TITLES[scale]]
+        seed_arg = f" --seeds {','.join(str(s) for s in seeds)}" if len(seeds) > 1 else ""
+        cmd += ["--title", TITLES[scale], "--reproduce", f"python -m spacy_rsft benchmark project --{scale}{seed_arg}"]
     subprocess.run(cmd, cwd=project_dir, check=True)
     return project_dir / report_dir
