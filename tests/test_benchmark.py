@@ -167,3 +167,5 @@ def test_paired_differences_pair_runs_of_the_same_seed_only():
     assert list(paired) == ["ner_hard - ner_uniform"]
     assert paired["ner_hard - ner_uniform"]["values"] == [1.0, 1.5]
     assert paired["ner_hard - ner_uniform"]["mean"] == 1.25
+    assert paired["ner_hard - ner_uniform"]["df"] == 1
+    assert abs(paired["ner_hard - ner_uniform"]["t"] - 5.0) < 1e-9  # 1.25 / (0.3536 / sqrt(2))

@@ -355,7 +355,11 @@ def paired_differences(spread: Dict[str, Dict]) -> Dict[str, Dict]:
         diffs = [round(x - baseline[run], 2) for run, x in zip(a["runs"], a["values"]) if run in baseline]
         if len(diffs) < 2:
             continue
-        out[f"{rsft} - {uniform}"] = {"mean": statistics.mean(diffs), "sd": statistics.stdev(diffs), "values": diffs}
+        mean, sd = statistics.mean(diffs), statistics.stdev(diffs)
+        # paired t statistic, n - 1 degrees of freedom: with 3 seeds |t| must pass 4.3 for
+        # two-sided p < 0.05
+        t = mean / (sd / len(diffs) ** 0.5) if sd > 0 else None
+        out[f"{rsft} - {uniform}"] = {"mean": mean, "sd": sd, "t": t, "df": len(diffs) - 1, "values": diffs}
     return out
 
 
@@ -527,11 +531,12 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
             "",
             "Paired by seed (same seed, same data, only the reader's target differs): RSFT minus uniform.",
             "",
-            "| comparison | mean difference | sd | per seed |",
-            "|---|---|---|---|",
+            "| comparison | mean difference | sd | paired t (df) | per seed |",
+            "|---|---|---|---|---|",
         ]
         for name, d in paired.items():
-            lines.append(f"| {name} | {d['mean']:+.2f} | {fmt(d['sd'], 2)} | {', '.join(f'{x:+.2f}' for x in d['values'])} |")
+            t = f"{d['t']:+.2f} ({d['df']})" if d.get("t") is not None else "–"
+            lines.append(f"| {name} | {d['mean']:+.2f} | {fmt(d['sd'], 2)} | {t} | {', '.join(f'{x:+.2f}' for x in d['values'])} |")
     lines.append("")
     return "\n".join(lines)
 
