@@ -486,11 +486,14 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
         "#### The same, one training example per sentence",
         "",
         "`denoise` accepts or rejects whole examples. With 10-sentence documents nearly every document "
-        "holds some corrupted entities, so the same sets are also split into sentences "
-        "(`bench-sent-data`) and trained again, the clean one included as the reference.",
+        "holds some corrupted entities, so the workflow `benchmark-sentences` splits the same sets into "
+        "sentences (`bench-sent-data`) and trains again, the clean one included as the reference.",
         "",
     ]
-    lines += noise_section(results, "sentences", "noise_sentences", "noise_acceptance_sentences", plots.get("noise_sentences"), "noise_sentences_f1_vs_steps.png")
+    if any(name in systems for name in NOISE_SETUPS["sentences"][:3]):
+        lines += noise_section(results, "sentences", "noise_sentences", "noise_acceptance_sentences", plots.get("noise_sentences"), "noise_sentences_f1_vs_steps.png")
+    else:
+        lines.append("Not run yet (`python -m spacy project run benchmark-sentences`).")
     lines += ["", "### Imbalance: only 10% of the MISC sentences kept in train", ""]
     if results["data"]["imbalance"]:
         d = results["data"]["imbalance"]

@@ -1,5 +1,6 @@
-"""`python -m spacy_rsft benchmark`: the project's `benchmark` workflow, at full scale or
---quick, for one or more seeds, then the report.
+"""`python -m spacy_rsft benchmark`: the project's `benchmark` workflow at full scale or
+--quick, or only its uniform-vs-RSFT comparisons (--spread), for one or more seeds, then
+the report.
 
 Every system is its own project command with its own outputs, so an interrupted run
 resumes where it stopped: weasel skips the commands whose outputs are up to date.
@@ -31,9 +32,6 @@ QUICK_VARS = {
 # of the subset; the full run is 2.2 epochs), for every seed: the seed-to-seed spread that
 # the full scale cannot afford on 2 cores.
 SPREAD_VARS = dict(QUICK_VARS, bench_max_steps=100, bench_warmup_steps=10)
-# Left out of --quick to keep it under 15 minutes: the noise experiment repeated with
-# one example per sentence (three more runs). tests/test_benchmark.py runs its data step.
-QUICK_SKIP = {"bench-sent-data", "bench-sent-uniform", "bench-noisy-sent-uniform", "bench-noisy-sent-denoise"}
 # The uniform-vs-RSFT comparisons the issue asks a spread for: efficiency (hard, denoise
 # against uniform), label noise and imbalance. bench-data must have run.
 SEED_COMMANDS = [
@@ -68,14 +66,6 @@ def benchmark_overrides(scale: str, seed: int, data_dir: str = None) -> Dict[str
     return overrides
 
 
-def workflow_commands(project_dir: Path, quick: bool) -> List[str]:
-    """The `benchmark` workflow's commands in order, less QUICK_SKIP for --quick."""
-    from weasel.util import load_project_config
-
-    commands = load_project_config(project_dir)["workflows"]["benchmark"]
-    return [c for c in commands if not (quick and c in QUICK_SKIP)]
-
-
 TITLES = {
     "quick": "spacy-rsft benchmark, --quick (a tenth of the data, one epoch each: checks the benchmark, not the systems)",
     "spread": "spacy-rsft benchmark, --spread (a tenth of the data, 2 epochs, uniform vs RSFT over seeds)",
@@ -97,7 +87,7 @@ def run_benchmark(project_dir: Path, scale: str, seeds: List[int], data_dir: str
         elif scale == "spread":
             commands = ["bench-data"] + SEED_COMMANDS
         else:
-            commands = workflow_commands(project_dir, quick=scale == "quick")
+            commands = ["benchmark"]  # the workflow
         for command in commands:
             project_run(project_dir, command, overrides=overrides)
     first = benchmark_overrides(scale, seeds[0], data_dir)
