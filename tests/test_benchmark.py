@@ -100,6 +100,15 @@ def test_quick_overrides_point_at_the_tenth_of_the_data():
         benchmark_overrides("fast", seed=0)
 
 
+def test_quick_with_several_seeds_points_at_spread():
+    from typer.testing import CliRunner
+
+    from spacy_rsft.cli import app
+
+    result = CliRunner().invoke(app, ["benchmark", str(PROJECT), "--quick", "--seeds", "0,1"])
+    assert result.exit_code != 0 and "--spread" in result.output
+
+
 def test_seed_commands_are_in_the_benchmark_workflow():
     from weasel.util import load_project_config
 

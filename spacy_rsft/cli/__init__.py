@@ -109,6 +109,9 @@ def benchmark_cli(
         raise typer.BadParameter("choose one of --quick and --spread")
     scale = "quick" if quick else "spread" if spread else "full"
     seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    if quick and len(seed_list) > 1:
+        # one quick epoch is all warm-up for hard and denoise: its seeds would compare nothing
+        raise typer.BadParameter("--quick runs one seed; for the spread over seeds use --spread --seeds 0,1,2")
     typer.echo(str(run_benchmark(project_dir, scale, seed_list, data_dir)))
 
 
