@@ -194,18 +194,12 @@ def efficiency(systems: Dict[str, Dict]) -> Dict:
 
 
 def noise_summary(systems: Dict[str, Dict], setup: str = "documents") -> Dict:
-    clean_name = NOISE_SETUPS[setup][0]
-    if clean_name not in systems and setup == "sentences":
-        # the clean sentence-level run is the last of the benchmark: until it has run, the
-        # document-level clean run is the reference (the report names which one it used)
-        clean_name = NOISE_SETUPS["documents"][0]
-    clean, noisy, denoise = (systems.get(n) for n in (clean_name, *NOISE_SETUPS[setup][1:3]))
+    clean, noisy, denoise = (systems.get(n) for n in NOISE_SETUPS[setup][:3])
     if not (clean and noisy and denoise):
         return {}
     f_clean, f_noisy, f_denoise = (s["best_scores"]["ents_f"] for s in (clean, noisy, denoise))
     cost = f_clean - f_noisy
     return {
-        "clean_reference": clean_name,
         "clean_uniform_f1": f_clean,
         "noisy_uniform_f1": f_noisy,
         "noisy_denoise_f1": f_denoise,
@@ -422,7 +416,7 @@ def main() -> None:
     args.report_dir.mkdir(parents=True, exist_ok=True)
     plots = {
         "ner": plot_curves(systems, [n for n, _ in NER_SYSTEMS], args.report_dir / "ner_f1_vs_steps.png", "CoNLL-2003 dev F1"),
-        "noise": plot_curves(systems, ["ner_uniform", "noisy_uniform", "noisy_denoise"], args.report_dir / "noise_f1_vs_steps.png", "30% label noise in train (dev is clean)"),
+        "noise": plot_curves(systems, list(NOISE_SETUPS["documents"][:3]), args.report_dir / "noise_f1_vs_steps.png", "30% label noise in train (dev is clean)"),
         "noise_sentences": plot_curves(systems, list(NOISE_SETUPS["sentences"][:3]), args.report_dir / "noise_sentences_f1_vs_steps.png", "30% label noise, one example per sentence"),
         "imbalance": plot_curves(systems, ["ner_uniform", "rare_uniform", "rare_balanced"], args.report_dir / "imbalance_f1_vs_steps.png", "10% of the MISC sentences in train"),
     }
@@ -480,7 +474,7 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
             f"{d['type_swap']:,} type swaps, {d['boundary_shift']:,} boundary shifts, {d['deletion']:,} deletions (seed {d['seed']})."
         )
         lines.append("")
-    lines += noise_section(results, "documents", "noise", "noise_acceptance", plots["noise"], "noise_f1_vs_steps.png")
+    lines += noise_section(results, plots, "documents")
     lines += [
         "",
         "#### The same, one training example per sentence",
@@ -491,7 +485,7 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
         "",
     ]
     if any(name in systems for name in NOISE_SETUPS["sentences"][:3]):
-        lines += noise_section(results, "sentences", "noise_sentences", "noise_acceptance_sentences", plots.get("noise_sentences"), "noise_sentences_f1_vs_steps.png")
+        lines += noise_section(results, plots, "sentences")
     else:
         lines.append("Not run yet (`python -m spacy project run benchmark-sentences`).")
     lines += ["", "### Imbalance: only 10% of the MISC sentences kept in train", ""]
@@ -544,17 +538,20 @@ def render(results: Dict, plots: Dict[str, bool]) -> str:
     return "\n".join(lines)
 
 
-def noise_section(results: Dict, setup: str, summary_key: str, acceptance_key: str, plot: bool, png: str) -> List[str]:
-    """Table, recovered share and acceptance-by-corruption rows of one noise setup."""
+def noise_section(results: Dict, plots: Dict[str, bool], setup: str) -> List[str]:
+    """Table, recovered share and acceptance-by-corruption rows of one noise setup
+    ("documents": results["noise"], ...; "sentences": results["noise_sentences"], ...)."""
     clean, noisy, denoise = NOISE_SETUPS[setup][:3]
-    unit = "documents" if setup == "documents" else "sentences"
+    unit = setup
+    key = "noise" if setup == "documents" else "noise_sentences"
+    summary_key, acceptance_key = key, key.replace("noise", "noise_acceptance")
     lines = ner_table(results["systems"], [(clean, "clean train, uniform"), (noisy, "noisy train, uniform"), (denoise, "noisy train, `denoise`")])
     noise = results.get(summary_key)
     if noise:
         share = noise["recovered_share"]
         lines += [
             "",
-            f"Noise costs uniform {noise['f1_cost_of_noise']:.2f} F1 (against `{noise['clean_reference']}`); `denoise` recovers "
+            f"Noise costs uniform {noise['f1_cost_of_noise']:.2f} F1; `denoise` recovers "
             + (f"{100 * share:.0f}% of it" if share is not None else "– (noise cost nothing)")
             + f" ({noise['noisy_denoise_f1']:.2f} vs {noise['noisy_uniform_f1']:.2f}).",
         ]
@@ -572,8 +569,8 @@ def noise_section(results: Dict, setup: str, summary_key: str, acceptance_key: s
                 f"| {row['epoch']} | {100 * row['accept_rate_noisier_half']:.1f}% | {100 * row['accept_rate_cleaner_half']:.1f}% | "
                 f"{100 * row['corrupted_share_accepted']:.1f}% | {fmt(100 * rejected if rejected is not None else None)}% |"
             )
-    if plot:
-        lines += ["", f"![noise]({png})"]
+    if plots.get(key):
+        lines += ["", f"![noise]({key}_f1_vs_steps.png)"]
     return lines
 
 
