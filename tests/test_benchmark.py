@@ -1,27 +1,28 @@
-"""The benchmark's own machinery: the derived training sets, the per-system commands (with
-the tiny test model on the demo data) and the report."""
-import importlib.util
+"""The benchmark project (project/benchmarks): the derived training sets, systems.yml and the
+system files, the runner's plans and fingerprints, a real run of two systems with the tiny
+test model, the report on synthetic results, and (slow) the weasel round trip."""
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import spacy
+import srsly
 from spacy.tokens import Doc, DocBin
 
 weasel = pytest.importorskip("weasel")
+pytest.importorskip("matplotlib")
 from weasel.cli.run import project_run  # noqa: E402
+from weasel.util import load_project_config  # noqa: E402
 
-from spacy_rsft.cli.benchmark import QUICK_VARS, SEED_COMMANDS, benchmark_overrides  # noqa: E402
-
-PROJECT = Path(__file__).resolve().parents[1] / "project"
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, PROJECT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+BENCHMARK = Path(__file__).resolve().parents[1] / "project" / "benchmarks"
+sys.path.insert(0, str(BENCHMARK / "scripts"))
+import bench  # noqa: E402
+import collect  # noqa: E402
+import data as bench_data  # noqa: E402
+import render  # noqa: E402
 
 
 def make_docs(n: int = 60):
@@ -39,7 +40,6 @@ def make_docs(n: int = 60):
 
 
 def test_noise_corrupts_the_requested_share_and_keeps_the_text():
-    bench_data = load_script("bench_data")
     docs = make_docs(200)
     noisy, report = bench_data.noise(docs, rate=0.3, seed=0)
     assert 0.25 < report["corrupted_share"] < 0.35
@@ -60,7 +60,6 @@ def test_noise_corrupts_the_requested_share_and_keeps_the_text():
 
 
 def test_imbalance_drops_sentences_of_the_label_only():
-    bench_data = load_script("bench_data")
     docs = make_docs(300)
     rare, report = bench_data.imbalance(docs, label="MISC", keep=0.1, seed=0)
     assert report["entities_before"]["MISC"] == 100
@@ -70,7 +69,6 @@ def test_imbalance_drops_sentences_of_the_label_only():
 
 
 def test_sentences_line_up_across_the_clean_and_the_noisy_set():
-    bench_data = load_script("bench_data")
     docs = make_docs(50)
     noisy, _ = bench_data.noise(docs, rate=0.3, seed=0)
     clean_sents, report = bench_data.split_sentences(docs)
@@ -85,91 +83,203 @@ def test_sentences_line_up_across_the_clean_and_the_noisy_set():
     assert 0 < corrupted < sum(len(d.ents) for d in docs)
 
 
-def test_quick_overrides_point_at_the_tenth_of_the_data():
-    quick = benchmark_overrides("quick", seed=2)
-    assert quick["vars.seed"] == 2 and quick["vars.bench_dir"] == "training/benchmark_quick_seed2"
-    assert all(quick[f"vars.{key}"] == value for key, value in QUICK_VARS.items())
-    spread = benchmark_overrides("spread", seed=1)
-    assert spread["vars.bench_train"] == QUICK_VARS["bench_train"]
-    assert spread["vars.bench_max_steps"] == 2 * QUICK_VARS["bench_max_steps"]
-    assert spread["vars.bench_dir"] == "training/benchmark_spread_seed1"
-    assert spread["vars.bench_report_dir"] == "benchmarks/spread"
-    full = benchmark_overrides("full", seed=0)
-    assert full["vars.bench_dir"] == "training/benchmark" and "vars.bench_train" not in full
-    with pytest.raises(ValueError):
-        benchmark_overrides("fast", seed=0)
 
 
-def test_quick_with_several_seeds_points_at_spread():
-    from typer.testing import CliRunner
-
-    from spacy_rsft.cli import app
-
-    result = CliRunner().invoke(app, ["benchmark", str(PROJECT), "--quick", "--seeds", "0,1"])
-    assert result.exit_code != 0 and "--spread" in result.output
+# -- systems.yml and the system files ------------------------------------------------------
 
 
-def test_seed_commands_are_in_the_benchmark_workflow():
-    from weasel.util import load_project_config
+def test_every_system_is_one_file_and_one_line():
+    spec = bench.load_benchmark(BENCHMARK)  # fails on a listed system without its file
+    files = {p.stem for p in (BENCHMARK / "systems").glob("*.cfg")}
+    assert files == set(spec.systems), "a system file without its line in systems.yml, or the reverse"
+    for name, system in spec.systems.items():
+        assert system.group in spec.groups, f"{name}: unknown group {system.group}"
+        options = bench.read_partial_config(BENCHMARK / "systems" / f"{name}.cfg")["benchmark"]
+        if options.get("kind", "train") == "train":
+            assert (BENCHMARK / "configs" / options["base"]).exists(), f"{name}: no base config {options['base']}"
+        assert "dev" in options["inputs"], f"{name}: no dev set"
+    for scale in spec.scales.values():
+        assert set(scale.systems or []) <= set(spec.systems)
+        assert set(scale.settings) <= {s.suite for s in spec.systems.values()}
 
-    workflows = load_project_config(PROJECT)["workflows"]
-    assert set(SEED_COMMANDS) <= set(workflows["benchmark"]) and workflows["benchmark"][-1] == "bench-report"
-    assert not set(workflows["benchmark-sentences"][:-1]) & set(workflows["benchmark"])
+
+def test_every_suite_is_a_command_of_the_workflow():
+    config = load_project_config(BENCHMARK)
+    scripts = {c["name"]: " ".join(c["script"]) for c in config["commands"]}
+    suites = {s.suite for s in bench.load_benchmark(BENCHMARK).systems.values()}
+    commands_running = {suite: [n for n, script in scripts.items() if f"scripts/run.py {suite} " in script] for suite in suites}
+    assert all(len(names) == 1 for names in commands_running.values()), commands_running
+    benchmark = config["workflows"]["benchmark"]
+    assert benchmark.index("collect") > max(benchmark.index(commands_running[s][0]) for s in ("ner", "el"))
+    assert benchmark[-2:] == ["collect", "render"]
 
 
-def test_benchmark_commands_and_report(tmp_path, tiny_bert):
-    root = tmp_path / "project"
-    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns("assets", "corpus", "training", "benchmarks"))
-    overrides = {"vars.model": tiny_bert}
-    project_run(root, "demo-data", overrides=overrides, capture=True)
-    project_run(root, "convert", overrides=overrides, capture=True)
-    overrides.update(
-        {
-            "vars.bench_train": "corpus/train.spacy",
-            "vars.bench_dev": "corpus/dev.spacy",
-            "vars.bench_max_steps": 6,
-            "vars.bench_warmup_steps": 1,
-            "vars.bench_eval_frequency": 3,
-            "vars.bench_batch_size": 300,
-            "vars.bench_speed_runs": 1,
-        }
-    )
-    commands = ["bench-noise-data", "bench-ner-cnn", "bench-ner-trf", "bench-ner-uniform", "bench-ner-hard",
-                "bench-noisy-uniform", "bench-noisy-denoise", "bench-sent-data"]
-    for command in commands:
+def test_plans_reproduce_the_settings_that_differ():
+    spec = bench.load_benchmark(BENCHMARK)
+    full = spec.scale("full")
+    hard = bench.make_plan(spec, spec.systems["ner_hard"], full, 0, "some-model")
+    assert hard.config["corpora"]["train"]["target"] == "hard"
+    assert hard.config["training"]["max_steps"] == 500
+    assert hard.config["training"]["optimizer"]["learn_rate"]["warmup_steps"] == 50
+    assert hard.config["paths"]["model"] == "some-model"
+    assert hard.inputs["train"] == BENCHMARK / "corpus" / "full" / "conll" / "train.spacy"
+    # the CNN anchor has no warm-up: the scale's warmup_steps passes it by
+    cnn = bench.make_plan(spec, spec.systems["ner_cnn"], spec.scale("quick"), 1, "m")
+    assert "training.optimizer.learn_rate.warmup_steps" not in cnn.overrides
+    assert cnn.config["training"]["max_steps"] == 50 and cnn.config["system"]["seed"] == 1
+    assert cnn.inputs["dev"] == BENCHMARK / "corpus" / "tenth" / "conll" / "valid.spacy"
+    el = bench.make_plan(spec, spec.systems["el_uniform"], full, 0, "m")
+    generator = el.config["components"]["rsft_entity_linker"]["candidate_generator"]
+    assert generator["@misc"] == "spacy-rsft.doc_candidates.v1" and generator["path"] == "${paths.candidates}"
+    assert el.config["training"]["max_steps"] == 300
+    noisy = bench.make_plan(spec, spec.systems["noisy_denoise"], full, 0, "m")
+    assert noisy.clean_train == BENCHMARK / "corpus" / "full" / "conll" / "train.spacy"
+
+
+# -- running systems -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_benchmark(tmp_path):
+    """A copy of the benchmark project with a tiny scale and tiny data."""
+    root = tmp_path / "benchmarks"
+    shutil.copytree(BENCHMARK, root, ignore=shutil.ignore_patterns("corpus", "training", "results", "assets", "__pycache__"))
+    spec = srsly.read_yaml(root / "systems.yml")
+    tiny_ner = {"training.max_steps": 4, "training.eval_frequency": 2, "training.batcher.size": 200,
+                "training.optimizer.learn_rate.warmup_steps": 1}
+    spec["scales"] = {"tiny": {"data": "tiny", "seeds": [0, 1], "speed_runs": 1, "systems": ["ner_cnn", "ner_uniform", "ner_hard"],
+                               "settings": {"ner": tiny_ner}}}
+    srsly.write_yaml(root / "systems.yml", spec)
+    conll = root / "corpus" / "tiny" / "conll"
+    conll.mkdir(parents=True)
+    docs = make_docs(24)
+    DocBin(docs=docs[:16]).to_disk(conll / "train.spacy")
+    DocBin(docs=docs[16:]).to_disk(conll / "valid.spacy")
+    return root
+
+
+def run_suite(root: Path, model: str, *extra: str) -> str:
+    cmd = [sys.executable, "scripts/run.py", "ner", "--scale", "tiny", "--model", model, *extra]
+    result = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_runner_trains_records_and_reruns_only_what_changed(tiny_benchmark, tiny_bert):
+    root = tiny_benchmark
+    out = run_suite(root, tiny_bert, "--seeds", "0", "--only", "ner_cnn,ner_uniform")
+    assert out.count(": running") == 2
+    runs = root / "results" / "tiny" / "runs" / "ner"
+    uniform = json.loads((runs / "ner_uniform" / "seed0.json").read_text())
+    assert uniform["steps"] == 4 and [c[0] for c in uniform["curve"]] == [0, 2, 4]
+    assert uniform["settings"]["training.max_steps"] == 4 and uniform["settings"]["system.seed"] == 0
+    assert set(uniform["best_scores"]) >= {"ents_f", "ents_p", "ents_r"}
+    assert uniform["sampler"]["epochs"] >= 1 and uniform["train_peak_rss_mb"] > 0
+    assert (root / "training" / "tiny" / "ner_uniform" / "seed0" / "model-best").is_dir()
+    # nothing changed: nothing reruns
+    out = run_suite(root, tiny_bert, "--seeds", "0", "--only", "ner_cnn,ner_uniform")
+    assert out.count("up to date, skipped") == 2 and ": running" not in out
+    # a changed system file reruns exactly that system
+    with (root / "systems" / "ner_uniform.cfg").open("a") as file_:
+        file_.write("temperature = 0.25\n")
+    out = run_suite(root, tiny_bert, "--seeds", "0", "--only", "ner_cnn,ner_uniform")
+    assert "tiny/ner_uniform/seed0: running" in out and "tiny/ner_cnn/seed0: up to date" in out
+    # changed input content reruns everything that reads it
+    docs = list(DocBin().from_disk(root / "corpus" / "tiny" / "conll" / "valid.spacy").get_docs(spacy.blank("en").vocab))
+    DocBin(docs=docs[:-1]).to_disk(root / "corpus" / "tiny" / "conll" / "valid.spacy")
+    out = run_suite(root, tiny_bert, "--seeds", "0", "--only", "ner_cnn")
+    assert "tiny/ner_cnn/seed0: running" in out
+
+
+def test_fingerprint_ignores_where_outputs_go_but_not_the_seed(tiny_benchmark):
+    spec = bench.load_benchmark(tiny_benchmark)
+    scale = spec.scale("tiny")
+    plan = bench.make_plan(spec, spec.systems["ner_hard"], scale, 0, "m")
+    same = bench.make_plan(spec, spec.systems["ner_hard"], scale, 0, "m")
+    same.config["paths"]["stats"] = "elsewhere/stats.jsonl"
+    assert plan.fingerprint() == same.fingerprint()
+    assert plan.fingerprint() != bench.make_plan(spec, spec.systems["ner_hard"], scale, 1, "m").fingerprint()
+    assert plan.fingerprint() != bench.make_plan(spec, spec.systems["ner_uniform"], scale, 0, "m").fingerprint()
+
+
+# -- the report, on synthetic results ------------------------------------------------------
+
+
+def synthetic_run(system: str, seed: int, f1: float, curve=None) -> dict:
+    return {"system": system, "seed": seed, "best_scores": {"ents_f": f1, "ents_p": f1, "ents_r": f1},
+            "curve": curve or [[0, 0.0, 0.0], [100, f1 / 100, 10.0]], "steps": 100, "best_step": 100,
+            "machine": {"cpus": 2, "platform": "test", "python": "3.11"}, "versions": {"spacy": "3.8"},
+            "fingerprint": "x"}
+
+
+def test_collect_pairs_seeds_and_measures_the_gap(tiny_benchmark):
+    spec = bench.load_benchmark(tiny_benchmark)
+    scale = spec.scale("tiny")
+    values = {"ner_uniform": [90.0, 91.0], "ner_hard": [91.0, 92.5], "ner_cnn": [80.0, 80.0]}
+    for name, scores in values.items():
+        for seed, f1 in enumerate(scores):
+            bench.write_json(bench.result_path(spec.root, "tiny", spec.systems[name], seed), synthetic_run(name, seed, f1))
+    # the hard run reaches uniform's best (0.90) at step 50, uniform at 100
+    hard0 = synthetic_run("ner_hard", 0, 91.0, curve=[[0, 0.0, 0.0], [50, 0.90, 5.0], [100, 0.91, 10.0]])
+    bench.write_json(bench.result_path(spec.root, "tiny", spec.systems["ner_hard"], 0), hard0)
+    results = collect.collect(spec, scale)
+    hard = results["systems"]["ner_hard"]
+    assert hard["comparison"]["baseline"] == "ner_uniform"
+    assert hard["comparison"]["difference"]["values"] == [1.0, 1.5]
+    assert hard["comparison"]["difference"]["mean"] == 1.25 and hard["comparison"]["difference"]["df"] == 1
+    assert abs(hard["comparison"]["difference"]["t"] - 5.0) < 1e-9  # 1.25 / (0.3536 / sqrt(2))
+    assert hard["comparison"]["steps_to_baseline_best"] == {"seed": 0, "baseline_steps": 100, "steps": 50, "ratio": 0.5}
+    assert results["systems"]["ner_uniform"]["spread"]["values"] == [90.0, 91.0]
+    assert "comparison" not in results["systems"]["ner_cnn"]
+    # gap recovered: baseline 50, reference 80, system 65 -> half
+    gap = collect.comparison({0: synthetic_run("a", 0, 65.0)}, {0: synthetic_run("b", 0, 50.0)}, {0: synthetic_run("c", 0, 80.0)})
+    assert gap["gap_recovered"] == [0.5]
+    text = render.render(json.loads(json.dumps(results)), tiny_benchmark / "results" / "tiny")
+    assert "| `rsft_ner`, RSFT `hard` | **91.00** |" in text
+    assert "| ner_hard | ner_uniform | +1.25 | 0.35 | +5.00 (1) | +1.00, +1.50 | 50 vs 100 |" in text
+    assert "| ner_uniform | 90.50 | 0.71 | 90.00, 91.00 |" in text
+    assert (tiny_benchmark / "results" / "tiny" / "figures" / "ner.png").exists()
+
+
+def test_a_system_that_has_not_run_is_listed_as_such(tiny_benchmark):
+    spec = bench.load_benchmark(tiny_benchmark)
+    results = json.loads(json.dumps(collect.collect(spec, spec.scale("tiny"))))
+    text = render.render(results, tiny_benchmark / "results" / "tiny")
+    assert "| spaCy `ner`, CNN tok2vec (anchor) | not run yet |" in text
+    assert results["systems"]["ner_hard"]["runs"] == {}
+
+
+def test_committed_results_render_as_committed():
+    """The committed results.json of every scale renders to the committed results.md, and
+    every run it lists has a result file: the report is a function of the results."""
+    scale_dirs = sorted(p for p in (BENCHMARK / "results").iterdir() if p.is_dir())
+    assert {p.name for p in scale_dirs} >= {"full", "quick", "spread"}
+    for scale_dir in scale_dirs:
+        results = json.loads((scale_dir / "results.json").read_text(encoding="utf8"))
+        runs = {n: s["runs"] for n, s in results["systems"].items() if s["runs"]}
+        assert runs, f"{scale_dir}: no runs"
+        text = render.render(results, scale_dir / "_check")
+        shutil.rmtree(scale_dir / "_check", ignore_errors=True)
+        assert text == (scale_dir / "results.md").read_text(encoding="utf8"), f"{scale_dir}/results.md is stale"
+
+
+# -- the weasel round trip -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_benchmark_workflow_round_trip(tiny_benchmark, tiny_bert):
+    """ner → speed → collect → render through weasel; a second run reruns nothing."""
+    root = tiny_benchmark
+    overrides = {"vars.scale": "tiny", "vars.model": tiny_bert}
+    for command in ("ner", "speed", "collect", "render"):
         project_run(root, command, overrides=overrides, capture=True)
-    bench = root / "training" / "benchmark"
-    for system in ["ner_cnn", "ner_trf", "ner_uniform", "ner_hard"]:
-        train = json.loads((bench / system / "train.json").read_text())
-        assert train["steps"] == 6 and [e["step"] for e in train["evaluations"]] == [0, 3, 6]
-        assert train["words_seen"] > 0 and train["peak_rss_mb"] > 0
-        assert "ents_per_type" in train["evaluations"][-1]["scores"]
-        assert json.loads((bench / system / "speed.json").read_text())["words_per_second_median"] > 0
-    assert json.loads((bench / "data" / "sents.json").read_text())["sentences"] == len(
-        DocBin().from_disk(bench / "data" / "train_noisy_sents.spacy")
-    )
-    stats = [json.loads(line) for line in (bench / "ner_hard" / "sampler_stats.jsonl").read_text().splitlines()]
-    assert stats[0]["warmup"] and stats[0]["target"] == "hard"
-    project_run(root, "bench-report", overrides=overrides, capture=True)
-    report = (root / "benchmarks" / "results.md").read_text()
-    results = json.loads((root / "benchmarks" / "results.json").read_text())
-    assert set(results["systems"]) >= {"ner_cnn", "ner_trf", "ner_uniform", "ner_hard", "noisy_uniform", "noisy_denoise"}
-    assert "| `rsft_ner`, RSFT `denoise` | not run yet |" in report
-    assert "| spaCy `entity_linker` (anchor) | not run yet |" in report
-    assert results["noise"]["clean_uniform_f1"] == results["systems"]["ner_uniform"]["best_scores"]["ents_f"]
-    assert (root / "benchmarks" / "ner_f1_vs_steps.png").exists()
-
-
-def test_paired_differences_pair_runs_of_the_same_seed_only():
-    report = load_script("bench_report")
-    spread = {
-        "ner_uniform": {"values": [90.0, 91.0, 89.0], "runs": ["seed0", "seed1", "seed2"]},
-        "ner_hard": {"values": [91.0, 90.5], "runs": ["seed0", "seed2"]},  # seed1 missing
-        "ner_denoise": {"values": [88.0], "runs": ["seed0"]},  # one seed: no spread
-    }
-    paired = report.paired_differences(spread)
-    assert list(paired) == ["ner_hard - ner_uniform"]
-    assert paired["ner_hard - ner_uniform"]["values"] == [1.0, 1.5]
-    assert paired["ner_hard - ner_uniform"]["mean"] == 1.25
-    assert paired["ner_hard - ner_uniform"]["df"] == 1
-    assert abs(paired["ner_hard - ner_uniform"]["t"] - 5.0) < 1e-9  # 1.25 / (0.3536 / sqrt(2))
+    results = json.loads((root / "results" / "tiny" / "results.json").read_text())
+    assert set(results["systems"]["ner_hard"]["runs"]) == {"0", "1"}
+    assert results["systems"]["ner_hard"]["comparison"]["difference"]["df"] == 1
+    assert "ner_uniform" in json.loads((root / "results" / "tiny" / "speed.json").read_text())["systems"]
+    report = (root / "results" / "tiny" / "results.md").read_text()
+    assert "| `rsft_ner`, uniform reader | **" in report
+    mtimes = {p: p.stat().st_mtime for p in (root / "results").rglob("*.json")}
+    for command in ("ner", "speed", "collect", "render"):
+        project_run(root, command, overrides=overrides, capture=True)
+    assert {p: p.stat().st_mtime for p in (root / "results").rglob("*.json")} == mtimes

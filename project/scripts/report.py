@@ -5,8 +5,6 @@ usage: python scripts/report.py TRAINING_DIR [--mislabeled FILE] [--target NAME]
 """
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -14,6 +12,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from spacy_rsft.io import atomic_output  # noqa: E402
 
 RUNS = [("uniform", "ner_uniform"), ("rsft", "ner_rsft")]
 
@@ -29,18 +29,14 @@ def read_json(path: Path) -> Dict:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf8") as file_:
-        file_.write(text)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf8")
 
 
 def save_figure(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def plot_f1_curves(logs: Dict[str, List[Dict]], path: Path) -> None:

@@ -94,27 +94,6 @@ def el_baseline_cli(
             srsly.write_json(tmp, scores)
 
 
-@app.command("benchmark")
-def benchmark_cli(
-    project_dir: Path = typer.Argument(Path("project"), help="The spacy-rsft project directory", exists=True),
-    quick: bool = typer.Option(False, "--quick", help="A tenth of the data, one epoch each: a check that the benchmark works (<15 min)"),
-    spread: bool = typer.Option(False, "--spread", help="Only the uniform-vs-RSFT runs, a tenth of the data, 2 epochs: use with --seeds 0,1,2"),
-    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds; the extra ones rerun the uniform-vs-RSFT runs"),
-    data_dir: str = typer.Option(None, "--data-dir", help="Real data sets, relative to PROJECT_DIR (default: the project's data_dir)"),
-) -> None:
-    """Run the benchmark workflow (resumable: finished systems are skipped) and its report."""
-    from .benchmark import run_benchmark
-
-    if quick and spread:
-        raise typer.BadParameter("choose one of --quick and --spread")
-    scale = "quick" if quick else "spread" if spread else "full"
-    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    if quick and len(seed_list) > 1:
-        # one quick epoch is all warm-up for hard and denoise: its seeds would compare nothing
-        raise typer.BadParameter("--quick runs one seed; for the spread over seeds use --spread --seeds 0,1,2")
-    typer.echo(str(run_benchmark(project_dir, scale, seed_list, data_dir)))
-
-
 @app.command("init-config")
 def init_config_cli(
     output: Path = typer.Argument(..., help="Config file to write"),

@@ -1,0 +1,208 @@
+"""What every benchmark script shares: the systems and scales of systems.yml, the effective
+config of one run, its fingerprint, and where its files go.
+
+Layout (relative to the benchmark project):
+  systems.yml                        the systems, groups and scales
+  systems/NAME.cfg                   a system: [benchmark] base + inputs, and the settings that differ
+  configs/BASE.cfg                   the base configs
+  corpus/DATA/...                    the data of a scale (DATA: full, tenth), from the `data` command
+  training/SCALE/NAME/seedN/         one run: config.cfg, model-best, train.json, ... (not committed)
+  results/SCALE/runs/SUITE/NAME/seedN.json  one run's result (committed: small; what the report reads)
+  results/SCALE/speed.json           inference speed, round-robin
+  results/SCALE/results.json|md      the collected results and the rendered report
+"""
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import srsly
+from spacy.tokens import DocBin
+from thinc.api import Config
+
+from spacy_rsft.io import atomic_output
+
+ROOT = Path(__file__).resolve().parents[1]
+# [paths] values that name outputs: where a run writes them does not change its result
+OUTPUT_PATHS = ("stats", "log")
+
+
+@dataclass
+class System:
+    name: str
+    suite: str
+    group: str
+    title: str
+    baseline: Optional[str] = None
+    reference: Optional[str] = None
+    speed: bool = False
+
+
+@dataclass
+class Scale:
+    name: str
+    data: str
+    seeds: List[int]
+    settings: Dict[str, Dict[str, Any]]
+    speed_runs: int = 0
+    systems: Optional[List[str]] = None
+
+
+@dataclass
+class Benchmark:
+    systems: Dict[str, System]
+    groups: Dict[str, Dict[str, Any]]
+    scales: Dict[str, Scale]
+    root: Path = ROOT
+
+    def scale(self, name: str) -> Scale:
+        if name not in self.scales:
+            raise SystemExit(f"Unknown scale {name!r}: systems.yml defines {', '.join(self.scales)}.")
+        return self.scales[name]
+
+    def systems_of(self, scale: Scale, suite: Optional[str] = None) -> List[System]:
+        """The systems a scale runs, in systems.yml's order, optionally of one suite."""
+        names = scale.systems if scale.systems is not None else list(self.systems)
+        return [s for s in self.systems.values() if s.name in names and (suite is None or s.suite == suite)]
+
+
+def load_benchmark(root: Path = ROOT) -> Benchmark:
+    spec = srsly.read_yaml(root / "systems.yml")
+    systems = {line["name"]: System(**line) for line in spec["systems"]}
+    scales = {name: Scale(name=name, **values) for name, values in spec["scales"].items()}
+    for system in systems.values():
+        for other in (system.baseline, system.reference):
+            if other is not None and other not in systems:
+                raise SystemExit(f"systems.yml: {system.name} refers to {other!r}, which is not a system.")
+        if not (root / "systems" / f"{system.name}.cfg").exists():
+            raise SystemExit(f"systems.yml lists {system.name}, but systems/{system.name}.cfg does not exist.")
+    return Benchmark(systems, spec["groups"], scales, root)
+
+
+def run_dir(root: Path, scale: str, system: str, seed: int) -> Path:
+    return root / "training" / scale / system / f"seed{seed}"
+
+
+def result_path(root: Path, scale: str, system: System, seed: int) -> Path:
+    return root / "results" / scale / "runs" / system.suite / system.name / f"seed{seed}.json"
+
+
+def read_json(path: Path) -> Optional[Dict]:
+    return json.loads(path.read_text(encoding="utf8")) if path.exists() else None
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Written atomically: an interrupted write never replaces a good file."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf8")
+
+
+@dataclass
+class Plan:
+    """One run of one system: its effective config (base + system file), the overrides
+    (scale settings, seed, inputs, output paths) and what identifies its result."""
+
+    system: System
+    scale: Scale
+    seed: int
+    kind: str  # "train" (spacy train) or "prior" (el-baseline, nothing trained)
+    config: Config  # base + system file, not interpolated, [benchmark] removed
+    inputs: Dict[str, Path]  # [paths] name -> file
+    options: Dict[str, Any]  # the rest of [benchmark] (e.g. by = "prior", clean_train)
+    overrides: Dict[str, Any] = field(default_factory=dict)
+    # the clean version of a noisy train set ([benchmark] clean_train): noise detection
+    clean_train: Optional[Path] = None
+
+    def fingerprint(self) -> str:
+        """sha256 of what decides the result: the interpolated effective config with the
+        input files' content in place of their paths, the seed and the [benchmark] options.
+        Output paths and file locations are left out, so moving a run does not rerun it."""
+        config = Config(self.config).copy()
+        for name in list(config.get("paths", {})):
+            if name in self.inputs or name in OUTPUT_PATHS:
+                config["paths"][name] = None  # before interpolation, so no copy keeps a path
+        config = config.interpolate() if config else config
+        identity = {
+            "config": dict(config),  # json.dumps below sorts the keys: section order is no identity
+            "seed": self.seed,
+            "options": {k: v for k, v in sorted(self.options.items())},
+            "inputs": {name: digest(path) for name, path in sorted(self.inputs.items())},
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode("utf8")).hexdigest()
+
+
+def make_plan(bench: Benchmark, system: System, scale: Scale, seed: int, model: str) -> Plan:
+    """The effective config of one run: systems/NAME.cfg's [benchmark] base config, merged
+    with the rest of the system file, then the scale's settings for the suite (where the
+    config has them), the seed, the model and the inputs."""
+    spec = read_partial_config(bench.root / "systems" / f"{system.name}.cfg")
+    options = dict(spec.pop("benchmark"))
+    inputs = {name: resolve_input(bench.root, scale, value) for name, value in dict(options.pop("inputs", {})).items()}
+    kind = options.pop("kind", "train")
+    base = options.pop("base", None)
+    clean_train = resolve_input(bench.root, scale, options["clean_train"]) if "clean_train" in options else None
+    if kind == "prior":
+        return Plan(system, scale, seed, kind, Config(), inputs, options, clean_train=clean_train)
+    config = Config().from_disk(bench.root / "configs" / base, interpolate=False).merge(spec)
+    overrides = {key: value for key, value in scale.settings.get(system.suite, {}).items() if has_key(config, key)}
+    overrides["system.seed"] = seed
+    if has_key(config, "paths.model"):
+        overrides["paths.model"] = model
+    for name, path in inputs.items():
+        overrides[f"paths.{name}"] = str(path)
+    config = Config().from_str(config.to_str(), overrides=overrides, interpolate=False)
+    return Plan(system, scale, seed, kind, config, inputs, options, overrides, clean_train)
+
+
+def read_partial_config(path: Path) -> Config:
+    """A config that holds only some sections ([corpora.train] without [corpora]): the
+    parent sections it leaves out are added empty, as the config parser needs them."""
+    text = path.read_text(encoding="utf8")
+    headers = re.findall(r"^\[([^\]]+)\]", text, flags=re.M)
+    parents = []
+    for header in headers:
+        parts = header.split(".")
+        for depth in range(1, len(parts)):
+            parent = ".".join(parts[:depth])
+            if parent not in headers and parent not in parents:
+                parents.append(parent)
+    text = "".join(f"[{p}]\n\n" for p in parents) + text
+    return Config().from_str(text, interpolate=False)
+
+
+def resolve_input(root: Path, scale: Scale, value: str) -> Path:
+    """An input file: `{data}/conll/train.spacy` is in the scale's corpus folder
+    (corpus/full, corpus/tenth); anything else is relative to corpus/."""
+    return root / "corpus" / value.replace("{data}", scale.data)
+
+
+def has_key(config: Config, dotted: str) -> bool:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def digest(path: Path) -> str:
+    """The content of an input: a DocBin's texts and entities (its bytes vary with Python's
+    string hashing), a directory's files (a KB), or a file's bytes."""
+    if not path.exists():
+        raise SystemExit(f"Input {path} does not exist: run the benchmark's `data` command (and `kb` for the linkers).")
+    md5 = hashlib.md5()
+    if path.suffix == ".spacy":
+        import spacy
+
+        for doc in DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab):
+            md5.update(doc.text.encode("utf8"))
+            md5.update(repr([(e.start_char, e.end_char, e.label_, e.kb_id_) for e in doc.ents]).encode("utf8"))
+    elif path.is_dir():
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            md5.update(str(item.relative_to(path)).encode("utf8"))
+            md5.update(item.read_bytes())
+    else:
+        md5.update(path.read_bytes())
+    return md5.hexdigest()

@@ -1,0 +1,222 @@
+"""Derived training sets for the benchmark, each written atomically with a JSON report of
+what was changed (fixed seeds, so every run of the benchmark sees the same data).
+
+usage:
+  python scripts/data.py derive DIR
+      from DIR/conll/train.spacy: train_noisy (noise 0.3, seed 0), train_rare_misc (MISC,
+      keep 0.1, seed 0), train_sents and train_noisy_sents, each with its report beside it
+      (train_noisy.json, ...)
+  python scripts/data.py tenth FULL_DIR TENTH_DIR
+      every tenth document of FULL_DIR's conll/{train,valid}.spacy and aida/{train,testa}.spacy
+  python scripts/bench_data.py subset IN.spacy OUT.spacy --fraction 0.1
+      every 1/fraction-th document (a spread-out sample, not the first ones)
+  python scripts/bench_data.py noise IN.spacy OUT.spacy --rate 0.3 --seed 0 --report R.json
+      corrupt that share of the gold entities: a third each type swaps, boundary shifts
+      (one token more or less on one side, inside the sentence, never overlapping another
+      entity) and deletions
+  python scripts/bench_data.py imbalance IN.spacy OUT.spacy --label MISC --keep 0.1 --seed 0 --report R.json
+      keep only that share of the sentences with a LABEL entity (the others are dropped
+      from their documents; documents left empty are dropped)
+  python scripts/bench_data.py sentences IN.spacy OUT.spacy
+      one document per sentence, in order (the same sentences line up across a clean and
+      a noisy file, so their entities can be compared sentence by sentence)
+"""
+import argparse
+import json
+import random
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import spacy
+from spacy.tokens import Doc, DocBin, Span
+
+from spacy_rsft.io import atomic_output
+
+CORRUPTIONS = ("type_swap", "boundary_shift", "deletion")
+
+
+def read_docs(path: Path) -> Tuple[spacy.Language, List[Doc]]:
+    nlp = spacy.blank("en")
+    return nlp, list(DocBin().from_disk(path).get_docs(nlp.vocab))
+
+
+def write_docs(docs: List[Doc], path: Path) -> None:
+    with atomic_output(path) as tmp:
+        DocBin(docs=docs, store_user_data=True).to_disk(tmp)
+
+
+def write_report(report: Dict, path: Optional[Path]) -> None:
+    print(json.dumps(report))
+    if path is not None:
+        with atomic_output(path) as tmp:
+            tmp.write_text(json.dumps(report, indent=2), encoding="utf8")
+
+
+def subset(docs: List[Doc], fraction: float) -> List[Doc]:
+    step = max(1, round(1 / fraction))
+    return docs[::step]
+
+
+def sentences(doc: Doc) -> List[Span]:
+    """The doc's sentences, or the whole doc when it has no sentence boundaries."""
+    return list(doc.sents) if doc.has_annotation("SENT_START") else [doc[:]]
+
+
+def shifted(ent: Span, rng: random.Random, taken: List[bool]) -> Optional[Tuple[int, int]]:
+    """A boundary one token off on one side, or None when no shift is possible."""
+    doc = ent.doc
+    sent = ent.sent if doc.has_annotation("SENT_START") else doc[:]
+    options = []
+    if ent.start > sent.start and not taken[ent.start - 1]:
+        options.append((ent.start - 1, ent.end))  # grow left
+    if ent.end < sent.end and not taken[ent.end]:
+        options.append((ent.start, ent.end + 1))  # grow right
+    if len(ent) > 1:
+        options += [(ent.start + 1, ent.end), (ent.start, ent.end - 1)]  # shrink
+    return rng.choice(options) if options else None
+
+
+def corrupt_doc(doc: Doc, labels: List[str], rate: float, rng: random.Random, counts: Counter) -> Doc:
+    taken = [False] * len(doc)
+    for ent in doc.ents:
+        for i in range(ent.start, ent.end):
+            taken[i] = True
+    new_ents = []
+    for ent in doc.ents:
+        counts["entities"] += 1
+        if rng.random() >= rate:
+            new_ents.append(ent)
+            continue
+        kind = rng.choice(CORRUPTIONS)
+        if kind == "type_swap":
+            label = rng.choice([label for label in labels if label != ent.label_])
+            new_ents.append(Span(doc, ent.start, ent.end, label=label))
+        elif kind == "boundary_shift":
+            bounds = shifted(ent, rng, taken)
+            if bounds is None:  # a one-token entity alone in its sentence: delete instead
+                kind = "deletion"
+            else:
+                for i in range(ent.start, ent.end):
+                    taken[i] = False
+                for i in range(*bounds):
+                    taken[i] = True
+                new_ents.append(Span(doc, bounds[0], bounds[1], label=ent.label_))
+        if kind == "deletion":
+            for i in range(ent.start, ent.end):
+                taken[i] = False
+        counts[kind] += 1
+    new_doc = Doc(
+        doc.vocab,
+        words=[t.text for t in doc],
+        spaces=[bool(t.whitespace_) for t in doc],
+        sent_starts=[bool(t.is_sent_start) for t in doc] if doc.has_annotation("SENT_START") else None,
+    )
+    new_doc.ents = [Span(new_doc, e.start, e.end, label=e.label_) for e in new_ents]
+    return new_doc
+
+
+def noise(docs: List[Doc], rate: float, seed: int) -> Tuple[List[Doc], Dict]:
+    rng = random.Random(seed)
+    labels = sorted({ent.label_ for doc in docs for ent in doc.ents})
+    counts: Counter = Counter()
+    out = [corrupt_doc(doc, labels, rate, rng, counts) for doc in docs]
+    corrupted = sum(counts[kind] for kind in CORRUPTIONS)
+    report = {"rate": rate, "seed": seed, "entities": counts["entities"], "corrupted": corrupted}
+    report.update({kind: counts[kind] for kind in CORRUPTIONS})
+    report["corrupted_share"] = round(corrupted / max(1, counts["entities"]), 4)
+    return out, report
+
+
+def imbalance(docs: List[Doc], label: str, keep: float, seed: int) -> Tuple[List[Doc], Dict]:
+    rng = random.Random(seed)
+    out = []
+    before: Counter = Counter()
+    after: Counter = Counter()
+    for doc in docs:
+        kept = []
+        for sent in sentences(doc):
+            sent_labels = [ent.label_ for ent in sent.ents]
+            before.update(sent_labels)
+            if label in sent_labels and rng.random() >= keep:
+                continue
+            after.update(sent_labels)
+            kept.append(sent)
+        if kept:
+            out.append(Doc.from_docs([sent.as_doc() for sent in kept], ensure_whitespace=True))
+    report = {
+        "label": label,
+        "keep": keep,
+        "seed": seed,
+        "docs_before": len(docs),
+        "docs_after": len(out),
+        "entities_before": dict(sorted(before.items())),
+        "entities_after": dict(sorted(after.items())),
+    }
+    return out, report
+
+
+def split_sentences(docs: List[Doc]) -> Tuple[List[Doc], Dict]:
+    out = [sent.as_doc() for doc in docs for sent in sentences(doc)]
+    return out, {"docs_before": len(docs), "sentences": len(out)}
+
+
+def derive(folder: Path) -> None:
+    """The noise, imbalance and sentence-level sets of one corpus folder."""
+    conll = folder / "conll"
+    _, docs = read_docs(conll / "train.spacy")
+    noisy, report = noise(docs, rate=0.3, seed=0)
+    save(noisy, report, conll / "train.spacy", conll / "train_noisy.spacy")
+    rare, report = imbalance(docs, label="MISC", keep=0.1, seed=0)
+    save(rare, report, conll / "train.spacy", conll / "train_rare_misc.spacy")
+    sents, report = split_sentences(docs)
+    save(sents, report, conll / "train.spacy", conll / "train_sents.spacy")
+    noisy_sents, report = split_sentences(noisy)
+    save(noisy_sents, report, conll / "train_noisy.spacy", conll / "train_noisy_sents.spacy")
+
+
+def tenth(full: Path, out: Path) -> None:
+    for name in ("conll/train.spacy", "conll/valid.spacy", "aida/train.spacy", "aida/testa.spacy"):
+        _, docs = read_docs(full / name)
+        write_docs(subset(docs, 0.1), out / name)
+
+
+def save(docs: List[Doc], report: Dict, source: Path, path: Path) -> None:
+    """The docs, and beside them (same name, .json) the report of how they were made."""
+    report.update({"input": str(source), "docs": len(docs)})
+    write_docs(docs, path)
+    write_report(report, path.with_suffix(".json"))
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] in ("derive", "tenth"):
+        derive(Path(sys.argv[2])) if sys.argv[1] == "derive" else tenth(Path(sys.argv[2]), Path(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["subset", "noise", "imbalance", "sentences"])
+    parser.add_argument("input", type=Path)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--fraction", type=float, default=0.1)
+    parser.add_argument("--rate", type=float, default=0.3)
+    parser.add_argument("--label", default="MISC")
+    parser.add_argument("--keep", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report", type=Path, default=None)
+    args = parser.parse_args()
+    _, docs = read_docs(args.input)
+    if args.mode == "subset":
+        out, report = subset(docs, args.fraction), {"fraction": args.fraction}
+    elif args.mode == "noise":
+        out, report = noise(docs, args.rate, args.seed)
+    elif args.mode == "imbalance":
+        out, report = imbalance(docs, args.label, args.keep, args.seed)
+    else:
+        out, report = split_sentences(docs)
+    report.update({"input": str(args.input), "docs": len(out)})
+    write_docs(out, args.output)
+    write_report(report, args.report)
+
+
+if __name__ == "__main__":
+    main()

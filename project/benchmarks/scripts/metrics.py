@@ -1,0 +1,137 @@
+"""A run's result: what the report needs from the files one run wrote (train.json, the
+linkers' metrics.json, the sampler's stats), summarized once, right after the run, while
+its data and models are on disk. A new per-run metric goes here, as a function of the
+plan and the run folder, added to `summarize`.
+"""
+import json
+import os
+import platform
+import statistics
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Dict, List
+
+from bench import Plan, read_json
+
+VERSIONS = ["spacy", "spacy-transformers", "transformers", "torch", "thinc", "spacy-rsft"]
+
+
+def summarize(plan: Plan, out: Path) -> Dict:
+    result: Dict = {
+        "system": plan.system.name,
+        "scale": plan.scale.name,
+        "seed": plan.seed,
+        "settings": {k: v for k, v in plan.overrides.items() if not k.startswith("paths.")},
+        "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "versions": package_versions(),
+    }
+    train_report = plan.inputs["train"].with_suffix(".json") if "train" in plan.inputs else None
+    if train_report is not None and train_report.exists():
+        result["train_data"] = read_json(train_report)  # what data.py changed in the train set
+    train = read_json(out / "train.json")
+    if train is not None:
+        result.update(training_summary(train))
+    metrics = read_json(out / "metrics.json")
+    if metrics is not None:
+        result["metrics"] = metrics
+    epochs = read_stats(out / "sampler_stats.jsonl")
+    if epochs:
+        result["sampler"] = sampler_summary(epochs)
+        if plan.clean_train is not None:
+            result["noise_detection"] = noise_detection(epochs, plan.clean_train, plan.inputs["train"])
+    return result
+
+
+def training_summary(train: Dict) -> Dict:
+    """Steps, time, throughput, memory, the dev curve and the best evaluation's scores."""
+    evaluations = train["evaluations"]
+    best = max(evaluations, key=lambda e: (e["score"], -e["step"])) if evaluations else None
+    return {
+        "steps": train["steps"],
+        "best_step": train["best_step"],
+        "train_wall_seconds": train["wall_seconds"],
+        "train_words_per_second": train["train_words_per_second"],
+        "train_peak_rss_mb": train["peak_rss_mb"],
+        "curve": [[e["step"], e["score"], e["seconds"]] for e in evaluations],
+        "best_scores": flat_scores(best["scores"]) if best else {},
+    }
+
+
+def flat_scores(scores: Dict) -> Dict[str, float]:
+    """Micro P/R/F and per-label F of spaCy's ents scores, in percent."""
+    flat = {key: 100 * scores[key] for key in ("ents_f", "ents_p", "ents_r") if scores.get(key) is not None}
+    for label, values in (scores.get("ents_per_type") or {}).items():
+        flat[f"{label}_f"] = 100 * values["f"]
+    return flat
+
+
+def read_stats(path: Path) -> List[Dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf8").splitlines() if line.strip()]
+
+
+def sampler_summary(epochs: List[Dict]) -> Dict:
+    """Epochs past warm-up (0: the target never acted, the run was uniform), acceptance per
+    sampled epoch, and the loss-scoring cost as a share of the epoch it scored."""
+    sampled = [e for e in epochs if not e.get("warmup")]
+    overhead = [e["scoring_seconds"] / e["previous_epoch_seconds"] for e in sampled if e.get("previous_epoch_seconds")]
+    return {
+        "epochs": len(epochs),
+        "sampled_epochs": len(sampled),
+        "acceptance": [round(e["accepted"] / e["proposed"], 4) for e in sampled if e.get("proposed")],
+        "scoring_overhead_median": statistics.median(overhead) if overhead else None,
+    }
+
+
+def noise_detection(epochs: List[Dict], clean_path: Path, noisy_path: Path) -> List[Dict]:
+    """Did the sampler reject the noisier examples? Per sampled epoch: the acceptance rate of
+    the examples with more than the median share of corrupted entities vs the others, and
+    the mean corrupted share of the accepted vs the rejected examples."""
+    import numpy
+    import spacy
+    from spacy.tokens import DocBin
+
+    vocab = spacy.blank("en").vocab
+    clean = list(DocBin().from_disk(clean_path).get_docs(vocab))
+    noisy = list(DocBin().from_disk(noisy_path).get_docs(vocab))
+    share = numpy.zeros(len(clean))
+    has_ents = numpy.zeros(len(clean), dtype=bool)
+    for i, (before, after) in enumerate(zip(clean, noisy)):
+        gold = {(e.start, e.end, e.label_) for e in before.ents}
+        kept = {(e.start, e.end, e.label_) for e in after.ents}
+        has_ents[i] = bool(gold)
+        share[i] = len(gold - kept) / len(gold) if gold else 0.0
+    if not has_ents.any():
+        return []
+    noisier = has_ents & (share > numpy.median(share[has_ents]))
+    cleaner = has_ents & ~noisier
+    rows = []
+    for epoch in epochs:
+        if epoch.get("warmup") or not epoch.get("scored"):
+            continue
+        accepted = numpy.zeros(len(clean), dtype=bool)
+        accepted[epoch["accepted_indices"]] = True
+        rejected = ~accepted & has_ents
+        rows.append(
+            {
+                "epoch": epoch["epoch"],
+                "accept_rate_noisier_half": float(accepted[noisier].mean()) if noisier.any() else None,
+                "accept_rate_cleaner_half": float(accepted[cleaner].mean()) if cleaner.any() else None,
+                "corrupted_share_accepted": float(share[accepted & has_ents].mean()) if (accepted & has_ents).any() else None,
+                "corrupted_share_rejected": float(share[rejected].mean()) if rejected.any() else None,
+            }
+        )
+    return rows
+
+
+def package_versions() -> Dict[str, str]:
+    out = {}
+    for name in VERSIONS:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out

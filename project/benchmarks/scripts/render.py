@@ -1,0 +1,222 @@
+"""Render a scale's results.json into results.md and one plot per report group.
+
+usage: python scripts/render.py results/SCALE
+
+A new table or plot goes here; a new number first goes into a run's result (metrics.py) or
+into collect.py, so that results.json keeps everything the markdown shows.
+"""
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from spacy_rsft.io import atomic_output  # noqa: E402
+
+LABELS = ["PER", "LOC", "ORG", "MISC"]
+
+
+def fmt(value, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def minutes(seconds: Optional[float]) -> str:
+    return "–" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def first_run(system: Dict) -> Optional[Dict]:
+    runs = system.get("runs") or {}
+    return runs[min(runs, key=int)] if runs else None
+
+
+def ner_rows(systems: Dict[str, Dict], names: List[str]) -> List[str]:
+    lines = [
+        "| system | dev F1 | P | R | PER | LOC | ORG | MISC | best step | train time | train words/s | infer words/s | peak RSS (train) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        system, run = systems[name], first_run(systems[name])
+        if run is None or not run.get("best_scores"):
+            lines.append(f"| {system['title']} | not run yet |" + " |" * 11)
+            continue
+        b, speed = run["best_scores"], system.get("speed") or {}
+        lines.append(
+            f"| {system['title']} | **{fmt(b.get('ents_f'), 2)}** | {fmt(b.get('ents_p'))} | {fmt(b.get('ents_r'))} | "
+            + " | ".join(fmt(b.get(f"{label}_f")) for label in LABELS)
+            + f" | {fmt(run.get('best_step'))} / {fmt(run.get('steps'))} | {minutes(run.get('train_wall_seconds'))} | "
+            f"{fmt(run.get('train_words_per_second'))} | {fmt(speed.get('words_per_second_median'))} | "
+            f"{fmt(run.get('train_peak_rss_mb'))} MB |"
+        )
+    return lines
+
+
+def el_rows(systems: Dict[str, Dict], names: List[str]) -> List[str]:
+    lines = [
+        "| system | in-KB accuracy | NIL P | NIL R | candidate recall | mentions/s | train time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        system, run = systems[name], first_run(systems[name])
+        m = (run or {}).get("metrics")
+        if not m:
+            lines.append(f"| {system['title']} | not run yet | | | | | |")
+            continue
+        pct = lambda key: fmt(100 * m[key], 1) if m.get(key) is not None else "–"  # noqa: E731
+        lines.append(
+            f"| {system['title']} | **{pct('nel_inkb_accuracy')}** | {pct('nel_nil_p')} | {pct('nel_nil_r')} | "
+            f"{pct('nel_candidate_recall')} | {fmt(m.get('mentions_per_second'))} | {minutes(run.get('train_wall_seconds'))} |"
+        )
+    return lines
+
+
+def plot_group(systems: Dict[str, Dict], names: List[str], title: str, path: Path) -> bool:
+    curves = {n: first_run(systems[n]).get("curve") for n in names if first_run(systems[n]) and first_run(systems[n]).get("curve")}
+    if not curves:
+        return False
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, curve in curves.items():
+        ax.plot([c[0] for c in curve], [100 * c[1] for c in curve], marker="o", label=name)
+    ax.set_xlabel("update steps")
+    ax.set_ylabel("dev score (spaCy's weighted score, %)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return True
+
+
+def group_section(results: Dict, group: str, spec: Dict, figures: Path) -> List[str]:
+    systems = results["systems"]
+    names = [n for n in spec.get("also", []) if n in systems]
+    names += [n for n, s in systems.items() if s["group"] == group]
+    own = [n for n, s in systems.items() if s["group"] == group]
+    if not own:
+        return []
+    lines = ["", f"## {spec['title']}", ""]
+    for name in own:  # what data.py did to the training set
+        data = (first_run(systems[name]) or {}).get("train_data")
+        if data and name == own[-1]:
+            lines += [f"Training set: `{json.dumps({k: v for k, v in data.items() if k != 'input'})}`", ""]
+    is_el = all(systems[n]["suite"] == "el" for n in own)
+    lines += el_rows(systems, names) if is_el else ner_rows(systems, names)
+    if plot_group(systems, names, spec["title"], figures / f"{group}.png"):
+        lines += ["", f"![{group}: dev score against update steps](figures/{group}.png)"]
+    return lines
+
+
+def comparison_section(results: Dict) -> List[str]:
+    rows = [(n, s) for n, s in results["systems"].items() if s.get("comparison")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Each system against its baseline (same data, same seed; only the reader's target differs)",
+        "",
+        "| system | baseline | difference (mean) | sd | paired t (df) | per seed | steps to the baseline's best | share of the gap to the reference recovered | epochs past warm-up |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, system in rows:
+        c = system["comparison"]
+        d = c["difference"]
+        t = f"{d['t']:+.2f} ({d['df']})" if d.get("t") is not None else "–"
+        eff = c.get("steps_to_baseline_best") or {}
+        steps = "–" if not eff else (f"{eff['steps']} vs {eff['baseline_steps']}" if eff.get("steps") else f"not reached ({eff['baseline_steps']})")
+        gap = ", ".join("–" if g is None else f"{100 * g:.0f}%" for g in c.get("gap_recovered", [])) or "–"
+        sampled = (first_run(system).get("sampler") or {}).get("sampled_epochs")
+        lines.append(
+            f"| {name} | {c['baseline']} | {d['mean']:+.2f} | {fmt(d.get('sd'), 2)} | {t} | "
+            f"{', '.join(f'{x:+.2f}' for x in d['values'])} | {steps} | {gap} | {fmt(sampled)} |"
+        )
+    lines += ["", "A target with 0 epochs past warm-up trained exactly as uniform: the run was too short for it to act."]
+    return lines
+
+
+def detection_section(results: Dict) -> List[str]:
+    lines: List[str] = []
+    for name, system in results["systems"].items():
+        rows = (first_run(system) or {}).get("noise_detection")
+        if not rows:
+            continue
+        lines += [
+            "",
+            f"### Did `{name}` reject the noisier examples?",
+            "",
+            "Examples with more than the median share of corrupted entities (the noisier half) against the rest, per sampled epoch.",
+            "",
+            "| epoch | accepted: noisier half | accepted: cleaner half | corrupted share of accepted | of rejected |",
+            "|---|---|---|---|---|",
+        ]
+        pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        for row in rows:
+            lines.append(
+                f"| {row['epoch']} | {pct(row['accept_rate_noisier_half'])} | {pct(row['accept_rate_cleaner_half'])} | "
+                f"{pct(row['corrupted_share_accepted'])} | {pct(row['corrupted_share_rejected'])} |"
+            )
+    return lines
+
+
+def spread_section(results: Dict) -> List[str]:
+    rows = [(n, s["spread"]) for n, s in results["systems"].items() if s.get("spread")]
+    if not rows:
+        return []
+    lines = ["", "## Spread over seeds", "", "| system | mean | sd | per seed |", "|---|---|---|---|"]
+    for name, s in rows:
+        lines.append(f"| {name} | {s['mean']:.2f} | {fmt(s['sd'], 2)} | {', '.join(f'{x:.2f}' for x in s['values'])} |")
+    return lines
+
+
+def header(results: Dict) -> List[str]:
+    machines = "; ".join(f"{m['cpus']} CPU cores, {m['platform']}, Python {m['python']}" for m in results["machines"]) or "–"
+    versions = "; ".join(", ".join(f"{k} {v}" for k, v in vs.items()) for vs in results["versions"]) or "–"
+    speed = results.get("speed") or {}
+    lines = [
+        f"# {results['title']}",
+        "",
+        f"Written {results['written']} by `scripts/render.py` from `results.json`. Runs made on: {machines}. Versions: {versions}.",
+        "",
+        f"Reproduce: `{results['reproduce']}` (runs whose results are here are skipped; `--force` in",
+        "`scripts/run.py` reruns one).",
+        f"Scale settings (spaCy config overrides per suite): `{json.dumps(results['scale']['settings'])}`; seeds {results['scale']['seeds']}.",
+        "",
+        "Dev score: the best evaluation (spaCy's `model-best`); P, R and per-label F1 are of the same evaluation.",
+    ]
+    if speed.get("measured"):
+        lines.append(f"Inference words/s: `nlp.pipe`, batch {speed['batch_size']}, median of {speed['runs']} over the dev set, the systems measured round-robin in one process.")
+    return lines
+
+
+def render(results: Dict, out_dir: Path) -> str:
+    figures = out_dir / "figures"
+    lines = header(results)
+    for group, spec in results["groups"].items():
+        lines += group_section(results, group, spec, figures)
+    lines += comparison_section(results)
+    lines += detection_section(results)
+    lines += spread_section(results)
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    out_dir = Path(sys.argv[1])
+    results = json.loads((out_dir / "results.json").read_text(encoding="utf8"))
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    text = render(results, out_dir)
+    with atomic_output(out_dir / "results.md") as tmp:
+        tmp.write_text(text, encoding="utf8")
+    print(f"Wrote {out_dir / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()

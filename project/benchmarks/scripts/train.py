@@ -1,0 +1,97 @@
+"""Train one benchmark run with `spacy train` (in this process) and record what the
+benchmark reports about its training: wall time, words seen, words/second, peak memory,
+and the dev score at every evaluation together with the step, the seconds and the words
+seen so far (spaCy's console logger keeps only the step and the scores).
+
+usage: python scripts/train.py CONFIG OUTPUT_DIR [spacy train overrides]
+
+Writes OUTPUT_DIR/model-best, OUTPUT_DIR/model-last (spaCy's) and OUTPUT_DIR/train.json.
+Earlier models and train.json in OUTPUT_DIR are removed first, so a rerun never mixes two
+runs.
+"""
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+from spacy import util
+from spacy.cli._util import parse_config_overrides
+from spacy.cli.train import train
+from spacy.training.loggers import console_logger_v3
+
+from bench import write_json
+
+LOGGER_NAME = "spacy-rsft-bench.TimedLogger.v1"
+_records: List[Dict] = []
+
+
+@util.registry.loggers(LOGGER_NAME)
+def timed_logger(progress_bar=None, console_output=True, output_file=None):
+    """spaCy's console logger, plus every evaluation's step, words and seconds kept here.
+    Takes ConsoleLogger.v3's settings so that overriding only `@loggers` works."""
+    if progress_bar in (False, True):  # ConsoleLogger.v1 took a bool
+        progress_bar = "eval" if progress_bar else None
+    console = console_logger_v3(progress_bar=progress_bar, console_output=console_output, output_file=output_file)
+
+    def setup_printer(nlp, stdout=sys.stdout, stderr=sys.stderr):
+        log_step, finalize = console(nlp, stdout, stderr)
+
+        def log(info):
+            log_step(info)
+            if info is not None:
+                _records.append(
+                    {
+                        "step": info["step"],
+                        "epoch": info["epoch"],
+                        "seconds": info["seconds"],
+                        "words": info["words"],
+                        "score": info["score"],
+                        "scores": info["other_scores"],
+                    }
+                )
+
+        return log, finalize
+
+    return setup_printer
+
+
+def main() -> None:
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    config_path, output_dir = Path(sys.argv[1]), Path(sys.argv[2])
+    overrides = parse_config_overrides(sys.argv[3:])
+    overrides["training.logger.@loggers"] = LOGGER_NAME
+    # the config itself may live in OUTPUT_DIR (run.py writes it there): keep it
+    for stale in ("model-best", "model-last", "train.json", "sampler_stats.jsonl"):
+        path = output_dir / stale
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    train(config_path, output_dir, overrides=overrides)
+    seconds = time.perf_counter() - start
+    last = _records[-1] if _records else {}
+    best = max(_records, key=lambda r: (r["score"], -r["step"])) if _records else {}
+    write_json(
+        output_dir / "train.json",
+        {
+            "config": str(config_path),
+            "overrides": {k: v for k, v in overrides.items() if k != "training.logger.@loggers"},
+            "wall_seconds": round(seconds, 1),
+            "steps": last.get("step"),
+            "words_seen": last.get("words"),
+            "train_words_per_second": round(last["words"] / last["seconds"]) if last.get("seconds") else None,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "best_step": best.get("step"),
+            "best_score": best.get("score"),
+            "evaluations": _records,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
