@@ -8,7 +8,6 @@ usage: python scripts/collect.py --scale full
 """
 import argparse
 import statistics
-from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
 from bench import Benchmark, Scale, load_benchmark, read_json, result_path, write_json
@@ -95,7 +94,6 @@ def collect(bench: Benchmark, scale: Scale) -> Dict:
         "title": f"spacy-rsft benchmark, scale {scale.name}",
         "scale": {"name": scale.name, "data": scale.data, "seeds": scale.seeds, "settings": scale.settings},
         "reproduce": f"cd project/benchmarks && python -m spacy project run benchmark . --vars.scale {scale.name}",
-        "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         # each run records its own machine and versions; these are the distinct ones
         "machines": distinct(r.get("machine") for s in runs.values() for r in s.values()),
         "versions": distinct(r.get("versions") for s in runs.values() for r in s.values()),

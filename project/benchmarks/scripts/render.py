@@ -182,7 +182,8 @@ def header(results: Dict) -> List[str]:
     lines = [
         f"# {results['title']}",
         "",
-        f"Written {results['written']} by `scripts/render.py` from `results.json`. Runs made on: {machines}. Versions: {versions}.",
+        f"Rendered by `scripts/render.py` from `results.json` (no timestamp: a rerun that changes no run changes no byte). "
+        f"Runs made on: {machines}. Versions: {versions}; each run's date is in its result file.",
         "",
         f"Reproduce: `{results['reproduce']}` (runs whose results are here are skipped; `--force` in",
         "`scripts/run.py` reruns one).",
