@@ -2,7 +2,7 @@
 does: a transformer batch is padded to its longest sequence, so `nlp.pipe`'s batches are
 split into sub-batches of docs of similar length, at most `max_batch_items` tokens
 (longest doc x docs) each. Padding then costs little and results do not change."""
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, List, Sequence
 
 from spacy.tokens import Doc
 from spacy.util import minibatch
@@ -45,3 +45,47 @@ class LengthGroupedPipe:
         YIELDS (Doc): The docs, annotated, in order.
         """
         return pipe_by_length(self, stream, batch_size)
+
+
+def padding_groups(lengths: Sequence[int], max_groups: int = 4, overhead: int = 128) -> List[List[int]]:
+    """Split a training batch into at most `max_groups` groups of similar length, chosen to
+    minimize the padded tokens the transformer computes, plus `overhead` tokens per extra
+    forward pass (its fixed cost).
+
+    A transformer batch is padded to its longest sequence: a 1,000-word batch of ~70
+    sentences is padded to its longest sentence and computes about twice the tokens a
+    batch of 10-sentence documents does. Groups are contiguous in length order, found by
+    dynamic programming (n is a batch, so n^2 * max_groups steps are cheap).
+
+    lengths (Sequence[int]): The length of each doc (tokens).
+    max_groups (int): The most groups (forward passes) per batch.
+    overhead (int): Token-equivalent cost of one more forward pass.
+    RETURNS (List[List[int]]): Indices into `lengths`, one list per group, in input order
+        within each group.
+    """
+    n = len(lengths)
+    if n <= 1 or max_groups <= 1:
+        return [list(range(n))]
+    order = sorted(range(n), key=lambda i: lengths[i])
+    sorted_len = [lengths[i] for i in order]
+    # cost[k][j]: least padded size of the first j docs (in length order) in k groups
+    inf = float("inf")
+    cost = [[inf] * (n + 1) for _ in range(max_groups + 1)]
+    split = [[0] * (n + 1) for _ in range(max_groups + 1)]
+    cost[0][0] = 0.0
+    for k in range(1, max_groups + 1):
+        for j in range(1, n + 1):
+            for i in range(k - 1, j):
+                if cost[k - 1][i] == inf:
+                    continue
+                # docs i..j-1 in one group, padded to the longest (the last, sorted)
+                value = cost[k - 1][i] + (j - i) * sorted_len[j - 1] + overhead
+                if value < cost[k][j]:
+                    cost[k][j], split[k][j] = value, i
+    best_k = min(range(1, max_groups + 1), key=lambda k: cost[k][n])
+    groups, j = [], n
+    for k in range(best_k, 0, -1):
+        i = split[k][j]
+        groups.append(sorted(order[i:j]))
+        j = i
+    return groups[::-1]

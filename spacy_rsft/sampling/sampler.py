@@ -26,16 +26,42 @@ T = 0.5, so the target throws away most of the clean data and keeps the easiest 
 example is kept, above it acceptance falls to exp(-1 / T) at the highest loss. q = 0 gives
 the seed's formula back. Examples without a loss yet are accepted (a_i = 1), and every example
 is accepted during the `warmup_epochs` first epochs.
+
+`denoise` aimed at an expected noise rate (`noise_rate`, the co-teaching schedule of Han et al.
+2018): instead of a fixed q, the k-th sampled epoch after warm-up uses q_k = 1 - rho_k with
+rho_k = noise_rate * min(1, k / ramp_epochs), so rejection starts gently, while the model still
+fits the clean majority first, and grows to the expected share of noisy units. `noise_rate =
+"auto"` estimates it every epoch as the share of scored units the model currently disagrees
+with (mean token loss above ln 2: the gold tag gets less than even odds).
+
+`random` is the control of `denoise`: every unit gets the acceptance that `denoise` with the
+same settings gives on average in its group, so it trains on as many units as `denoise` does,
+chosen blindly. What `denoise` gains over `random` is what its choice of units is worth.
+
+`groups` ranks units of different kinds apart (the reader passes entity spans and non-entity
+tokens as two groups), each group with its own ranks and envelope.
 """
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy
 
 from ..errors import Errors
 
-TARGETS = ("uniform", "hard", "denoise", "balanced")
-LOSS_TARGETS = ("hard", "denoise")
+TARGETS = ("uniform", "hard", "denoise", "balanced", "random")
+LOSS_TARGETS = ("hard", "denoise", "random")
+# A unit whose mean token loss is above ln 2 gets its gold tags with less than even odds.
+DISAGREEMENT_LOSS = float(numpy.log(2.0))
+
+
+def estimate_noise_rate(losses: numpy.ndarray) -> float:
+    """Share of the scored units the model disagrees with (mean token loss above ln 2).
+
+    losses (ndarray): Unit losses, NaN where unknown.
+    RETURNS (float): The estimate in [0, 1] (0 when nothing is scored).
+    """
+    known = losses[~numpy.isnan(losses)]
+    return float((known > DISAGREEMENT_LOSS).mean()) if known.size else 0.0
 
 
 def parse_target(target: str) -> List[str]:
@@ -45,8 +71,11 @@ def parse_target(target: str) -> List[str]:
     RETURNS (List[str]): The component targets.
     """
     parts = [part.strip() for part in str(target).split("+")]
+    expected = " | ".join(TARGETS) + ", or a product such as 'denoise+balanced'"
     if not parts or any(part not in TARGETS for part in parts):
-        expected = " | ".join(TARGETS) + ", or a product such as 'denoise+balanced'"
+        raise ValueError(Errors.E101.format(setting="target", value=target, expected=expected))
+    if "random" in parts and len(set(parts) & set(LOSS_TARGETS)) > 1:
+        expected = "'random' alone or with 'balanced' (it is the control of 'denoise', not an addition to it)"
         raise ValueError(Errors.E101.format(setting="target", value=target, expected=expected))
     return parts
 
@@ -115,6 +144,8 @@ class RejectionSampler:
         warmup_epochs: int = 1,
         alpha: float = 1.0,
         denoise_quantile: float = 0.7,
+        noise_rate: Union[float, str, None] = None,
+        ramp_epochs: int = 1,
         seed: int = 0,
     ) -> None:
         """Set up the sampler; every parameter is checked here, with a clear error.
@@ -129,6 +160,12 @@ class RejectionSampler:
         alpha (float): Strength of the `balanced` target, >= 0.
         denoise_quantile (float): Loss rank in [0, 1) below which `denoise` keeps every
             example; 0 is the seed's exp(-r / T) over the whole range.
+        noise_rate (Union[float, str, None]): Expected share of noisy units in [0, 1), or
+            "auto" (estimated each epoch); `denoise` then rejects from the top
+            noise_rate of the loss ranks instead of above denoise_quantile. None: the fixed
+            quantile.
+        ramp_epochs (int): Sampled epochs over which the noise_rate form ramps up to
+            noise_rate (1: at once).
         seed (int): Seed; the draw of epoch k depends only on (seed, k) and a.
         """
         self.targets = parse_target(target)
@@ -146,7 +183,15 @@ class RejectionSampler:
         self.warmup_epochs = int(warmup_epochs)
         self.alpha = float(alpha)
         self.denoise_quantile = float(denoise_quantile)
+        auto = noise_rate == "auto"
+        valid_rate = noise_rate is None or auto or (isinstance(noise_rate, (int, float)) and 0 <= noise_rate < 1)
+        _check(valid_rate, "noise_rate", noise_rate, 'null, "auto" or a number in [0, 1)')
+        _check(int(ramp_epochs) == ramp_epochs and ramp_epochs >= 1, "ramp_epochs", ramp_epochs, "an integer >= 1")
+        self.noise_rate = noise_rate if noise_rate is None or auto else float(noise_rate)
+        self.ramp_epochs = int(ramp_epochs)
         self.seed = int(seed)
+        # the quantile and noise-rate estimate of the last `acceptance` call (for the stats)
+        self.last_quantiles: List[Optional[float]] = []
 
     @property
     def uses_losses(self) -> bool:
@@ -157,28 +202,60 @@ class RejectionSampler:
         epoch: int,
         losses: numpy.ndarray,
         label_sets: Optional[Sequence[Sequence[str]]] = None,
+        groups: Optional[numpy.ndarray] = None,
     ) -> numpy.ndarray:
-        """Acceptance probability a_i of every example for this epoch.
+        """Acceptance probability a_i of every example (or unit) for this epoch.
 
         epoch (int): 0-based epoch number.
         losses (ndarray): Latest loss per example, NaN where none is known yet.
         label_sets (Optional[Sequence[Sequence[str]]]): Labels per example (`balanced`).
+        groups (Optional[ndarray]): A group id per example; each group is ranked on its
+            own (e.g. entity spans apart from non-entity tokens).
         RETURNS (ndarray): a_i in [min_accept, 1].
         """
         losses = numpy.asarray(losses, dtype="float64")
         n = losses.shape[0]
+        self.last_quantiles = []
         if epoch < self.warmup_epochs:
             return numpy.ones((n,))
+        if groups is None:
+            return self._group_acceptance(epoch, losses, label_sets)
+        accept = numpy.ones((n,))
+        for group in numpy.unique(groups):
+            members = numpy.flatnonzero(groups == group)
+            labels = None if label_sets is None else [label_sets[i] for i in members]
+            accept[members] = self._group_acceptance(epoch, losses[members], labels)
+        return accept
+
+    def denoise_quantile_at(self, epoch: int, losses: numpy.ndarray) -> float:
+        """The loss rank above which `denoise` rejects in this epoch (1: rejects nothing).
+
+        epoch (int): 0-based epoch number (past warm-up).
+        losses (ndarray): The losses of the group being ranked.
+        RETURNS (float): q in [0, 1].
+        """
+        if self.noise_rate is None:
+            return self.denoise_quantile
+        rate = estimate_noise_rate(losses) if self.noise_rate == "auto" else float(self.noise_rate)
+        sampled = epoch - self.warmup_epochs + 1
+        return 1.0 - rate * min(1.0, sampled / self.ramp_epochs)
+
+    def _group_acceptance(
+        self, epoch: int, losses: numpy.ndarray, label_sets: Optional[Sequence[Sequence[str]]]
+    ) -> numpy.ndarray:
+        n = losses.shape[0]
         log_w = numpy.zeros((n,))
         ranks = percentile_ranks(losses)
         unscored = numpy.isnan(ranks) if self.uses_losses else numpy.zeros((n,), dtype=bool)
         for target in self.targets:
             if target == "hard":
                 log_w += numpy.nan_to_num(ranks) / self.temperature
-            elif target == "denoise":
-                q = self.denoise_quantile
-                tail = numpy.maximum(numpy.nan_to_num(ranks) - q, 0.0) / (1.0 - q)
-                log_w -= tail / self.temperature
+            elif target in ("denoise", "random"):
+                q = self.denoise_quantile_at(epoch, losses)
+                self.last_quantiles.append(q)
+                if q < 1.0:
+                    tail = numpy.maximum(numpy.nan_to_num(ranks) - q, 0.0) / (1.0 - q)
+                    log_w -= tail / self.temperature
             elif target == "balanced":
                 if label_sets is None:
                     raise ValueError(Errors.E102)
@@ -188,7 +265,10 @@ class RejectionSampler:
         if scored.any():
             envelope = log_w[scored].max()
             accept[scored] = numpy.exp(log_w[scored] - envelope - self.epsilon)
-        return numpy.maximum(accept, self.min_accept)
+        accept = numpy.maximum(accept, self.min_accept)
+        if "random" in self.targets and scored.any():
+            accept[scored] = accept[scored].mean()  # the same rate, blind to the losses
+        return accept
 
     def draw(self, epoch: int, acceptance: numpy.ndarray) -> Draw:
         """Accept each example with its probability and shuffle the accepted ones.

@@ -8,6 +8,12 @@ usage:
       (train_noisy.json, ...)
   python scripts/data.py tenth FULL_DIR TENTH_DIR
       every tenth document of FULL_DIR's conll/{train,valid}.spacy and aida/{train,testa}.spacy
+  python scripts/data.py noisebench NOISEBENCH_DIR OUT_DIR
+      every *.train.txt and clean.dev.txt of NoiseBench (one doc per article, its sentences
+      marked) to OUT_DIR/NAME.spacy, and for each noisy set the oracle: the noisy docs with
+      every sentence whose labels differ from the clean ones masked out (labels missing),
+      as a perfect sentence filter would leave them (OUT_DIR/NAME.oracle.spacy), with a
+      report of how many sentences and entities differ (OUT_DIR/NAME.json)
   python scripts/bench_data.py subset IN.spacy OUT.spacy --fraction 0.1
       every 1/fraction-th document (a spread-out sample, not the first ones)
   python scripts/bench_data.py noise IN.spacy OUT.spacy --rate 0.3 --seed 0 --report R.json
@@ -182,6 +188,75 @@ def tenth(full: Path, out: Path) -> None:
         write_docs(subset(docs, 0.1), out / name)
 
 
+def read_conll_articles(path: Path, vocab) -> List[Doc]:
+    """A 4-column IOB2 CoNLL file as one doc per -DOCSTART- article, sentence starts set.
+    (spaCy's converter only splits on the exact line "-DOCSTART- -X- O O".)"""
+    articles: List[List[List[Tuple[str, str]]]] = []
+    sentence: List[Tuple[str, str]] = []
+    for line in path.read_text(encoding="utf8").splitlines() + [""]:
+        if line.startswith("-DOCSTART-"):
+            articles.append([])
+        elif not line.strip():
+            if sentence:
+                articles[-1].append(sentence)
+            sentence = []
+        else:
+            parts = line.split()
+            sentence.append((parts[0], parts[-1]))
+    docs = []
+    for sents in articles:
+        words = [w for sent in sents for w, _ in sent]
+        starts = [i == 0 for sent in sents for i in range(len(sent))]
+        tags = [t for sent in sents for _, t in sent]
+        docs.append(Doc(vocab, words=words, sent_starts=starts, ents=tags))
+    return docs
+
+
+def noisebench(folder: Path, out: Path) -> None:
+    vocab = spacy.blank("en").vocab
+    clean = read_conll_articles(folder / "clean.train.txt", vocab)
+    write_docs(read_conll_articles(folder / "clean.dev.txt", vocab), out / "dev.spacy")
+    for path in sorted(folder.glob("*.train.txt")):
+        name = path.name[: -len(".train.txt")]
+        noisy = read_conll_articles(path, vocab)
+        if [len(d) for d in noisy] != [len(d) for d in clean]:
+            raise SystemExit(f"{path} does not line up with clean.train.txt token by token.")
+        write_docs(noisy, out / f"{name}.spacy")
+        if name == "clean":
+            continue
+        oracle, report = mask_differing_sentences(clean, noisy)
+        report.update({"input": str(path), "docs": len(oracle)})
+        write_docs(oracle, out / f"{name}.oracle.spacy")
+        write_report(report, out / f"{name}.json")
+
+
+def ent_set(doc: Doc, start: int, end: int) -> set:
+    return {(e.start, e.end, e.label_) for e in doc.ents if start <= e.start and e.end <= end}
+
+
+def mask_differing_sentences(clean: List[Doc], noisy: List[Doc]) -> Tuple[List[Doc], Dict]:
+    """The noisy docs with the sentences whose labels differ from the clean ones set to
+    missing, and the counts of differing sentences and entities."""
+    out, n_sents, n_diff, clean_ents, wrong_ents = [], 0, 0, 0, 0
+    for c, n in zip(clean, noisy):
+        doc = n.copy()
+        missing = []
+        for sent in sentences(c):
+            n_sents += 1
+            gold, labels = ent_set(c, sent.start, sent.end), ent_set(n, sent.start, sent.end)
+            clean_ents += len(gold)
+            wrong_ents += len(labels - gold)
+            if gold != labels:
+                n_diff += 1
+                missing.append(doc[sent.start : sent.end])
+        kept = [e for e in doc.ents if not any(m.start <= e.start < m.end for m in missing)]
+        doc.set_ents(kept, missing=missing, default="unmodified")
+        out.append(doc)
+    report = {"sentences": n_sents, "sentences_differing": n_diff, "sentence_noise": round(n_diff / max(n_sents, 1), 4),
+              "clean_entities": clean_ents, "noisy_entities_not_in_clean": wrong_ents}
+    return out, report
+
+
 def save(docs: List[Doc], report: Dict, source: Path, path: Path) -> None:
     """The docs, and beside them (same name, .json) the report of how they were made."""
     report.update({"input": str(source), "docs": len(docs)})
@@ -190,8 +265,13 @@ def save(docs: List[Doc], report: Dict, source: Path, path: Path) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 2 and sys.argv[1] in ("derive", "tenth"):
-        derive(Path(sys.argv[2])) if sys.argv[1] == "derive" else tenth(Path(sys.argv[2]), Path(sys.argv[3]))
+    if len(sys.argv) > 2 and sys.argv[1] in ("derive", "tenth", "noisebench"):
+        if sys.argv[1] == "derive":
+            derive(Path(sys.argv[2]))
+        elif sys.argv[1] == "tenth":
+            tenth(Path(sys.argv[2]), Path(sys.argv[3]))
+        else:
+            noisebench(Path(sys.argv[2]), Path(sys.argv[3]))
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["subset", "noise", "imbalance", "sentences"])

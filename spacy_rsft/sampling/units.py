@@ -1,0 +1,169 @@
+"""Units of rejection: what the reader accepts or rejects each epoch.
+
+Label noise lives in sentences and entity spans, not in documents: under NoiseBench's distant
+labels 54% of the sentences are entirely correct but only 1% of the articles. So the reader can
+sample finer units than its examples:
+
+- `example`: the whole example (a document), as spaCy's corpora give it.
+- `sentence`: each sentence of the reference doc.
+- `span`: each gold entity span, and each token outside the gold entities. Entity and
+  non-entity units are ranked apart (a rare label is not rejected for being rare, and a
+  missing entity shows up as one high-loss "outside" token).
+
+With `context = "document"` the examples stay whole and a rejected unit is masked out of the
+loss: its tokens' entity annotation becomes missing (spaCy's "-" tag), which every NER
+component, spaCy's own `ner` included, leaves out of its loss and gradient. With
+`context = "sentence"` (unit `sentence` only) the accepted sentences themselves are the
+training examples: less context, less compute.
+
+A unit's loss is the mean loss of its tokens, from the per-token losses a component records
+during its update (`TokenLossRecorder`) or computes in the fresh scoring pass.
+"""
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence
+
+import numpy
+from spacy.tokens import Doc
+from spacy.training import Example
+
+UNITS = ("example", "sentence", "span")
+CONTEXTS = ("document", "sentence")
+
+
+@dataclass
+class UnitTable:
+    """Every unit of a corpus, as parallel arrays (token offsets are of the reference doc)."""
+
+    example: numpy.ndarray  # int: the example each unit belongs to
+    start: numpy.ndarray  # int: first token
+    end: numpy.ndarray  # int: one past the last token
+    entity: numpy.ndarray  # bool: a gold entity span (ranked apart from the rest)
+    labels: List[List[str]] = field(default_factory=list)  # entity labels in the unit
+
+    def __len__(self) -> int:
+        return int(self.example.shape[0])
+
+    def to_json(self) -> Dict[str, list]:
+        return {
+            "example": self.example.tolist(),
+            "start": self.start.tolist(),
+            "end": self.end.tolist(),
+            "entity": self.entity.astype(int).tolist(),
+        }
+
+
+def build_units(references: Sequence[Doc], unit: str) -> UnitTable:
+    """The units of a corpus, in corpus order.
+
+    references (Sequence[Doc]): The reference (gold) docs.
+    unit (str): "example", "sentence" or "span".
+    RETURNS (UnitTable): The units.
+    """
+    rows: List[tuple] = []
+    for i, doc in enumerate(references):
+        if unit == "example":
+            rows.append((i, 0, len(doc), False, _labels(doc, 0, len(doc))))
+            continue
+        for sent in sentences(doc):
+            if unit == "sentence":
+                rows.append((i, sent.start, sent.end, False, _labels(doc, sent.start, sent.end)))
+                continue
+            inside = numpy.zeros((len(doc),), dtype=bool)
+            for ent in doc.ents:
+                if sent.start <= ent.start and ent.end <= sent.end:
+                    rows.append((i, ent.start, ent.end, True, [ent.label_]))
+                    inside[ent.start : ent.end] = True
+            for t in range(sent.start, sent.end):
+                if not inside[t] and doc[t].ent_iob_ != "":  # "" = annotation missing
+                    rows.append((i, t, t + 1, False, []))
+    rows.sort(key=lambda r: (r[0], r[1], not r[3]))
+    return UnitTable(
+        example=numpy.asarray([r[0] for r in rows], dtype="int64"),
+        start=numpy.asarray([r[1] for r in rows], dtype="int64"),
+        end=numpy.asarray([r[2] for r in rows], dtype="int64"),
+        entity=numpy.asarray([r[3] for r in rows], dtype=bool),
+        labels=[r[4] for r in rows],
+    )
+
+
+def sentences(doc: Doc):
+    """The doc's sentences, or the whole doc as one when it has no sentence boundaries."""
+    return list(doc.sents) if doc.has_annotation("SENT_START") else [doc[:]]
+
+
+def _labels(doc: Doc, start: int, end: int) -> List[str]:
+    return sorted({ent.label_ for ent in doc.ents if start <= ent.start and ent.end <= end})
+
+
+def unit_losses(table: UnitTable, token_losses: Dict[int, numpy.ndarray], previous: numpy.ndarray) -> numpy.ndarray:
+    """Each unit's mean token loss, from the latest per-token losses of its example; a unit
+    none of whose tokens was scored keeps its previous loss (NaN if it never had one).
+
+    table (UnitTable): The units.
+    token_losses (Dict[int, ndarray]): Example index -> one loss per reference token, NaN
+        where the token was not scored (masked, misaligned, no gold tag).
+    previous (ndarray): The units' losses so far.
+    RETURNS (ndarray): The updated losses.
+    """
+    out = previous.copy()
+    for u in range(len(table)):
+        losses = token_losses.get(int(table.example[u]))
+        if losses is None:
+            continue
+        values = losses[table.start[u] : table.end[u]]
+        values = values[~numpy.isnan(values)]
+        if values.size:
+            out[u] = float(values.mean())
+    return out
+
+
+def masked_example(example: Example, rejected: Sequence[tuple]) -> Example:
+    """The example with the entity annotation of the rejected token ranges set to missing,
+    so no NER component learns from them; the text and the rest of the gold stay.
+
+    example (Example): The training example.
+    rejected (Sequence[tuple]): (start, end) reference token ranges to leave out.
+    RETURNS (Example): A new example (the original is not changed).
+    """
+    if not rejected:
+        return example
+    reference = example.reference.copy()
+    drop = numpy.zeros((len(reference),), dtype=bool)
+    for start, end in rejected:
+        drop[start:end] = True
+    for ent in reference.ents:  # an entity crossing a rejected range goes whole (no half entities)
+        if drop[ent.start : ent.end].any():
+            drop[ent.start : ent.end] = True
+    kept = [ent for ent in reference.ents if not drop[ent.start : ent.end].any()]
+    reference.set_ents(kept, missing=[reference[s:e] for s, e in _runs(drop)], default="unmodified")
+    return Example(example.predicted, reference)
+
+
+def _runs(mask: numpy.ndarray) -> List[tuple]:
+    """(start, end) of every run of True."""
+    edges = numpy.diff(numpy.concatenate([[0], mask.astype(int), [0]]))
+    return list(zip(numpy.flatnonzero(edges == 1), numpy.flatnonzero(edges == -1)))
+
+
+def reference_token_losses(example: Example, predicted_losses: numpy.ndarray) -> numpy.ndarray:
+    """Per-token losses of the predicted doc moved onto the reference tokens (a reference
+    token gets the mean over the predicted tokens aligned to it; NaN where none is).
+
+    example (Example): The example.
+    predicted_losses (ndarray): One loss per predicted token, NaN where not scored.
+    RETURNS (ndarray): One loss per reference token.
+    """
+    n_ref = len(example.reference)
+    if len(example.predicted) == n_ref and [t.text for t in example.predicted] == [t.text for t in example.reference]:
+        return predicted_losses.astype("float32")
+    out = numpy.full((n_ref,), numpy.nan, dtype="float32")
+    y2x = example.alignment.y2x
+    lengths = numpy.asarray(y2x.lengths)
+    data = numpy.asarray(y2x.data)
+    ends = numpy.cumsum(lengths)
+    for j in range(n_ref):
+        values = predicted_losses[data[ends[j] - lengths[j] : ends[j]]]
+        values = values[~numpy.isnan(values)]
+        if values.size:
+            out[j] = values.mean()
+    return out
