@@ -91,10 +91,10 @@ def test_sentences_line_up_across_the_clean_and_the_noisy_set():
 def test_every_system_is_one_file_and_one_line():
     spec = bench.load_benchmark(BENCHMARK)  # fails on a listed system without its file
     files = {p.stem for p in (BENCHMARK / "systems").glob("*.cfg")}
-    assert files == set(spec.systems), "a system file without its line in systems.yml, or the reverse"
+    assert files == {s.file for s in spec.systems.values()}, "a system file without its line in systems.yml, or the reverse"
     for name, system in spec.systems.items():
         assert system.group in spec.groups, f"{name}: unknown group {system.group}"
-        options = bench.read_partial_config(BENCHMARK / "systems" / f"{name}.cfg")["benchmark"]
+        options = bench.read_partial_config(BENCHMARK / "systems" / f"{system.file}.cfg")["benchmark"]
         if options.get("kind", "train") == "train":
             assert (BENCHMARK / "configs" / options["base"]).exists(), f"{name}: no base config {options['base']}"
         assert "dev" in options["inputs"], f"{name}: no dev set"
@@ -134,6 +134,18 @@ def test_plans_reproduce_the_settings_that_differ():
     assert el.config["training"]["max_steps"] == 300
     noisy = bench.make_plan(spec, spec.systems["noisy_denoise"], full, 0, "m")
     assert noisy.clean_train == BENCHMARK / "corpus" / "full" / "conll" / "train.spacy"
+
+
+def test_a_line_with_variants_runs_one_file_over_several_data_sets():
+    spec = bench.load_benchmark(BENCHMARK)
+    names = [n for n, s in spec.systems.items() if s.file == "nb_denoise_sent"]
+    assert names == ["nb_denoise_sent@noise_expert", "nb_denoise_sent@noise_crowdbest", "nb_denoise_sent@noise_distant"]
+    distant = spec.systems["nb_denoise_sent@noise_distant"]
+    assert distant.baseline == "nb_uniform@noise_distant" and distant.reference == "nb_clean"
+    plan = bench.make_plan(spec, distant, spec.scale("full"), 0, "m")
+    assert plan.inputs["train"].name == "noise_distant.spacy"
+    assert plan.config["corpora"]["train"]["unit"] == "sentence"
+    assert plan.clean_train.name == "clean.spacy"
 
 
 # -- running systems -----------------------------------------------------------------------
@@ -252,7 +264,7 @@ def test_a_system_that_has_not_run_is_listed_as_such(tiny_benchmark):
 def test_committed_results_render_as_committed():
     """The committed results.json of every scale renders to the committed results.md, and
     every run it lists has a result file: the report is a function of the results."""
-    scale_dirs = sorted(p for p in (BENCHMARK / "results").iterdir() if p.is_dir())
+    scale_dirs = sorted(p.parent for p in (BENCHMARK / "results").glob("*/results.json"))
     assert {p.name for p in scale_dirs} >= {"full", "quick", "spread"}
     for scale_dir in scale_dirs:
         results = json.loads((scale_dir / "results.json").read_text(encoding="utf8"))

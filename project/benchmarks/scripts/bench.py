@@ -38,6 +38,29 @@ class System:
     baseline: Optional[str] = None
     reference: Optional[str] = None
     speed: bool = False
+    file: str = ""  # systems/FILE.cfg (the name, without @variant)
+    variant: Optional[str] = None  # fills {variant} in the system file's inputs
+
+
+def expand(line: Dict[str, Any], lines: Dict[str, Dict[str, Any]]) -> List[System]:
+    """One systems.yml line as its systems: one, or one per variant (`variants: [a, b]` runs
+    the same system file over several data sets, as NAME@a, NAME@b; a baseline or reference
+    that has the same variants is taken with the same variant)."""
+    line = dict(line)
+    variants = line.pop("variants", None)
+    if not variants:
+        return [System(**line, file=line["name"])]
+    out = []
+    for variant in variants:
+        def pick(other: Optional[str]) -> Optional[str]:
+            if other is None or variant not in (lines.get(other, {}).get("variants") or []):
+                return other
+            return f"{other}@{variant}"
+
+        values = dict(line, name=f"{line['name']}@{variant}", title=f"{line['title']}, {variant}")
+        values.update(baseline=pick(line.get("baseline")), reference=pick(line.get("reference")))
+        out.append(System(**values, file=line["name"], variant=variant))
+    return out
 
 
 @dataclass
@@ -70,14 +93,18 @@ class Benchmark:
 
 def load_benchmark(root: Path = ROOT) -> Benchmark:
     spec = srsly.read_yaml(root / "systems.yml")
-    systems = {line["name"]: System(**line) for line in spec["systems"]}
+    lines = {line["name"]: line for line in spec["systems"]}
+    systems = {s.name: s for line in spec["systems"] for s in expand(line, lines)}
     scales = {name: Scale(name=name, **values) for name, values in spec["scales"].items()}
+    for scale in scales.values():  # a scale may list a line's name for all its variants
+        if scale.systems is not None:
+            scale.systems = [s.name for s in systems.values() if s.name in scale.systems or s.file in scale.systems]
     for system in systems.values():
         for other in (system.baseline, system.reference):
             if other is not None and other not in systems:
                 raise SystemExit(f"systems.yml: {system.name} refers to {other!r}, which is not a system.")
-        if not (root / "systems" / f"{system.name}.cfg").exists():
-            raise SystemExit(f"systems.yml lists {system.name}, but systems/{system.name}.cfg does not exist.")
+        if not (root / "systems" / f"{system.file}.cfg").exists():
+            raise SystemExit(f"systems.yml lists {system.file}, but systems/{system.file}.cfg does not exist.")
     return Benchmark(systems, spec["groups"], scales, root)
 
 
@@ -137,8 +164,11 @@ def make_plan(bench: Benchmark, system: System, scale: Scale, seed: int, model: 
     """The effective config of one run: systems/NAME.cfg's [benchmark] base config, merged
     with the rest of the system file, then the scale's settings for the suite (where the
     config has them), the seed, the model and the inputs."""
-    spec = read_partial_config(bench.root / "systems" / f"{system.name}.cfg")
+    spec = read_partial_config(bench.root / "systems" / f"{system.file}.cfg")
     options = dict(spec.pop("benchmark"))
+    if system.variant is not None:
+        options = {k: v.replace("{variant}", system.variant) if isinstance(v, str) else v for k, v in options.items()}
+        options["inputs"] = {k: v.replace("{variant}", system.variant) for k, v in dict(options.get("inputs", {})).items()}
     inputs = {name: resolve_input(bench.root, scale, value) for name, value in dict(options.pop("inputs", {})).items()}
     kind = options.pop("kind", "train")
     base = options.pop("base", None)

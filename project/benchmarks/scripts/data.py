@@ -183,7 +183,9 @@ def derive(folder: Path) -> None:
 
 
 def tenth(full: Path, out: Path) -> None:
-    for name in ("conll/train.spacy", "conll/valid.spacy", "aida/train.spacy", "aida/testa.spacy"):
+    names = ["conll/train.spacy", "conll/valid.spacy", "aida/train.spacy", "aida/testa.spacy"]
+    names += [str(p.relative_to(full)) for p in sorted((full / "noisebench").glob("*.spacy"))]
+    for name in names:
         _, docs = read_docs(full / name)
         write_docs(subset(docs, 0.1), out / name)
 

@@ -40,7 +40,7 @@ def main() -> None:
     systems = bench.systems_of(scale, args.suite)
     if args.only:
         wanted = args.only.split(",")
-        systems = [s for s in systems if s.name in wanted]
+        systems = [s for s in systems if s.name in wanted or s.file in wanted]
     # the suite's result folder is the weasel command's output: it exists even when empty
     (bench.root / "results" / scale.name / "runs" / args.suite).mkdir(parents=True, exist_ok=True)
     if not systems:
