@@ -29,6 +29,13 @@ class Warnings(metaclass=ErrorsWithCodes):
         "`unknown_labels = \"skip\"` its tokens are left out of the loss. Further "
         "occurrences are counted (the reader's stats: component_skips), not repeated."
     )
+    W006 = (
+        "[build-kb] Skipped {count} bad {what} row(s) (--skip-bad-rows); the first: {first}"
+    )
+    W007 = (
+        "[convert] {where}: dropped {count} overlapping entity span(s) {dropped}; kept the "
+        "longest (doc.ents cannot overlap). Fix the source annotation to keep another one."
+    )
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -139,3 +146,46 @@ class Errors(metaclass=ErrorsWithCodes):
         "but this component was trained for {expected}. Use the KB it was trained with, or "
         "rebuild the KB with the same transformer (`build-kb --model`)."
     )
+    # build-kb and the KB helpers (spacy_rsft.kb)
+    E301 = "[build-kb] File {path} does not exist. Check the entities/aliases path."
+    E302 = "[build-kb] {path}:{line}: invalid JSON ({err}). Fix the line: one JSON object a line."
+    E303 = (
+        "[build-kb] {path}: unknown format {suffix!r}; use .jsonl, .csv or .tsv (the format "
+        "comes from the file name)."
+    )
+    E304 = "[build-kb] {where}: entity row without an id. Give every entity an `id`."
+    E305 = "[build-kb] {where}: duplicate entity id {id!r}. Entity ids must be unique."
+    E306 = "[build-kb] {where}: frequency {value!r} is not a number. Use a number or leave it empty."
+    E307 = "[build-kb] {path} has no usable entities. It needs rows with at least an `id`."
+    E308 = "[build-kb] {where}: alias row needs `alias` and `entity`."
+    E309 = (
+        "[build-kb] {where}: alias {alias!r} points to unknown entity {entity!r}. Add the "
+        "entity to the entity file or remove the alias row."
+    )
+    E310 = (
+        "[build-kb] {where}: probability {value!r} of alias {alias!r} is not in [0, 1]. Give "
+        "`prob` in [0, 1], or a `count` instead."
+    )
+    E311 = "[build-kb] {where}: count {value!r} of alias {alias!r} is not a number >= 0."
+    E312 = (
+        "[build-kb] {path}: probabilities of alias {alias!r} sum to {total:.3f} > 1. The "
+        "`prob` values of one alias must sum to at most 1; or give counts instead."
+    )
+    E313 = (
+        "[spacy-rsft.doc_candidates.v1] Candidate file {path!r} not found (relative to "
+        "{cwd}). Pass the right path, e.g. spacy.load(..., config={{'components': "
+        "{{'rsft_entity_linker': {{'candidate_generator': {{'path': ...}}}}}}}})."
+    )
+    E314 = (
+        "[el-baseline] Ranking by frequency needs {path}, written by build-kb beside the KB. "
+        "Pass the kb/ directory of a build-kb output, or rank by prior (`--by prior`)."
+    )
+    E315 = "[el-baseline] Unknown ranking `by` = {by!r}: expected 'prior' or 'frequency'."
+    # convert
+    E401 = "[convert] {path}:{line}: not valid JSON ({err}). Fix the line: one JSON object a line."
+    E402 = (
+        "[convert] {path}:{line}: entity {entity} does not align to tokens of the text. "
+        "Check its `start` and `end` character offsets against `text`."
+    )
+    E403 = "[convert] Input file {path} does not exist."
+    E404 = "[convert] Unknown format {fmt!r}: expected one of {formats}."

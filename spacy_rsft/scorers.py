@@ -1,9 +1,13 @@
-"""Registered scorers (`@scorers`), configured per component like spaCy's own."""
+"""Registered scorers (`@scorers`), configured per component like spaCy's own: entities
+for `rsft_ner`, links for `rsft_entity_linker` (and the prior baseline)."""
 from typing import Any, Callable, Dict, Iterable
 
 from spacy.pipeline.ner import ner_score
+from spacy.scorer import Scorer
 from spacy.training import Example
 from spacy.util import registry
+
+from .annotations import NIL
 
 
 def score_ner(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
@@ -23,3 +27,58 @@ def make_ner_scorer() -> Callable[..., Dict[str, Any]]:
     RETURNS (Callable): The scorer.
     """
     return score_ner
+
+
+def score_links(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+    """Link scores, and where the errors come from.
+
+    examples (Iterable[Example]): Examples whose predicted entities were linked.
+    RETURNS (Dict[str, Any]): nel_micro_p/r/f (spaCy's `score_links`, NIL as negative),
+        nel_inkb_accuracy, nel_nil_p/r/f, nel_candidate_recall, nel_recall_at_1/5.
+    """
+    examples = list(examples)
+    scores = Scorer.score_links(examples, negative_labels=[NIL])
+    inkb = inkb_correct = nil_gold = nil_pred = nil_both = cand_hit = at1 = at5 = 0
+    for eg in examples:
+        predicted = {(e.start_char, e.end_char): e for e in eg.predicted.ents}
+        for gold in eg.reference.ents:
+            if not gold.kb_id_:
+                continue
+            pred = predicted.get((gold.start_char, gold.end_char))
+            pred_id = pred.kb_id_ if pred is not None else NIL
+            ranked = [kb_id for kb_id, _ in (pred._.kb_candidates or [])] if pred is not None else []
+            if pred is not None and pred_id == NIL:
+                nil_pred += 1
+            if gold.kb_id_ == NIL:
+                nil_gold += 1
+                nil_both += pred_id == NIL
+                continue
+            inkb += 1
+            inkb_correct += pred_id == gold.kb_id_
+            cand_hit += gold.kb_id_ in ranked
+            at1 += gold.kb_id_ in ranked[:1]
+            at5 += gold.kb_id_ in ranked[:5]
+    nil_p = nil_both / nil_pred if nil_pred else None
+    nil_r = nil_both / nil_gold if nil_gold else None
+    scores.update(
+        {
+            "nel_inkb_accuracy": inkb_correct / inkb if inkb else None,
+            "nel_nil_p": nil_p,
+            "nel_nil_r": nil_r,
+            "nel_nil_f": (2 * nil_p * nil_r / (nil_p + nil_r)) if nil_p and nil_r else (0.0 if nil_gold else None),
+            "nel_candidate_recall": cand_hit / inkb if inkb else None,
+            "nel_recall_at_1": at1 / inkb if inkb else None,
+            "nel_recall_at_5": at5 / inkb if inkb else None,
+        }
+    )
+    return scores
+
+
+@registry.scorers("spacy-rsft.el_scorer.v1")
+def make_el_scorer() -> Callable[..., Dict[str, Any]]:
+    """Registered as `spacy-rsft.el_scorer.v1`: spaCy's link P/R/F plus in-KB accuracy,
+    NIL precision/recall and candidate recall (is the gold id among the candidates).
+
+    RETURNS (Callable): The scorer.
+    """
+    return score_links

@@ -44,12 +44,16 @@ def test_viterbi_follows_scores_when_valid():
 
 
 def test_viterbi_repairs_invalid_argmax():
-    # Per-token argmax would be "I-PER I-LOC": invalid on both counts.
+    # Per-token argmax would be "I-PER I-LOC": invalid on both counts. The best valid
+    # path is B-PER L-PER (-1 - 2), ahead of O U-LOC (-5 - 1.5) and everything else.
     log_probs = numpy.full((2, len(TAGS)), -5.0)
     log_probs[0, TAGS.index("I-PER")] = 0.0
+    log_probs[0, TAGS.index("B-PER")] = -1.0
     log_probs[1, TAGS.index("I-LOC")] = 0.0
+    log_probs[1, TAGS.index("L-PER")] = -2.0
+    log_probs[1, TAGS.index("U-LOC")] = -1.5
     decoded = [TAGS[i] for i in constrained_viterbi(log_probs, ALLOWED, START, END)]
-    assert is_valid(decoded)
+    assert decoded == ["B-PER", "L-PER"]
 
 
 def test_viterbi_empty():

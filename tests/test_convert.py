@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import pytest
 import spacy
 from spacy.tokens import DocBin
 
@@ -18,7 +19,7 @@ def test_conll_four_and_two_columns(tmp_path):
     two = "Famil\tO\nadenomatous\tB-Disease\npolyposis\tI-Disease\n.\tO\n\nIt\tO\nworks\tO\n"
     (tmp_path / "a.txt").write_text(four)
     (tmp_path / "b.tsv").write_text(two)
-    assert convert(tmp_path / "a.txt", tmp_path / "a.spacy", "conll") >= 1
+    assert convert(tmp_path / "a.txt", tmp_path / "a.spacy", "conll") == 1
     assert convert(tmp_path / "b.tsv", tmp_path / "b.spacy", "conll") == 1
     ents = [(e.text, e.label_) for d in read(tmp_path / "a.spacy") for e in d.ents]
     assert ents == [("Acme", "ORG"), ("Danish", "MISC"), ("Lena Holt", "PER")]
@@ -35,17 +36,32 @@ def test_prodigy_and_aida(tmp_path):
             "mentions": [{"start": 0, "end": 2, "ner": "PER", "wiki_title": "Phil Simmons"},
                          {"start": 3, "end": 4, "ner": "LOC", "wiki_title": None}]}
     (tmp_path / "a.jsonl").write_text(json.dumps(aida) + "\n")
-    convert(tmp_path / "a.jsonl", tmp_path / "a.spacy", "aida")
+    assert convert(tmp_path / "a.jsonl", tmp_path / "a.spacy", "aida") == 1
     doc = read(tmp_path / "a.spacy")[0]
     assert [(e.text, e.kb_id_) for e in doc.ents] == [("Phil Simmons", "Phil Simmons"), ("Jorvik", "NIL")]
     assert doc.user_data["doc_id"] == "947testa X"
 
 
 def test_overlapping_entities_are_reported(tmp_path):
-    import pytest
-
     row = {"text": "New York City", "entities": [{"start": 0, "end": 8, "label": "LOC"}, {"start": 0, "end": 13, "label": "LOC"}]}
     (tmp_path / "o.jsonl").write_text(json.dumps(row) + "\n")
     with pytest.warns(UserWarning, match="dropped 1 overlapping"):
         convert(tmp_path / "o.jsonl", tmp_path / "o.spacy", "jsonl")
     assert [e.text for e in read(tmp_path / "o.spacy")[0].ents] == ["New York City"]
+
+
+def test_bad_input_names_the_file_and_line(tmp_path):
+    good = {"text": "New York", "entities": [{"start": 0, "end": 8, "label": "LOC"}]}
+    off_text = dict(good, entities=[{"start": 0, "end": 20, "label": "LOC"}])
+    # Line numbers count blank lines too, as an editor does.
+    (tmp_path / "json.jsonl").write_text(json.dumps(good) + "\n\n{not json\n")
+    (tmp_path / "span.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(off_text) + "\n")
+    with pytest.raises(ValueError, match=r"E401.*json\.jsonl:3"):
+        convert(tmp_path / "json.jsonl", tmp_path / "out.spacy", "jsonl")
+    with pytest.raises(ValueError, match=r"E402.*span\.jsonl:2.*offsets"):
+        convert(tmp_path / "span.jsonl", tmp_path / "out.spacy", "jsonl")
+    with pytest.raises(ValueError, match=r"E404.*'conll', 'jsonl'"):
+        convert(tmp_path / "span.jsonl", tmp_path / "out.spacy", "csv")
+    with pytest.raises(ValueError, match=r"E403.*missing\.jsonl"):
+        convert(tmp_path / "missing.jsonl", tmp_path / "out.spacy", "jsonl")
+    assert not (tmp_path / "out.spacy").exists()

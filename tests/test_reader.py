@@ -11,8 +11,10 @@ from spacy.util import registry
 from thinc.api import Config
 
 from spacy_rsft.sampling.reader import READER_NAME, RejectionSampledCorpus
+from spacy_rsft.sampling.scoring import recording_components
+from spacy_rsft.ty import ExampleLossScorer, LossRecorder, SkipCounter
 from spacy_rsft.util import EXAMPLE_ID_KEY
-from util import TRAIN_DATA, make_examples, noisy_ner_data
+from util import TRAIN_DATA, make_examples, noisy_ner_data, tiny_ner_config
 
 ROOT = Path(__file__).resolve().parents[1]
 NER_CONFIG = ROOT / "project" / "configs" / "rsft_ner.cfg"  # written by init-config
@@ -173,7 +175,10 @@ def test_generic_fresh_scoring_with_builtin_ner(tmp_path):
     stats = read_stats(stats_path)
     sampled = [line for line in stats if not line["warmup"]]
     assert sampled and all(line["scored"] == len(TRAIN_DATA) * 4 for line in sampled)
-    assert all(0.0 <= line["mean_loss_accepted"] <= 1.0 for line in sampled if line["mean_loss_accepted"] is not None)
+    # Every example gets an error, 1 - its F1, in every sampled epoch.
+    errors = [loss for line in sampled for loss in line["accepted_losses"] + line["rejected_losses"]]
+    assert len(errors) == len(sampled) * len(TRAIN_DATA) * 4
+    assert all(0.0 <= e <= 1.0 for e in errors)
 
 
 def test_cached_scoring_needs_a_recording_component(tmp_path):
@@ -201,3 +206,39 @@ def test_initialization_sees_every_label_first(tmp_path, tiny_bert):
     config_path = rsft_config(tmp_path, tiny_bert, train_path, {}, max_steps=2)
     train(config_path, tmp_path / "out")
     assert set(spacy.load(tmp_path / "out" / "model-last").get_pipe("rsft_ner").labels) == {"PER", "LOC", "MISC"}
+
+
+def test_components_implement_the_reader_contract(tiny_bert):
+    """Both components record, score and count for the reader; spaCy's ner does none."""
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("rsft_ner", config=tiny_ner_config(tiny_bert))
+    el = nlp.add_pipe("rsft_entity_linker", config={"model": {"tok2vec": {"name": tiny_bert}}})
+    plain = nlp.add_pipe("ner", name="spacy_ner")
+    for proc in (ner, el):
+        assert isinstance(proc, LossRecorder)
+        assert isinstance(proc, ExampleLossScorer)
+        assert isinstance(proc, SkipCounter)
+    assert not isinstance(plain, (LossRecorder, ExampleLossScorer, SkipCounter))
+    assert recording_components(nlp) == ["rsft_ner", "rsft_entity_linker"]
+
+
+@pytest.mark.parametrize("package", ["kb", "sampling"])
+def test_lower_layers_do_not_import_the_pipeline(package):
+    """kb/ and sampling/ talk to the components only through spacy_rsft.ty."""
+    import ast
+
+    def imported(node):
+        if isinstance(node, ast.Import):
+            return [alias.name for alias in node.names]
+        if not isinstance(node, ast.ImportFrom):
+            return []
+        if node.level == 0:
+            return [node.module]
+        base = "spacy_rsft" if node.level == 2 else f"spacy_rsft.{package}"
+        module = f"{base}.{node.module}" if node.module else base
+        return [module] + [f"{module}.{alias.name}" for alias in node.names]
+
+    for path in sorted((ROOT / "spacy_rsft" / package).glob("*.py")):
+        names = [name for node in ast.walk(ast.parse(path.read_text(encoding="utf8"))) for name in imported(node)]
+        assert names, path.name
+        assert not [name for name in names if name.startswith("spacy_rsft.pipeline")], path.name

@@ -14,25 +14,25 @@
 import json
 import warnings
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import spacy
 from spacy.tokens import Doc, DocBin, Span
 from spacy.util import filter_spans
 
+from ..annotations import NIL
+from ..errors import Errors, Warnings
 from ..io import atomic_output
 
-NIL = "NIL"
 
-
-def _read_jsonl(path: Path) -> Iterator[Dict]:
+def _read_jsonl(path: Path) -> Iterator[Tuple[int, Dict]]:
     with path.open(encoding="utf8") as file_:
         for line_no, line in enumerate(file_, start=1):
             if line.strip():
                 try:
-                    yield json.loads(line)
+                    yield line_no, json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg}).") from None
+                    raise ValueError(Errors.E401.format(path=path, line=line_no, err=err.msg)) from None
 
 
 def _char_spans(doc: Doc, spans: List[Dict], path: Path, line_no: int) -> List[Span]:
@@ -43,9 +43,7 @@ def _char_spans(doc: Doc, spans: List[Dict], path: Path, line_no: int) -> List[S
             alignment_mode="expand",
         )
         if span is None:
-            raise ValueError(
-                f"{path}:{line_no}: entity {ent} does not align to tokens of the text."
-            )
+            raise ValueError(Errors.E402.format(path=path, line=line_no, entity=ent))
         result.append(span)
     return result
 
@@ -55,13 +53,13 @@ def _set_ents(doc: Doc, ents: List[Span], where: str) -> Doc:
     kept = filter_spans(ents)
     if len(kept) < len(ents):
         dropped = sorted(set((e.start_char, e.end_char, e.label_) for e in ents) - set((e.start_char, e.end_char, e.label_) for e in kept))
-        warnings.warn(f"[convert] {where}: dropped {len(dropped)} overlapping entity span(s) {dropped[:3]}; kept the longest.")
+        warnings.warn(Warnings.W007.format(where=where, count=len(dropped), dropped=dropped[:3]))
     doc.ents = kept
     return doc
 
 
 def jsonl_docs(nlp, path: Path, prodigy: bool = False) -> Iterator[Doc]:
-    for line_no, task in enumerate(_read_jsonl(path), start=1):
+    for line_no, task in _read_jsonl(path):
         if prodigy and task.get("answer", "accept") != "accept":
             continue
         doc = nlp.make_doc(task["text"])
@@ -72,7 +70,7 @@ def jsonl_docs(nlp, path: Path, prodigy: bool = False) -> Iterator[Doc]:
 
 
 def aida_docs(nlp, path: Path) -> Iterator[Doc]:
-    for task in _read_jsonl(path):
+    for _, task in _read_jsonl(path):
         words = task["tokens"]
         sent_starts = [False] * len(words)
         for start, _ in task.get("sentences", []):
@@ -107,7 +105,7 @@ def convert(input_path: Path, output_path: Path, fmt: str, lang: str = "en",
     RETURNS (int): The number of docs written.
     """
     if not input_path.exists():
-        raise ValueError(f"Input file {input_path} does not exist.")
+        raise ValueError(Errors.E403.format(path=input_path))
     nlp = spacy.blank(lang)
     readers = {
         "conll": lambda: conll_docs(input_path, n_sents),
@@ -116,7 +114,7 @@ def convert(input_path: Path, output_path: Path, fmt: str, lang: str = "en",
         "aida": lambda: aida_docs(nlp, input_path),
     }
     if fmt not in readers:
-        raise ValueError(f"Unknown format {fmt!r}: expected one of {sorted(readers)}.")
+        raise ValueError(Errors.E404.format(fmt=fmt, formats=sorted(readers)))
     docbin = DocBin(store_user_data=True)
     for i, doc in enumerate(readers[fmt]()):
         if limit is not None and i >= limit:

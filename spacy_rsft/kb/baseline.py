@@ -9,7 +9,9 @@ from spacy.kb import InMemoryLookupKB
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from ..pipeline.entity_linker import NIL, score_links
+from ..annotations import NIL
+from ..errors import Errors
+from ..scorers import score_links
 from .builder import ENTITIES_FILENAME
 from .candidates import CandidateGenerator, DocCandidateGenerator
 
@@ -29,6 +31,8 @@ def prior_baseline(
         e.g. Wikipedia in-links).
     RETURNS (Dict[str, Any]): The linker's metrics for the baseline.
     """
+    if by not in ("prior", "frequency"):
+        raise ValueError(Errors.E315.format(by=by))
     nlp = spacy.blank(lang)
     kb = InMemoryLookupKB(nlp.vocab, entity_vector_length=1)
     kb.from_disk(kb_path)
@@ -61,5 +65,5 @@ def _frequencies(kb_path: Path) -> Dict[str, float]:
 
     path = kb_path.parent / ENTITIES_FILENAME
     if not path.exists():
-        raise ValueError(f"Ranking by frequency needs {path}, written by build-kb beside the KB.")
+        raise ValueError(Errors.E314.format(path=path))
     return {row["id"]: float(row["frequency"]) for row in srsly.read_jsonl(path)}

@@ -22,6 +22,7 @@ import numpy
 from spacy.kb import InMemoryLookupKB
 from spacy.vocab import Vocab
 
+from ..errors import Errors, Warnings
 from ..io import atomic_output
 
 KB_DIRNAME = "kb"
@@ -61,7 +62,7 @@ class Problems:
     def warn(self, what: str) -> None:
         if self.messages:
             first = "; ".join(self.messages[:3])
-            warnings.warn(f"[build-kb] Skipped {len(self.messages)} bad {what} row(s): {first}")
+            warnings.warn(Warnings.W006.format(count=len(self.messages), what=what, first=first))
 
 
 def read_rows(path: Path) -> Iterator[Tuple[int, Dict[str, str]]]:
@@ -71,7 +72,7 @@ def read_rows(path: Path) -> Iterator[Tuple[int, Dict[str, str]]]:
     YIELDS (Tuple[int, Dict[str, str]]): (line number, row).
     """
     if not path.exists():
-        raise KBInputError(f"[build-kb] File {path} does not exist.")
+        raise KBInputError(Errors.E301.format(path=path))
     suffix = path.suffix.lower()
     with path.open(encoding="utf8", newline="") as file_:
         if suffix in (".jsonl", ".json"):
@@ -80,13 +81,13 @@ def read_rows(path: Path) -> Iterator[Tuple[int, Dict[str, str]]]:
                     try:
                         yield line_no, json.loads(line)
                     except json.JSONDecodeError as err:
-                        raise KBInputError(f"[build-kb] {path}:{line_no}: invalid JSON ({err.msg}).") from None
+                        raise KBInputError(Errors.E302.format(path=path, line=line_no, err=err.msg)) from None
         elif suffix in (".csv", ".tsv"):
             reader = csv.DictReader(file_, delimiter="\t" if suffix == ".tsv" else ",")
             for row in reader:
                 yield reader.line_num, row
         else:
-            raise KBInputError(f"[build-kb] {path}: unknown format {suffix!r}; use .jsonl, .csv or .tsv.")
+            raise KBInputError(Errors.E303.format(path=path, suffix=suffix))
 
 
 def read_entities(path: Path, problems: Problems) -> List[EntityRecord]:
@@ -95,15 +96,15 @@ def read_entities(path: Path, problems: Problems) -> List[EntityRecord]:
         entity_id = str(row.get("id") or "").strip()
         where = f"{path}:{line_no}"
         if not entity_id:
-            problems.add(f"{where}: entity row without an id")
+            problems.add(Errors.E304.format(where=where))
             continue
         if entity_id in entities:
-            problems.add(f"{where}: duplicate entity id {entity_id!r}")
+            problems.add(Errors.E305.format(where=where, id=entity_id))
             continue
         try:
             frequency = float(row.get("frequency") or 1.0)
         except ValueError:
-            problems.add(f"{where}: frequency {row.get('frequency')!r} is not a number")
+            problems.add(Errors.E306.format(where=where, value=row.get("frequency")))
             continue
         entities[entity_id] = EntityRecord(
             id=entity_id,
@@ -113,7 +114,7 @@ def read_entities(path: Path, problems: Problems) -> List[EntityRecord]:
             type=str(row.get("type") or ""),
         )
     if not entities:
-        raise KBInputError(f"[build-kb] {path} has no usable entities.")
+        raise KBInputError(Errors.E307.format(path=path))
     return list(entities.values())
 
 
@@ -132,28 +133,28 @@ def read_aliases(path: Path, known: Iterable[str], problems: Problems) -> Dict[s
         where = f"{path}:{line_no}"
         alias, entity = str(row.get("alias") or ""), str(row.get("entity") or "").strip()
         if not alias.strip() or not entity:
-            problems.add(f"{where}: alias row needs `alias` and `entity`")
+            problems.add(Errors.E308.format(where=where))
             continue
         if entity not in known_ids:
-            problems.add(f"{where}: alias {alias!r} points to unknown entity {entity!r}")
+            problems.add(Errors.E309.format(where=where, alias=alias, entity=entity))
             continue
         if row.get("prob") not in (None, ""):
             value = _number(row["prob"])
             if value is None or not 0.0 <= value <= 1.0:
-                problems.add(f"{where}: probability {row['prob']!r} of alias {alias!r} is not in [0, 1]")
+                problems.add(Errors.E310.format(where=where, value=row["prob"], alias=alias))
                 continue
             probs.setdefault(alias, {})[entity] = value
         else:
             value = _number(row.get("count") or 1)
             if value is None or value < 0:
-                problems.add(f"{where}: count {row.get('count')!r} of alias {alias!r} is not a number >= 0")
+                problems.add(Errors.E311.format(where=where, value=row.get("count"), alias=alias))
                 continue
             table = counts.setdefault(alias, {})
             table[entity] = table.get(entity, 0.0) + value
     priors: Dict[str, Dict[str, float]] = {}
     for alias, table in probs.items():
         if sum(table.values()) > 1.0 + 1e-6:
-            problems.add(f"{path}: probabilities of alias {alias!r} sum to {sum(table.values()):.3f} > 1")
+            problems.add(Errors.E312.format(path=path, alias=alias, total=sum(table.values())))
             continue
         priors[alias] = dict(table)
     for alias, table in counts.items():

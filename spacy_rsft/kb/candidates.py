@@ -21,6 +21,8 @@ from spacy.kb import KnowledgeBase
 from spacy.tokens import Span
 from spacy.util import registry
 
+from ..errors import Errors
+
 _PUNCT = re.compile(r"[^\w\s]", flags=re.UNICODE)
 _SPACE = re.compile(r"\s+")
 
@@ -166,11 +168,7 @@ class DocCandidateGenerator:
         if not os.path.exists(path):
             # The path is resolved when the pipeline is built, relative to the working
             # directory, so a pipeline trained elsewhere may need it overridden.
-            raise ValueError(
-                f"[spacy-rsft.doc_candidates.v1] Candidate file {path!r} not found (relative "
-                f"to {os.getcwd()}). Pass the right path, e.g. spacy.load(..., config="
-                f"{{'components': {{'rsft_entity_linker': {{'candidate_generator': {{'path': ...}}}}}}}})."
-            )
+            raise ValueError(Errors.E313.format(path=path, cwd=os.getcwd()))
         rows = list(srsly.read_jsonl(path))
         self.table = {int(row["doc"]): row["candidates"] for row in rows}
         self.by_text = {row["text_key"]: row["candidates"] for row in rows if row.get("text_key")}

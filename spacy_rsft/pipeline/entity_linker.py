@@ -25,13 +25,12 @@ from spacy import util
 from spacy.kb import InMemoryLookupKB, KnowledgeBase
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.scorer import Scorer
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
-from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
+from ..annotations import NIL
 from ..errors import Errors, Warnings
 from ..kb.candidates import Candidate
 from ..models.encoder import encoder_config
@@ -39,7 +38,6 @@ from .batching import MAX_BATCH_ITEMS, LengthGroupedPipe
 from .guard import NonFiniteGuard
 from .recording import ExampleLossRecorder
 
-NIL = "NIL"
 MIN_PRIOR = 1e-4
 
 DEFAULT_EL_MODEL = """
@@ -48,11 +46,6 @@ DEFAULT_EL_MODEL = """
 context_window = 8
 """
 DEFAULT_EL_CONFIG = Config().from_str(DEFAULT_EL_MODEL + encoder_config("model.tok2vec"))
-
-for _name, _default in (("kb_score", None), ("kb_candidates", None)):
-    if not Span.has_extension(_name):
-        Span.set_extension(_name, default=_default)
-
 
 @Language.factory(
     "rsft_entity_linker",
@@ -160,6 +153,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         # (candidate recall below 1); see nel_candidate_recall in the scores.
         self.skipped_mentions = 0
         self.guard = NonFiniteGuard(name)
+        # Draws the hard negatives; `initialize` reseeds it from the training seed.
         self._rng = numpy.random.default_rng(0)
         self._scorer = scorer
         self.scorer = self._score_with_ents if scorer is not None else None
@@ -194,10 +188,12 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         nlp: Optional[Language] = None,
         kb_loader: Optional[Callable[[Vocab], KnowledgeBase]] = None,
     ) -> None:
-        """Load the KB and build the model for its entity vector length.
+        """Load the KB, build the model for its entity vector length, and seed the
+        hard-negative sampling from the pipeline's `[system] seed`.
 
         get_examples (Callable[[], Iterable[Example]]): Training examples.
-        nlp (Optional[Language]): The pipeline.
+        nlp (Optional[Language]): The pipeline; its `[system] seed` seeds the hard-negative
+            sampling (0 without a pipeline; null, as in spaCy, leaves runs unseeded).
         kb_loader (Optional[Callable[[Vocab], KnowledgeBase]]): Loads the KB, e.g.
             `[initialize.components.rsft_entity_linker.kb_loader] @misc = "spacy.KBFromFile.v1"`.
         """
@@ -215,6 +211,9 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         if not docs:
             docs = [Doc(self.vocab, words=["x"])]
         self.model.initialize(X=(docs, [[] for _ in docs]))
+        # Runs with different seeds should differ in their negatives as in everything else.
+        seed = nlp.config["system"].get("seed") if nlp is not None else 0
+        self._rng = numpy.random.default_rng(seed)
 
     def _has_weights(self) -> bool:
         return self.model.get_ref("projection").has_param("W") is True
@@ -489,55 +488,3 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         deserialize = {"cfg": load_cfg, "kb": load_kb, "model": load_model}
         util.from_disk(path, deserialize, exclude)
         return self
-
-
-@registry.scorers("spacy-rsft.el_scorer.v1")
-def make_el_scorer() -> Callable[..., Dict[str, Any]]:
-    """Registered as `spacy-rsft.el_scorer.v1`: spaCy's link P/R/F plus in-KB accuracy,
-    NIL precision/recall and candidate recall (is the gold id among the candidates)."""
-    return score_links
-
-
-def score_links(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
-    """Link scores, and where the errors come from.
-
-    examples (Iterable[Example]): Examples whose predicted entities were linked.
-    RETURNS (Dict[str, Any]): nel_micro_p/r/f (spaCy's `score_links`, NIL as negative),
-        nel_inkb_accuracy, nel_nil_p/r/f, nel_candidate_recall, nel_recall_at_1/5.
-    """
-    examples = list(examples)
-    scores = Scorer.score_links(examples, negative_labels=[NIL])
-    inkb = inkb_correct = nil_gold = nil_pred = nil_both = cand_hit = at1 = at5 = 0
-    for eg in examples:
-        predicted = {(e.start_char, e.end_char): e for e in eg.predicted.ents}
-        for gold in eg.reference.ents:
-            if not gold.kb_id_:
-                continue
-            pred = predicted.get((gold.start_char, gold.end_char))
-            pred_id = pred.kb_id_ if pred is not None else NIL
-            ranked = [kb_id for kb_id, _ in (pred._.kb_candidates or [])] if pred is not None else []
-            if pred is not None and pred_id == NIL:
-                nil_pred += 1
-            if gold.kb_id_ == NIL:
-                nil_gold += 1
-                nil_both += pred_id == NIL
-                continue
-            inkb += 1
-            inkb_correct += pred_id == gold.kb_id_
-            cand_hit += gold.kb_id_ in ranked
-            at1 += gold.kb_id_ in ranked[:1]
-            at5 += gold.kb_id_ in ranked[:5]
-    nil_p = nil_both / nil_pred if nil_pred else None
-    nil_r = nil_both / nil_gold if nil_gold else None
-    scores.update(
-        {
-            "nel_inkb_accuracy": inkb_correct / inkb if inkb else None,
-            "nel_nil_p": nil_p,
-            "nel_nil_r": nil_r,
-            "nel_nil_f": (2 * nil_p * nil_r / (nil_p + nil_r)) if nil_p and nil_r else (0.0 if nil_gold else None),
-            "nel_candidate_recall": cand_hit / inkb if inkb else None,
-            "nel_recall_at_1": at1 / inkb if inkb else None,
-            "nel_recall_at_5": at5 / inkb if inkb else None,
-        }
-    )
-    return scores

@@ -151,6 +151,15 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         return tuple(self.cfg["labels"])
 
     @property
+    def label_data(self) -> Tuple[str, ...]:
+        """The labels, as `spacy init labels` writes them; `initialize(labels=...)` (through
+        `[initialize.components.rsft_ner.labels]`, `spacy.read_labels.v1`) reads them back.
+
+        RETURNS (Tuple[str, ...]): The entity labels.
+        """
+        return self.labels
+
+    @property
     def tags(self) -> List[str]:
         return tag_names(self.labels)
 
@@ -189,7 +198,9 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
 
         get_examples (Callable[[], Iterable[Example]]): Returns training examples.
         nlp (Optional[Language]): The pipeline.
-        labels (Optional[Sequence[str]]): Entity labels, e.g. from `spacy init labels`.
+        labels (Optional[Sequence[str]]): Entity labels, e.g. the file `spacy init labels`
+            writes, read with `spacy.read_labels.v1`; the examples are then not read for
+            labels.
         """
         validate_get_examples(get_examples, "RsftEntityRecognizer.initialize")
         if labels is None:

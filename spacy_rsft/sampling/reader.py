@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
@@ -22,6 +23,7 @@ from spacy.training.corpus import FILE_TYPE, walk_corpus
 from spacy.util import logger, registry
 
 from ..errors import Errors, Warnings
+from ..ty import SkipCounter
 from ..util import set_example_id
 from .sampler import RejectionSampler
 from .scoring import collect_cached_losses, fresh_losses, recording_components
@@ -160,7 +162,7 @@ class RejectionSampledCorpus(Corpus):
         label_sets = [_labels(eg) for eg in examples]
         acceptance = self.sampler.acceptance(self.epoch, losses, label_sets)
         draw = self.sampler.draw(self.epoch, acceptance)
-        skips = {name: proc.skip_counts() for name, proc in nlp.pipeline if hasattr(proc, "skip_counts")}
+        skips = {name: proc.skip_counts() for name, proc in nlp.pipeline if isinstance(proc, SkipCounter)}
         self._report(draw, losses, label_sets, scoring_seconds, previous_epoch, skips)
         self.epoch += 1
         yield from self._augment(nlp, [examples[i] for i in draw.accepted])
@@ -182,7 +184,7 @@ class RejectionSampledCorpus(Corpus):
             # Drain what was recorded even in warm-up epochs, so those losses are used.
             self.losses.update(collect_cached_losses(nlp))
             if needs_losses and not self.losses:
-                logger.warning(
+                warnings.warn(
                     Warnings.W002.format(
                         reader=READER_NAME, epoch=self.epoch, recorders=recording_components(nlp)
                     )

@@ -1,11 +1,14 @@
 """Where the per-example losses come from.
 
 - cached: components that record each example's loss during their own `update`
-  (`pop_recorded_losses`, as rsft_ner does) hand them over: no extra forward pass.
-- fresh: a no-gradient pass over the pool before sampling. Components with
-  `get_example_losses` (rsft_ner) give their loss; any other trainable component (spaCy's
+  (`LossRecorder`, as rsft_ner and rsft_entity_linker are) hand them over: no extra
+  forward pass.
+- fresh: a no-gradient pass over the pool before sampling. Components that score examples
+  themselves (`ExampleLossScorer`) give their loss; any other trainable component (spaCy's
   `ner`, `textcat`, `spancat`, ...) gives its error on the example, 1 - its main score
   (F1 for entities), computed with its own scorer.
+
+The protocols are in `spacy_rsft/ty.py`.
 """
 from typing import Dict, List, Sequence
 
@@ -15,10 +18,12 @@ from spacy.pipeline import TrainablePipe
 from spacy.training import Example
 from spacy.util import minibatch
 
+from ..ty import ExampleLossScorer, LossRecorder
+
 
 def recording_components(nlp: Language) -> List[str]:
     """Names of the components that record per-example losses during `update`."""
-    return [name for name, proc in nlp.pipeline if hasattr(proc, "pop_recorded_losses")]
+    return [name for name, proc in nlp.pipeline if isinstance(proc, LossRecorder)]
 
 
 def collect_cached_losses(nlp: Language) -> Dict[int, float]:
@@ -28,9 +33,10 @@ def collect_cached_losses(nlp: Language) -> Dict[int, float]:
     RETURNS (Dict[int, float]): Example id -> loss.
     """
     total: Dict[int, float] = {}
-    for name in recording_components(nlp):
-        for example_id, loss in nlp.get_pipe(name).pop_recorded_losses().items():
-            total[example_id] = total.get(example_id, 0.0) + loss
+    for _, proc in nlp.pipeline:
+        if isinstance(proc, LossRecorder):
+            for example_id, loss in proc.pop_recorded_losses().items():
+                total[example_id] = total.get(example_id, 0.0) + loss
     return total
 
 
@@ -81,7 +87,7 @@ def fresh_losses(
         copies = [Example(eg.predicted.copy(), eg.reference) for eg in batch]
         batch_losses = numpy.full((len(batch),), numpy.nan)
         for name, proc in nlp.pipeline:
-            if hasattr(proc, "get_example_losses"):
+            if isinstance(proc, ExampleLossScorer):
                 values = numpy.asarray(proc.get_example_losses(copies), dtype="float64")
                 batch_losses = numpy.where(
                     numpy.isnan(values), batch_losses, numpy.nan_to_num(batch_losses) + values

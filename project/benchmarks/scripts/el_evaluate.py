@@ -13,7 +13,7 @@ from spacy.tokens import DocBin
 from spacy.training import Example
 
 from spacy_rsft.io import atomic_output
-from spacy_rsft.pipeline.entity_linker import score_links
+from spacy_rsft.scorers import score_links
 
 
 def main() -> None:

@@ -1,0 +1,52 @@
+"""The contract between the rejection-sampling reader and the components it trains, as
+`typing.Protocol`s (spaCy keeps its own in `spacy/ty.py`).
+
+The reader checks a component with `isinstance(proc, LossRecorder)` etc., so a third-party
+component takes part by implementing the methods; it needs no base class. `rsft_ner` and
+`rsft_entity_linker` implement all three.
+"""
+from typing import Dict, Iterable, Protocol, runtime_checkable
+
+import numpy
+from spacy.training import Example
+
+
+@runtime_checkable
+class LossRecorder(Protocol):
+    """Records each reader-tagged example's loss during its own `update`, for
+    `scoring = "cached"` (no extra forward pass)."""
+
+    def pop_recorded_losses(self) -> Dict[int, float]:
+        """Hand over (and forget) the losses recorded since the last call.
+
+        RETURNS (Dict[int, float]): Example id (`spacy_rsft.util.get_example_id`) -> loss.
+        """
+        ...
+
+
+@runtime_checkable
+class ExampleLossScorer(Protocol):
+    """Gives each example's loss under the current weights, for `scoring = "fresh"`.
+    Components without it are scored by 1 - their main score."""
+
+    def get_example_losses(self, examples: Iterable[Example]) -> numpy.ndarray:
+        """Each example's loss, without a gradient; may annotate the predicted docs, as a
+        later component in the pipeline expects.
+
+        examples (Iterable[Example]): The examples.
+        RETURNS (ndarray): One loss per example, NaN where there is nothing to score.
+        """
+        ...
+
+
+@runtime_checkable
+class SkipCounter(Protocol):
+    """Counts what training left out or changed, reported in the reader's stats
+    (`component_skips`)."""
+
+    def skip_counts(self) -> Dict[str, int]:
+        """Cumulative counts since the component was created.
+
+        RETURNS (Dict[str, int]): Count by reason.
+        """
+        ...
