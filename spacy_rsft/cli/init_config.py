@@ -1,9 +1,11 @@
 """`python -m spacy_rsft init-config`: complete, valid training configs for `ner`, `el` and
 `ner+el`, like `spacy init config`. The templates in `spacy_rsft/configs/` are the single
 source: the project's configs are written by this command (a test keeps them in sync).
+Comments in a template are carried into the written config (a `Config` drops them), so the
+notes on the step budget reach the user's file.
 """
 from pathlib import Path
-from typing import Optional
+from typing import Dict, List, Optional, Tuple
 
 from thinc.api import Config
 
@@ -15,6 +17,32 @@ PIPELINES = ("ner", "el", "ner+el")
 
 def _template(name: str) -> Config:
     return Config().from_disk(TEMPLATES / f"{name}.cfg", interpolate=False)
+
+
+def _anchor(line: str, section: str) -> Tuple[str, Optional[Tuple[str, str]]]:
+    # What a line starts: (section, "") for a header, (section, key) for a setting.
+    stripped = line.strip()
+    if stripped.startswith("[") and stripped.endswith("]"):
+        return stripped[1:-1], (stripped[1:-1], "")
+    if "=" in stripped and not stripped.startswith("#"):
+        return section, (section, stripped.split("=", 1)[0].strip())
+    return section, None
+
+
+def _template_comments() -> Dict[Tuple[str, str], List[str]]:
+    # Comment blocks directly above a header or setting, from every template.
+    comments: Dict[Tuple[str, str], List[str]] = {}
+    for name in ("ner", "el"):
+        section, block = "", []
+        for line in (TEMPLATES / f"{name}.cfg").read_text(encoding="utf8").splitlines():
+            if line.strip().startswith("#"):
+                block.append(line.strip())
+                continue
+            section, anchor = _anchor(line, section)
+            if anchor is not None and block:
+                comments.setdefault(anchor, block)
+            block = []
+    return comments
 
 
 def make_config(pipeline: str = "ner", target: str = "uniform", model: Optional[str] = None) -> Config:
@@ -48,6 +76,23 @@ def make_config(pipeline: str = "ner", target: str = "uniform", model: Optional[
     return config
 
 
+def config_text(pipeline: str = "ner", target: str = "uniform", model: Optional[str] = None) -> str:
+    """The text of a config file: `make_config`'s config with the templates' comments.
+
+    pipeline, target, model: As for `make_config`.
+    RETURNS (str): The config, as `write_config` writes it.
+    """
+    comments = _template_comments()
+    lines: List[str] = []
+    section = ""
+    for line in make_config(pipeline, target, model).to_str().splitlines():
+        section, anchor = _anchor(line, section)
+        if anchor is not None:
+            lines.extend(comments.get(anchor, []))
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def write_config(output: Path, pipeline: str = "ner", target: str = "uniform", model: Optional[str] = None) -> Path:
     """Write a config file (atomically).
 
@@ -57,7 +102,7 @@ def write_config(output: Path, pipeline: str = "ner", target: str = "uniform", m
     """
     from ..io import atomic_output
 
-    text = make_config(pipeline, target, model).to_str()
+    text = config_text(pipeline, target, model)
     with atomic_output(output) as tmp:
         tmp.write_text(text, encoding="utf8")
     return output
