@@ -22,11 +22,13 @@ def _vocab() -> list:
     return list(dict.fromkeys(pieces))
 
 
-def make_tiny_bert(path: Union[str, Path], seed: int = 0) -> Path:
+def make_tiny_bert(path: Union[str, Path], seed: int = 0, dropout: float = 0.1) -> Path:
     """Write a 2-layer, 64-wide, randomly initialized uncased BERT to `path`.
 
     path (Union[str, Path]): Output directory (created).
     seed (int): Seed of the random weights.
+    dropout (float): The transformer's own dropout (BERT's default 0.1; 0 makes training
+        updates deterministic, for tests that compare two of them).
     RETURNS (Path): The directory.
     """
     import torch
@@ -48,6 +50,8 @@ def make_tiny_bert(path: Union[str, Path], seed: int = 0) -> Path:
         num_attention_heads=2,
         intermediate_size=128,
         max_position_embeddings=512,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     BertModel(config).save_pretrained(str(path))
     return path

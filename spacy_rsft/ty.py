@@ -3,9 +3,10 @@
 
 The reader checks a component with `isinstance(proc, LossRecorder)` etc., so a third-party
 component takes part by implementing the methods; it needs no base class. `rsft_ner` and
-`rsft_entity_linker` implement all three.
+`rsft_entity_linker` implement the first three; `rsft_ner` also the token-level pair, which
+the reader needs for units finer than the example (`unit = "sentence"` or `"span"`).
 """
-from typing import Dict, Iterable, Protocol, runtime_checkable
+from typing import Dict, Iterable, List, Protocol, runtime_checkable
 
 import numpy
 from spacy.training import Example
@@ -48,5 +49,33 @@ class SkipCounter(Protocol):
         """Cumulative counts since the component was created.
 
         RETURNS (Dict[str, int]): Count by reason.
+        """
+        ...
+
+
+@runtime_checkable
+class TokenLossRecorder(Protocol):
+    """Records the loss of every reference token of each reader-tagged example during its
+    own `update`, so the reader can score sentences and spans (`scoring = "cached"`)."""
+
+    def pop_recorded_token_losses(self) -> Dict[int, numpy.ndarray]:
+        """Hand over (and forget) the token losses recorded since the last call.
+
+        RETURNS (Dict[int, ndarray]): Example id -> one loss per reference token, NaN where
+            the token was not scored (masked, misaligned, no gold tag).
+        """
+        ...
+
+
+@runtime_checkable
+class TokenLossScorer(Protocol):
+    """Gives every reference token's loss under the current weights (`scoring = "fresh"`
+    with units finer than the example)."""
+
+    def get_token_losses(self, examples: Iterable[Example]) -> List[numpy.ndarray]:
+        """One loss per reference token of each example, without a gradient.
+
+        examples (Iterable[Example]): The examples.
+        RETURNS (List[ndarray]): The losses, NaN where there is nothing to score.
         """
         ...

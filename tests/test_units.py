@@ -8,7 +8,8 @@ from spacy.training import Example
 
 from spacy_rsft.pipeline.batching import padding_groups
 from spacy_rsft.sampling.sampler import RejectionSampler, estimate_noise_rate
-from spacy_rsft.sampling.units import build_units, masked_example, reference_token_losses, unit_losses
+from spacy_rsft.pipeline.recording import reference_token_losses
+from spacy_rsft.sampling.units import build_units, masked_example, unit_losses
 
 WORDS = ["Anna", "met", "Tom", "in", "Oslo", ".", "Rain", "fell", "in", "Paris", "."]
 SENT_STARTS = [True, False, False, False, False, False, True, False, False, False, False]
@@ -119,3 +120,168 @@ def test_padding_groups_cut_the_padding_of_mixed_lengths():
     padded = sum(len(g) * max(lengths[i] for i in g) for g in groups)
     assert padded < 0.6 * len(lengths) * max(lengths)
     assert padding_groups([140, 150, 145], max_groups=4, overhead=128) == [[0, 1, 2]]
+
+
+# -- rsft_ner and the reader with units ----------------------------------------------------
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from spacy.cli.train import train  # noqa: E402
+from spacy.tokens import DocBin  # noqa: E402
+from thinc.api import Config, fix_random_seed  # noqa: E402
+
+from spacy_rsft.sampling.reader import READER_NAME  # noqa: E402
+
+from util import make_examples, make_tiny_ner_nlp, noisy_ner_data  # noqa: E402
+
+NER_CONFIG = Path(__file__).resolve().parents[1] / "project" / "configs" / "rsft_ner.cfg"
+
+
+def four_sentence_docs(n_sentences: int = 64):
+    """Docs of four template sentences each; every odd sentence has wrong labels, so every
+    doc is equally noisy and only a finer unit can tell the corrupted sentences apart."""
+    data, corrupted = noisy_ner_data(n_sentences, seed=0)
+    vocab = spacy.blank("en").vocab
+    docs = []
+    for first in range(0, n_sentences, 4):
+        words, starts, ents = [], [], []
+        for text, spans in data[first : first + 4]:
+            offset = len(" ".join(words)) + (1 if words else 0)
+            tokens = text.split(" ")
+            starts += [True] + [False] * (len(tokens) - 1)
+            words += tokens
+            ents += [(offset + s, offset + e, label) for s, e, label in spans]
+        doc = Doc(vocab, words=words, sent_starts=starts)
+        doc.ents = [doc.char_span(s, e, label=label) for s, e, label in ents]
+        docs.append(doc)
+    return docs, set(corrupted)
+
+
+def units_config(tmp_path, tiny_bert, train_path, reader_settings, max_steps=100):
+    config = Config().from_disk(NER_CONFIG, interpolate=False)
+    config["paths"].update({"train": str(train_path), "dev": str(train_path), "model": tiny_bert})
+    config["components"]["rsft_ner"]["model"]["hidden_width"] = 32
+    config["corpora"]["train"] = {"@readers": READER_NAME, "path": "${paths.train}", **reader_settings}
+    config["training"].update({"max_epochs": -1, "eval_frequency": 50})
+    config["training"]["batcher"]["size"] = 150
+    config["training"]["optimizer"]["learn_rate"].update({"warmup_steps": 5, "total_steps": max_steps, "initial_rate": 0.003})
+    path = tmp_path / "config.cfg"
+    config.to_disk(path)
+    return path
+
+
+def sentence_acceptance(stats, units, corrupted_sentence):
+    """Mean acceptance probability of the corrupted and of the clean sentences over the
+    sampled epochs, from the stats file and its unit table."""
+    sampled = [line for line in stats if not line["warmup"]]
+    assert sampled, "no sampled epoch"
+    corrupted, clean = [], []
+    for line in sampled:
+        for u, a in enumerate(line["acceptance"]):
+            if units["entity"][u]:
+                continue
+            (corrupted if corrupted_sentence(units["doc"][u], units["start"][u]) else clean).append(a)
+    return numpy.mean(corrupted), numpy.mean(clean)
+
+
+@pytest.mark.parametrize("unit", ["sentence", "example"])
+def test_sentence_units_find_the_corrupted_sentences_documents_cannot(tmp_path, tiny_bert, unit):
+    docs, corrupted = four_sentence_docs()
+    train_path = tmp_path / "train.spacy"
+    DocBin(docs=docs).to_disk(train_path)
+    stats_path = tmp_path / "stats.jsonl"
+    settings = {"target": "denoise", "unit": unit, "noise_rate": 0.5, "temperature": 0.1,
+                "warmup_epochs": 2, "stats_path": str(stats_path), "seed": 1}
+    train(units_config(tmp_path, tiny_bert, train_path, settings), tmp_path / "out")
+    stats = [json.loads(line) for line in stats_path.read_text().splitlines()]
+    units = json.loads((tmp_path / "stats.units.json").read_text())
+    assert len(units["doc"]) == (len(docs) * 4 if unit == "sentence" else len(docs))
+    sampled = [line for line in stats if not line["warmup"]]
+    # the losses recorded while training in epoch k are found again for every unit in k+1
+    assert all(line["scored"] == line["proposed"] == len(units["doc"]) for line in sampled)
+    assert all(None not in line["losses"] for line in sampled if "losses" in line)
+
+    def is_corrupted(doc, start):  # each template sentence is 4-8 tokens; find its index
+        return (4 * doc + sum(1 for s in sentence_starts[doc] if s < start)) in corrupted
+
+    sentence_starts = [[s.start for s in d.sents] for d in docs]
+    if unit == "sentence":
+        bad, good = sentence_acceptance(stats, units, is_corrupted)
+        assert bad < good - 0.1, (bad, good)
+        assert any(line["examples_trained"] == len(docs) for line in sampled)  # docs stay whole
+    else:
+        # every doc holds two corrupted and two clean sentences: a sentence gets its
+        # document's acceptance, so rejecting documents cannot tell them apart
+        per_doc = numpy.mean([line["acceptance"] for line in sampled], axis=0)
+        assert per_doc.shape == (len(docs),) and per_doc.min() < 1  # it did reject
+        per_sentence = [(per_doc[d], is_corrupted(d, s)) for d in range(len(docs)) for s in sentence_starts[d]]
+        bad = numpy.mean([a for a, c in per_sentence if c])
+        good = numpy.mean([a for a, c in per_sentence if not c])
+        assert bad == pytest.approx(good)
+
+
+def test_split_context_trains_on_the_accepted_sentences(tmp_path, tiny_bert):
+    docs, _ = four_sentence_docs(16)
+    train_path = tmp_path / "train.spacy"
+    DocBin(docs=docs).to_disk(train_path)
+    stats_path = tmp_path / "stats.jsonl"
+    settings = {"target": "denoise", "unit": "sentence", "context": "sentence", "noise_rate": 0.5,
+                "warmup_epochs": 1, "stats_path": str(stats_path)}
+    train(units_config(tmp_path, tiny_bert, train_path, settings, max_steps=20), tmp_path / "out")
+    stats = [json.loads(line) for line in stats_path.read_text().splitlines()]
+    units = json.loads((tmp_path / "stats.units.json").read_text())
+    assert stats[0]["proposed"] == 16 and stats[0]["examples_trained"] == 16  # sentences, not docs
+    assert units["doc"][:5] == [0, 0, 0, 0, 1] and units["start"][1] == len(list(docs[0].sents)[0])
+    sampled = [line for line in stats if not line["warmup"]]
+    assert sampled and all(line["examples_trained"] == line["accepted"] < 16 for line in sampled)
+
+
+def test_context_sentence_needs_sentence_units(tmp_path):
+    DocBin(docs=four_sentence_docs(4)[0]).to_disk(tmp_path / "t.spacy")
+    from spacy_rsft.sampling.reader import RejectionSampledCorpus
+
+    with pytest.raises(ValueError, match="context"):
+        RejectionSampledCorpus(tmp_path / "t.spacy", unit="span", context="sentence")
+    with pytest.raises(ValueError, match="unit"):
+        RejectionSampledCorpus(tmp_path / "t.spacy", unit="token")
+
+
+def test_masked_units_contribute_no_gradient(tiny_bert):
+    nlp = make_tiny_ner_nlp(tiny_bert)
+    doc = Doc(nlp.vocab, words=WORDS, sent_starts=SENT_STARTS, ents=ENTS)
+    eg = Example(nlp.make_doc(doc.text), doc)
+    nlp.initialize(lambda: [eg])
+    ner = nlp.get_pipe("rsft_ner")
+    masked = masked_example(eg, [(6, 11)])
+    logits = ner.model.predict([masked.predicted])
+    loss, d_logits, per_example, per_token = ner._loss([masked], logits)
+    grad = ner.model.ops.to_numpy(d_logits[0])
+    assert numpy.abs(grad[6:]).max() == 0 and numpy.abs(grad[:6]).max() > 0
+    assert numpy.isnan(per_token[0][6:]).all() and not numpy.isnan(per_token[0][:6]).any()
+    assert ner.misaligned_tokens == 0  # missing annotation is not misalignment
+    full_loss = ner._loss([eg], logits)[0]
+    assert 0 < loss < full_loss
+
+
+def test_length_groups_give_the_update_of_one_pass(tmp_path):
+    from spacy_rsft.testing import make_tiny_bert
+
+    tiny_bert = str(make_tiny_bert(tmp_path / "bert", dropout=0.0))  # no random dropout masks
+    data, _ = noisy_ner_data(24, seed=0)
+    long_text = " ".join(text for text, _ in data[:6])
+    results = []
+    for groups in (1, 4):
+        fix_random_seed(0)
+        nlp = make_tiny_ner_nlp(tiny_bert)
+
+
+        examples = make_examples(nlp, data[:12] + [(long_text, [])])
+        nlp.initialize(lambda: examples)
+        nlp.get_pipe("rsft_ner").cfg["max_train_groups"] = groups
+        optimizer = nlp.create_optimizer()
+        losses = nlp.update(examples, sgd=optimizer, drop=0.0)
+        probe = nlp.get_pipe("rsft_ner").predict([nlp.make_doc(long_text)])[0]
+        results.append((losses["rsft_ner"], probe))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+    numpy.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-4, atol=1e-5)

@@ -10,6 +10,8 @@ from spacy_transformers.util import batch_by_length
 
 # spacy-transformers' default for its `transformer` component (128 x 32).
 MAX_BATCH_ITEMS = 4096
+# Training batches: at most this many length groups (forward passes) per update.
+MAX_TRAIN_GROUPS = 4
 
 
 def pipe_by_length(component, stream: Iterable[Doc], batch_size: int) -> Iterator[Doc]:

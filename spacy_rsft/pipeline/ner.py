@@ -23,9 +23,9 @@ from thinc.types import Floats2d
 
 from ..errors import Errors, Warnings
 from ..models.encoder import encoder_config
-from .batching import MAX_BATCH_ITEMS, LengthGroupedPipe
+from .batching import MAX_BATCH_ITEMS, MAX_TRAIN_GROUPS, LengthGroupedPipe, padding_groups
 from .guard import NonFiniteGuard
-from .recording import ExampleLossRecorder
+from .recording import ExampleLossRecorder, reference_token_losses
 from .biluo import constrained_viterbi, spans_from_tags, tag_names, transition_mask
 
 DEFAULT_NER_MODEL = """
@@ -137,6 +137,8 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
             "overwrite_ents": bool(overwrite_ents),
             # Inference sub-batch size in tokens (see `pipe`); saved with the pipeline.
             "max_batch_items": MAX_BATCH_ITEMS,
+            # Forward passes a training batch may be split into by length (see `update`).
+            "max_train_groups": MAX_TRAIN_GROUPS,
         }
         # Per-example losses of the latest updates, keyed by the reader's example id;
         # collected by the rejection-sampling reader with `pop_recorded_losses`.
@@ -305,15 +307,28 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         if not examples:
             return losses
         set_dropout_rate(self.model, drop)
-        logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_logits, per_example = self.get_loss(examples, logits)
-        if not self.guard.ok(loss, [self.model.ops.to_numpy(d) for d in d_logits]):
+        # One forward pass per length group (a transformer batch is padded to its longest
+        # sequence); the gradients add up, normalized over the whole batch, and the
+        # optimizer steps once: the same update as one pass, with less padding.
+        groups = padding_groups([len(eg.predicted) for eg in examples], self.cfg.get("max_train_groups", MAX_TRAIN_GROUPS))
+        n_scored = sum(int(self._gold_tags(eg)[1].sum()) for eg in examples)
+        passes, total = [], 0.0
+        for group in groups:
+            batch = [examples[i] for i in group]
+            logits, backprop = self.model.begin_update([eg.predicted for eg in batch])
+            loss, d_logits, per_example, per_token = self._loss(batch, logits, n_scored, count_skips=False)
+            passes.append((batch, backprop, d_logits, per_example, per_token))
+            total += loss
+        all_grads = [self.model.ops.to_numpy(d) for p in passes for d in p[2]]
+        if not self.guard.ok(total, all_grads):
             return losses
-        backprop(d_logits)
+        for batch, backprop, d_logits, per_example, per_token in passes:
+            backprop(d_logits)
+            self.loss_recorder.record(batch, per_example)
+            self.loss_recorder.record_tokens(batch, per_token)
         if sgd is not None:
             self.finish_update(sgd)
-        losses[self.name] += loss
-        self.loss_recorder.record(examples, per_example)
+        losses[self.name] += total
         return losses
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "RsftEntityRecognizer":
@@ -336,42 +351,59 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         RETURNS (Tuple[float, List[Floats2d], ndarray]): The summed loss, the gradient per
             example, and each example's mean token loss (NaN when it has no scored token).
         """
-        examples = list(examples)
+        loss, d_logits, per_example, _ = self._loss(list(examples), logits)
+        return loss, d_logits, per_example
+
+    def _loss(
+        self, examples: List[Example], logits: List[Floats2d], n_scored: Optional[int] = None,
+        count_skips: bool = True,
+    ) -> Tuple[float, List[Floats2d], numpy.ndarray, List[numpy.ndarray]]:
+        """`get_loss`, plus the loss of every predicted token (NaN where not scored), with
+        the gradient normalized by `n_scored` tokens (default: those of these examples)."""
         ops = self.model.ops
-        totals, grads, per_example = [], [], []
-        n_scored = 0
+        totals, grads, per_example, per_token = [], [], [], []
+        counted = 0
         for eg, eg_logits in zip(examples, logits):
             log_probs = log_softmax(ops.to_numpy(eg_logits))
-            gold, mask = self._gold_tags(eg)
+            gold, mask = self._gold_tags(eg, count_skips=count_skips)
             rows = numpy.arange(len(gold))
             token_loss = -log_probs[rows, gold] * mask
             grad = numpy.exp(log_probs)
             grad[rows, gold] -= 1.0
             grad *= mask[:, None]
             n_valid = int(mask.sum())
-            n_scored += n_valid
+            counted += n_valid
             totals.append(float(token_loss.sum()))
             per_example.append(totals[-1] / n_valid if n_valid else numpy.nan)
+            per_token.append(numpy.where(mask > 0, token_loss, numpy.nan).astype("float32"))
             grads.append(grad)
-        scale = 1.0 / max(n_scored, 1)
+        scale = 1.0 / max(counted if n_scored is None else n_scored, 1)
         d_logits = [ops.asarray2f((g * scale).astype("float32")) for g in grads]
-        return float(sum(totals)), d_logits, numpy.asarray(per_example, dtype="float64")
+        return float(sum(totals)), d_logits, numpy.asarray(per_example, dtype="float64"), per_token
 
-    def _gold_tags(self, example: Example) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    def _gold_tags(self, example: Example, count_skips: bool = True) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """Gold tag index and mask (1 = scored) of every predicted token. A token is left
+        out when its gold annotation is missing (spaCy's "-", e.g. a unit the reader
+        masked) or when it is not aligned to the gold tokens (counted and warned about)."""
         index = {tag: i for i, tag in enumerate(self.tags)}
         aligned = example.get_aligned_ner()
+        iob = example.get_aligned("ENT_IOB")
         gold = numpy.zeros((len(aligned),), dtype="int64")
         mask = numpy.zeros((len(aligned),), dtype="float32")
         misaligned = 0
         for i, tag in enumerate(aligned):
             if tag is None:
-                misaligned += 1
+                # ENT_IOB 0: the gold annotation is missing there, which is no misalignment
+                misaligned += iob[i] != 0
             elif tag != "-":
                 if tag not in index:
-                    self._unknown_label(tag.split("-", 1)[-1])
+                    if count_skips:
+                        self._unknown_label(tag.split("-", 1)[-1])
                     continue
                 gold[i] = index[tag]
                 mask[i] = 1.0
+        if not count_skips:
+            return gold, mask
         if misaligned and not self.misaligned_tokens:
             warnings.warn(
                 Warnings.W001.format(
@@ -406,6 +438,29 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         RETURNS (Dict[int, float]): Example id -> mean token loss.
         """
         return self.loss_recorder.pop()
+
+    def pop_recorded_token_losses(self) -> Dict[int, numpy.ndarray]:
+        """Hand over (and forget) the per-token losses recorded since the last call, for
+        the reader's units finer than the example (sentences, spans).
+
+        RETURNS (Dict[int, ndarray]): Example id -> loss of each reference token (NaN where
+            not scored, e.g. masked).
+        """
+        return self.loss_recorder.pop_tokens()
+
+    def get_token_losses(self, examples: Iterable[Example]) -> List[numpy.ndarray]:
+        """Each reference token's loss under the current weights, without a gradient (the
+        reader's `fresh` scoring of units). Also annotates the predicted docs.
+
+        examples (Iterable[Example]): The examples.
+        RETURNS (List[ndarray]): One loss per reference token of each example.
+        """
+        examples = list(examples)
+        docs = [eg.predicted for eg in examples]
+        log_probs = self.predict(docs)
+        self.set_annotations(docs, log_probs)
+        _, _, _, per_token = self._loss(examples, log_probs, count_skips=False)
+        return [reference_token_losses(eg, t) for eg, t in zip(examples, per_token)]
 
     def get_example_losses(self, examples: Iterable[Example]) -> numpy.ndarray:
         """Each example's loss under the current weights, without a gradient (the

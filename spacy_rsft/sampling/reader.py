@@ -13,7 +13,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy
 from spacy.language import Language
@@ -23,10 +23,12 @@ from spacy.training.corpus import FILE_TYPE, walk_corpus
 from spacy.util import logger, registry
 
 from ..errors import Errors, Warnings
+from ..io import atomic_output
 from ..ty import SkipCounter
 from ..util import set_example_id
 from .sampler import RejectionSampler
-from .scoring import collect_cached_losses, fresh_losses, recording_components
+from .scoring import collect_cached_losses, collect_cached_token_losses, fresh_losses, recording_components
+from .units import CONTEXTS, UNITS, UnitTable, build_units, masked_example, sentences, unit_losses
 
 READER_NAME = "spacy-rsft.RejectionSampledCorpus.v1"
 SCORING_MODES = ("cached", "fresh")
@@ -49,6 +51,10 @@ class RejectionSampledCorpus(Corpus):
         scoring: str = "cached",
         alpha: float = 1.0,
         denoise_quantile: float = 0.7,
+        noise_rate: Union[float, str, None] = None,
+        ramp_epochs: int = 1,
+        unit: str = "example",
+        context: str = "document",
         seed: int = 0,
         stats_path: Optional[Union[str, Path]] = None,
         score_batch_size: int = 64,
@@ -70,6 +76,14 @@ class RejectionSampledCorpus(Corpus):
             "fresh" (a no-gradient scoring pass over the pool before each epoch).
         alpha (float): Strength of the `balanced` target.
         denoise_quantile (float): Loss rank below which `denoise` keeps every example.
+        noise_rate (Union[float, str, None]): `denoise` rejects from the top noise_rate of
+            the loss ranks ("auto": estimated each epoch); null: above denoise_quantile.
+        ramp_epochs (int): Sampled epochs over which noise_rate is reached.
+        unit (str): What is accepted or rejected: "example", "sentence", or "span" (gold
+            entity spans and outside tokens, ranked apart). See `units.py`.
+        context (str): "document": the examples stay whole and rejected units are masked
+            out of the loss; "sentence" (unit "sentence" only): the accepted sentences are
+            the training examples.
         seed (int): Seed of the accept/reject draws and the shuffle.
         stats_path (Optional[Union[str, Path]]): JSONL file with one line per epoch.
         score_batch_size (int): Batch size of the fresh scoring pass.
@@ -81,14 +95,28 @@ class RejectionSampledCorpus(Corpus):
             raise ValueError(
                 Errors.E101.format(setting="scoring", value=scoring, expected=" | ".join(SCORING_MODES))
             )
+        if unit not in UNITS:
+            raise ValueError(Errors.E101.format(setting="unit", value=unit, expected=" | ".join(UNITS)))
+        if context not in CONTEXTS or (context == "sentence" and unit != "sentence"):
+            expected = '"document", or "sentence" with unit = "sentence"'
+            raise ValueError(Errors.E101.format(setting="context", value=context, expected=expected))
         super().__init__(
             path, limit=limit, gold_preproc=gold_preproc, max_length=max_length,
             augmenter=augmenter, shuffle=False,
         )
         self.sampler = RejectionSampler(
             target, temperature=temperature, epsilon=epsilon, min_accept=min_accept,
-            warmup_epochs=warmup_epochs, alpha=alpha, denoise_quantile=denoise_quantile, seed=seed,
+            warmup_epochs=warmup_epochs, alpha=alpha, denoise_quantile=denoise_quantile,
+            noise_rate=noise_rate, ramp_epochs=ramp_epochs, seed=seed,
         )
+        self.unit = unit
+        self.context = context
+        # Units finer than the (training) example, masked inside it: losses per token.
+        self.masks_units = unit != "example" and context == "document"
+        self.table: Optional[UnitTable] = None
+        self.unit_loss: Optional[numpy.ndarray] = None
+        # Where each training example came from: (corpus doc, first token, end token).
+        self.origins: List[tuple] = []
         self.scoring = scoring
         self.score_batch_size = score_batch_size
         self.stats_path = Path(stats_path) if stats_path is not None else None
@@ -134,6 +162,9 @@ class RejectionSampledCorpus(Corpus):
         if not examples:
             limit = f", limit = {self.limit}" if self.limit else ""
             raise ValueError(Errors.E104.format(path=self.path, limit=limit))
+        self.origins = [(i, 0, len(eg.reference)) for i, eg in enumerate(examples)]
+        if self.context == "sentence":
+            examples, self.origins = split_sentences(nlp, examples)
         for i, eg in enumerate(examples):
             set_example_id(eg, i)
         return examples
@@ -157,22 +188,75 @@ class RejectionSampledCorpus(Corpus):
         # cost of scoring can be reported as a fraction of an epoch.
         previous_epoch = None if self._last_call is None else started - self._last_call
         self._last_call = started
-        losses = self._update_losses(nlp, examples)
+        table = self._unit_table(examples)
+        losses = self._update_losses(nlp, examples, table)
         scoring_seconds = time.perf_counter() - started
-        label_sets = [_labels(eg) for eg in examples]
-        acceptance = self.sampler.acceptance(self.epoch, losses, label_sets)
+        # span units: entity spans and outside tokens are ranked apart
+        groups = table.entity.astype("int64") if self.unit == "span" else None
+        acceptance = self.sampler.acceptance(self.epoch, losses, table.labels, groups)
         draw = self.sampler.draw(self.epoch, acceptance)
+        epoch_examples = self._epoch_examples(examples, table, draw.accepted)
         skips = {name: proc.skip_counts() for name, proc in nlp.pipeline if isinstance(proc, SkipCounter)}
-        self._report(draw, losses, label_sets, scoring_seconds, previous_epoch, skips)
+        self._report(draw, losses, table, epoch_examples, scoring_seconds, previous_epoch, skips)
         self.epoch += 1
-        yield from self._augment(nlp, [examples[i] for i in draw.accepted])
+        yield from self._augment(nlp, epoch_examples)
+
+    def _unit_table(self, examples: List[Example]) -> UnitTable:
+        """The units of the training examples (built once: the corpus does not change)."""
+        if self.table is None or int(self.table.example.max(initial=-1)) >= len(examples):
+            unit = self.unit if self.masks_units else "example"
+            self.table = build_units([eg.reference for eg in examples], unit)
+            if unit == "example":  # an example's labels include its text categories
+                self.table.labels = [_labels(eg) for eg in examples]
+            self.unit_loss = numpy.full((len(self.table),), numpy.nan)
+            self._write_unit_table()
+        return self.table
+
+    def _epoch_examples(self, examples: List[Example], table: UnitTable, accepted: numpy.ndarray) -> List[Example]:
+        """This epoch's examples, in the draw's (shuffled) order: the accepted ones, or, with
+        units masked inside their example, every example with an accepted unit, its
+        rejected units masked out of the loss."""
+        if not self.masks_units:
+            return [examples[i] for i in accepted]
+        keep = numpy.zeros((len(table),), dtype=bool)
+        keep[accepted] = True
+        order = list(dict.fromkeys(int(table.example[u]) for u in accepted))
+        out = []
+        for i in order:
+            units = numpy.flatnonzero(table.example == i)
+            rejected = [(int(table.start[u]), int(table.end[u])) for u in units if not keep[u]]
+            out.append(masked_example(examples[i], rejected))
+        return out
 
     def _augment(self, nlp: Language, examples: List[Example]) -> Iterator[Example]:
         for eg in examples:
             yield from self.augmenter(nlp, eg)  # type: ignore[operator]
 
     # -- losses -----------------------------------------------------------------------
-    def _update_losses(self, nlp: Language, examples: List[Example]) -> numpy.ndarray:
+    def _update_losses(self, nlp: Language, examples: List[Example], table: UnitTable) -> numpy.ndarray:
+        """The latest loss of every unit (NaN where none is known yet)."""
+        if not self.masks_units:  # the units are the examples
+            return self._update_example_losses(nlp, examples)
+        needs_losses = self.sampler.uses_losses and self.epoch >= self.sampler.warmup_epochs
+        if self.scoring == "fresh":
+            if needs_losses:
+                tokens = fresh_losses(nlp, examples, self.score_batch_size, per_token=True)
+                self.unit_loss = unit_losses(table, dict(enumerate(tokens)), self.unit_loss)
+            return self.unit_loss
+        if self.sampler.uses_losses and not recording_components(nlp):
+            raise ValueError(Errors.E107.format(pipeline=nlp.pipe_names))
+        # Drain both, even in warm-up epochs, so those losses are used. A component that
+        # records only example losses gives each of the example's tokens that loss.
+        tokens = collect_cached_token_losses(nlp)
+        for example_id, loss in collect_cached_losses(nlp).items():
+            if example_id not in tokens and example_id < len(examples):
+                tokens[example_id] = numpy.full((len(examples[example_id].reference),), loss, dtype="float32")
+        self.unit_loss = unit_losses(table, tokens, self.unit_loss)
+        if needs_losses and numpy.isnan(self.unit_loss).all():
+            warnings.warn(Warnings.W002.format(reader=READER_NAME, epoch=self.epoch, recorders=recording_components(nlp)))
+        return self.unit_loss
+
+    def _update_example_losses(self, nlp: Language, examples: List[Example]) -> numpy.ndarray:
         needs_losses = self.sampler.uses_losses and self.epoch >= self.sampler.warmup_epochs
         if self.scoring == "fresh":
             if needs_losses:
@@ -196,19 +280,22 @@ class RejectionSampledCorpus(Corpus):
         return values
 
     # -- statistics -------------------------------------------------------------------
-    def _report(self, draw, losses, label_sets, scoring_seconds: float,
+    def _report(self, draw, losses, table: UnitTable, epoch_examples: List[Example], scoring_seconds: float,
                 previous_epoch: Optional[float], skips: Dict[str, Dict[str, int]]) -> None:
+        """One stats line: counts over the units (the examples, when unit = "example")."""
         n = len(draw.acceptance)
         mask = numpy.zeros((n,), dtype=bool)
         mask[draw.accepted] = True
         per_label: Dict[str, int] = {}
         for i in draw.accepted:
-            for label in label_sets[i]:
+            for label in table.labels[i]:
                 per_label[label] = per_label.get(label, 0) + 1
         line = {
             "epoch": self.epoch,
             "target": self.sampler.target,
             "scoring": self.scoring,
+            "unit": self.unit,
+            "context": self.context,
             "warmup": draw.warmup,
             "proposed": n,
             "scored": int((~numpy.isnan(losses)).sum()),
@@ -218,16 +305,28 @@ class RejectionSampledCorpus(Corpus):
             "accepted": int(mask.sum()),
             "acceptance_rate": float(mask.mean()) if n else 0.0,
             "expected_accepted": float(draw.acceptance.sum()),
+            "examples_trained": len(epoch_examples),
+            "denoise_quantiles": [round(q, 4) for q in self.sampler.last_quantiles],
             "mean_loss_accepted": _nanmean(losses[mask]),
             "mean_loss_rejected": _nanmean(losses[~mask]),
             "accepted_per_label": dict(sorted(per_label.items())),
             "scoring_seconds": round(scoring_seconds, 3),
             "previous_epoch_seconds": None if previous_epoch is None else round(previous_epoch, 3),
+            # indices of the accepted units (in the unit table; = examples for unit "example")
             "accepted_indices": sorted(int(i) for i in draw.accepted),
-            # Known losses of the accepted and rejected examples (for histograms).
-            "accepted_losses": _rounded(losses[mask]),
-            "rejected_losses": _rounded(losses[~mask]),
+            # every unit's acceptance probability, for how well rejection finds noise
+            "acceptance": [round(float(a), 3) for a in draw.acceptance],
         }
+        if self.unit == "span":
+            entity = table.entity
+            line["entity_units"] = {"proposed": int(entity.sum()), "accepted": int((mask & entity).sum())}
+            line["outside_units"] = {"proposed": int((~entity).sum()), "accepted": int((mask & ~entity).sum())}
+        if self.masks_units:  # many units: every loss once, instead of two lists
+            line["losses"] = [None if numpy.isnan(v) else round(float(v), 4) for v in losses]
+        else:
+            # Known losses of the accepted and rejected examples (for histograms).
+            line["accepted_losses"] = _rounded(losses[mask])
+            line["rejected_losses"] = _rounded(losses[~mask])
         self.stats.append(line)
         logger.info(
             "[rsft] epoch %d (%s%s): accepted %d/%d (%.1f%%), mean loss accepted %s / rejected %s",
@@ -237,6 +336,26 @@ class RejectionSampledCorpus(Corpus):
         )
         if self.stats_path is not None:
             write_jsonl_atomic(self.stats_path, self.stats)
+
+    def _write_unit_table(self) -> None:
+        """The units, in the corpus docs' token offsets, beside the stats file
+        (STATS.units.json), so `accepted_indices` and `acceptance` can be read back."""
+        if self.stats_path is None or self.table is None:
+            return
+        table = self.table
+        origin = [self.origins[int(i)] for i in table.example]
+        data = {
+            "unit": self.unit,
+            "context": self.context,
+            "doc": [o[0] for o in origin],
+            "start": [o[1] + int(s) for o, s in zip(origin, table.start)],
+            "end": [o[1] + int(e) for o, e in zip(origin, table.end)],
+            "entity": table.entity.astype(int).tolist(),
+        }
+        path = self.stats_path.with_name(self.stats_path.stem + ".units.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path) as tmp:
+            tmp.write_text(json.dumps(data), encoding="utf8")
 
 
 def write_jsonl_atomic(path: Path, lines: List[Dict[str, Any]]) -> None:
@@ -257,6 +376,23 @@ def write_jsonl_atomic(path: Path, lines: List[Dict[str, Any]]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def split_sentences(nlp: Language, examples: List[Example]) -> Tuple[List[Example], List[tuple]]:
+    """One example per reference sentence (`context = "sentence"`), and where each came from.
+
+    nlp (Language): The pipeline (its tokenizer makes the predicted docs).
+    examples (List[Example]): The corpus examples.
+    RETURNS (Tuple[List[Example], List[tuple]]): The sentence examples, and per example
+        (corpus doc, first token, end token).
+    """
+    out, origins = [], []
+    for i, eg in enumerate(examples):
+        for sent in sentences(eg.reference):
+            reference = sent.as_doc()
+            out.append(Example(nlp.make_doc(reference.text), reference))
+            origins.append((i, sent.start, sent.end))
+    return out, origins
 
 
 def _is_initializing(nlp: Language) -> bool:

@@ -10,7 +10,7 @@
 
 The protocols are in `spacy_rsft/ty.py`.
 """
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy
 from spacy.language import Language
@@ -18,7 +18,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.training import Example
 from spacy.util import minibatch
 
-from ..ty import ExampleLossScorer, LossRecorder
+from ..ty import ExampleLossScorer, LossRecorder, TokenLossRecorder, TokenLossScorer
 
 
 def recording_components(nlp: Language) -> List[str]:
@@ -38,6 +38,31 @@ def collect_cached_losses(nlp: Language) -> Dict[int, float]:
             for example_id, loss in proc.pop_recorded_losses().items():
                 total[example_id] = total.get(example_id, 0.0) + loss
     return total
+
+
+def collect_cached_token_losses(nlp: Language) -> Dict[int, numpy.ndarray]:
+    """Take the per-token losses recorded since the last call, summed over components
+    (a token none of them scored stays NaN).
+
+    nlp (Language): The pipeline being trained.
+    RETURNS (Dict[int, ndarray]): Example id -> one loss per reference token.
+    """
+    total: Dict[int, numpy.ndarray] = {}
+    for _, proc in nlp.pipeline:
+        if isinstance(proc, TokenLossRecorder):
+            for example_id, losses in proc.pop_recorded_token_losses().items():
+                total[example_id] = _nan_add(total.get(example_id), losses)
+    return total
+
+
+def _nan_add(a: Optional[numpy.ndarray], b: numpy.ndarray) -> numpy.ndarray:
+    """a + b where either is known; NaN where neither is."""
+    if a is None:
+        return numpy.asarray(b, dtype="float32")
+    both_nan = numpy.isnan(a) & numpy.isnan(b)
+    out = numpy.nan_to_num(a) + numpy.nan_to_num(b)
+    out[both_nan] = numpy.nan
+    return out
 
 
 def _main_score_keys(nlp: Language, name: str) -> Dict[str, float]:
@@ -68,37 +93,47 @@ def generic_error(nlp: Language, name: str, example: Example) -> float:
 
 
 def fresh_losses(
-    nlp: Language, examples: Sequence[Example], batch_size: int = 64
-) -> numpy.ndarray:
-    """Score every example with the current weights, without gradients.
+    nlp: Language, examples: Sequence[Example], batch_size: int = 64, per_token: bool = False
+) -> Union[numpy.ndarray, List[numpy.ndarray]]:
+    """Score every example (or every reference token) with the current weights, without
+    gradients.
 
     Runs the pipeline component by component over copies of the predicted docs, so the
-    training examples themselves are not annotated.
+    training examples themselves are not annotated. Per token, a component without token
+    losses contributes its error on the example to each of the example's tokens.
 
     nlp (Language): The pipeline being trained.
     examples (Sequence[Example]): The pool.
     batch_size (int): Docs per forward pass.
-    RETURNS (ndarray): Summed loss/error per example (NaN where no component scored it).
+    per_token (bool): One loss per reference token instead of one per example.
+    RETURNS (Union[ndarray, List[ndarray]]): Summed loss/error per example, or per token of
+        each example (NaN where no component scored it).
     """
     frozen = set(nlp.config.get("training", {}).get("frozen_components", []))
-    losses = numpy.full((len(examples),), numpy.nan)
-    offset = 0
+    out: List = []
     for batch in minibatch(examples, size=batch_size):
         copies = [Example(eg.predicted.copy(), eg.reference) for eg in batch]
-        batch_losses = numpy.full((len(batch),), numpy.nan)
+        batch_losses: List[Optional[numpy.ndarray]] = [None] * len(batch)
         for name, proc in nlp.pipeline:
-            if isinstance(proc, ExampleLossScorer):
+            if per_token and isinstance(proc, TokenLossScorer):
+                values = proc.get_token_losses(copies)
+            elif isinstance(proc, ExampleLossScorer):
                 values = numpy.asarray(proc.get_example_losses(copies), dtype="float64")
-                batch_losses = numpy.where(
-                    numpy.isnan(values), batch_losses, numpy.nan_to_num(batch_losses) + values
-                )
-                continue
-            docs = [eg.predicted for eg in copies]
-            docs = list(proc.pipe(docs)) if hasattr(proc, "pipe") else [proc(d) for d in docs]
-            copies = [Example(doc, eg.reference) for doc, eg in zip(docs, copies)]
-            if isinstance(proc, TrainablePipe) and name not in frozen:
-                errors = numpy.asarray([generic_error(nlp, name, eg) for eg in copies])
-                batch_losses = numpy.nan_to_num(batch_losses) + errors
-        losses[offset : offset + len(batch)] = batch_losses
-        offset += len(batch)
-    return losses
+            else:
+                docs = [eg.predicted for eg in copies]
+                docs = list(proc.pipe(docs)) if hasattr(proc, "pipe") else [proc(d) for d in docs]
+                copies = [Example(doc, eg.reference) for doc, eg in zip(docs, copies)]
+                if not isinstance(proc, TrainablePipe) or name in frozen:
+                    continue
+                values = numpy.asarray([generic_error(nlp, name, eg) for eg in copies])
+            for i, value in enumerate(values):
+                if per_token and numpy.ndim(value) == 0:  # an example's loss, on each token
+                    value = numpy.full((len(batch[i].reference),), value, dtype="float32")
+                batch_losses[i] = _nan_add(batch_losses[i], numpy.asarray(value, dtype="float32"))
+        for i, value in enumerate(batch_losses):
+            if value is None:
+                value = numpy.full((len(batch[i].reference),) if per_token else (), numpy.nan, dtype="float32")
+            out.append(value)
+    if per_token:
+        return out
+    return numpy.asarray([float(v) for v in out], dtype="float64")

@@ -143,27 +143,3 @@ def _runs(mask: numpy.ndarray) -> List[tuple]:
     """(start, end) of every run of True."""
     edges = numpy.diff(numpy.concatenate([[0], mask.astype(int), [0]]))
     return list(zip(numpy.flatnonzero(edges == 1), numpy.flatnonzero(edges == -1)))
-
-
-def reference_token_losses(example: Example, predicted_losses: numpy.ndarray) -> numpy.ndarray:
-    """Per-token losses of the predicted doc moved onto the reference tokens (a reference
-    token gets the mean over the predicted tokens aligned to it; NaN where none is).
-
-    example (Example): The example.
-    predicted_losses (ndarray): One loss per predicted token, NaN where not scored.
-    RETURNS (ndarray): One loss per reference token.
-    """
-    n_ref = len(example.reference)
-    if len(example.predicted) == n_ref and [t.text for t in example.predicted] == [t.text for t in example.reference]:
-        return predicted_losses.astype("float32")
-    out = numpy.full((n_ref,), numpy.nan, dtype="float32")
-    y2x = example.alignment.y2x
-    lengths = numpy.asarray(y2x.lengths)
-    data = numpy.asarray(y2x.data)
-    ends = numpy.cumsum(lengths)
-    for j in range(n_ref):
-        values = predicted_losses[data[ends[j] - lengths[j] : ends[j]]]
-        values = values[~numpy.isnan(values)]
-        if values.size:
-            out[j] = values.mean()
-    return out
