@@ -71,6 +71,10 @@ class Scale:
     settings: Dict[str, Dict[str, Any]]
     speed_runs: int = 0
     systems: Optional[List[str]] = None
+    suite_seeds: Dict[str, List[int]] = field(default_factory=dict)  # a suite's own seeds
+
+    def seeds_of(self, suite: str) -> List[int]:
+        return self.suite_seeds.get(suite, self.seeds)
 
 
 @dataclass

@@ -74,7 +74,7 @@ def comparison(runs: Dict[int, Dict], baseline: Dict[int, Dict], reference: Dict
 def collect(bench: Benchmark, scale: Scale) -> Dict:
     runs: Dict[str, Dict[int, Dict]] = {}
     for system in bench.systems_of(scale):
-        found = {seed: read_json(result_path(bench.root, scale.name, system, seed)) for seed in scale.seeds}
+        found = {seed: read_json(result_path(bench.root, scale.name, system, seed)) for seed in scale.seeds_of(system.suite)}
         runs[system.name] = {seed: r for seed, r in found.items() if r is not None}
     speed = read_json(bench.root / "results" / scale.name / "speed.json") or {"measured": False}
     systems = {}
@@ -92,7 +92,7 @@ def collect(bench: Benchmark, scale: Scale) -> Dict:
         systems[system.name] = entry
     return {
         "title": f"spacy-rsft benchmark, scale {scale.name}",
-        "scale": {"name": scale.name, "data": scale.data, "seeds": scale.seeds, "settings": scale.settings},
+        "scale": {"name": scale.name, "data": scale.data, "seeds": scale.seeds, "suite_seeds": scale.suite_seeds, "settings": scale.settings},
         "reproduce": f"cd project/benchmarks && python -m spacy project run benchmark . --vars.scale {scale.name}",
         # each run records its own machine and versions; these are the distinct ones
         "machines": distinct(r.get("machine") for s in runs.values() for r in s.values()),

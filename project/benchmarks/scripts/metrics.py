@@ -10,7 +10,9 @@ import statistics
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
+
+import numpy
 
 from bench import Plan, read_json
 
@@ -39,8 +41,10 @@ def summarize(plan: Plan, out: Path) -> Dict:
     epochs = read_stats(out / "sampler_stats.jsonl")
     if epochs:
         result["sampler"] = sampler_summary(epochs)
-        if plan.clean_train is not None:
-            result["noise_detection"] = noise_detection(epochs, plan.clean_train, plan.inputs["train"])
+        units_path = out / "sampler_stats.units.json"
+        if plan.clean_train is not None and units_path.exists():
+            units = json.loads(units_path.read_text(encoding="utf8"))
+            result["noise_detection"] = unit_noise_detection(epochs, units, plan.clean_train, plan.inputs["train"])
     return result
 
 
@@ -86,45 +90,75 @@ def sampler_summary(epochs: List[Dict]) -> Dict:
     }
 
 
-def noise_detection(epochs: List[Dict], clean_path: Path, noisy_path: Path) -> List[Dict]:
-    """Did the sampler reject the noisier examples? Per sampled epoch: the acceptance rate of
-    the examples with more than the median share of corrupted entities vs the others, and
-    the mean corrupted share of the accepted vs the rejected examples."""
-    import numpy
+def noisy_units(units: Dict, clean: List, noisy: List) -> numpy.ndarray:
+    """Which units carry label noise: an entity unit whose span and label are not a clean
+    entity; an outside token inside a clean entity; a sentence or example whose entities
+    differ from the clean ones."""
+    flags = numpy.zeros((len(units["doc"]),), dtype=bool)
+    for u, (d, start, end, entity) in enumerate(zip(units["doc"], units["start"], units["end"], units["entity"])):
+        gold = {(e.start, e.end, e.label_) for e in clean[d].ents if start <= e.start and e.end <= end}
+        labels = {(e.start, e.end, e.label_) for e in noisy[d].ents if start <= e.start and e.end <= end}
+        if entity:
+            flags[u] = not labels <= gold
+        elif units["unit"] == "span":
+            flags[u] = any(e.start <= start < e.end for e in clean[d].ents)
+        else:
+            flags[u] = gold != labels
+    return flags
+
+
+def auroc(scores: numpy.ndarray, positive: numpy.ndarray) -> Optional[float]:
+    """Area under the ROC curve of `scores` for `positive` (ties count half): the chance
+    that a random positive scores above a random negative."""
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return None
+    order = numpy.argsort(scores, kind="mergesort")
+    ranks = numpy.empty(len(scores))
+    sorted_scores = scores[order]
+    # average rank of each run of ties (1-based)
+    _, first, counts = numpy.unique(sorted_scores, return_index=True, return_counts=True)
+    for start, count in zip(first, counts):
+        ranks[order[start : start + count]] = start + (count + 1) / 2
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def unit_noise_detection(epochs: List[Dict], units: Dict, clean_path: Path, noisy_path: Path) -> Dict:
+    """How well rejection finds the units whose labels differ from the clean ones, per
+    sampled epoch: precision and recall of "rejected" and the AUROC of the rejection
+    probability (1 - acceptance), over all units and per kind (entity spans, outside
+    tokens) for span units."""
     import spacy
     from spacy.tokens import DocBin
 
     vocab = spacy.blank("en").vocab
     clean = list(DocBin().from_disk(clean_path).get_docs(vocab))
     noisy = list(DocBin().from_disk(noisy_path).get_docs(vocab))
-    share = numpy.zeros(len(clean))
-    has_ents = numpy.zeros(len(clean), dtype=bool)
-    for i, (before, after) in enumerate(zip(clean, noisy)):
-        gold = {(e.start, e.end, e.label_) for e in before.ents}
-        kept = {(e.start, e.end, e.label_) for e in after.ents}
-        has_ents[i] = bool(gold)
-        share[i] = len(gold - kept) / len(gold) if gold else 0.0
-    if not has_ents.any():
-        return []
-    noisier = has_ents & (share > numpy.median(share[has_ents]))
-    cleaner = has_ents & ~noisier
+    flags = noisy_units(units, clean, noisy)
+    kinds = {"all": numpy.ones_like(flags)}
+    if units["unit"] == "span":
+        entity = numpy.asarray(units["entity"], dtype=bool)
+        kinds.update({"entity": entity, "outside": ~entity})
     rows = []
     for epoch in epochs:
-        if epoch.get("warmup") or not epoch.get("scored"):
+        if epoch.get("warmup") or "acceptance" not in epoch:
             continue
-        accepted = numpy.zeros(len(clean), dtype=bool)
-        accepted[epoch["accepted_indices"]] = True
-        rejected = ~accepted & has_ents
-        rows.append(
-            {
-                "epoch": epoch["epoch"],
-                "accept_rate_noisier_half": float(accepted[noisier].mean()) if noisier.any() else None,
-                "accept_rate_cleaner_half": float(accepted[cleaner].mean()) if cleaner.any() else None,
-                "corrupted_share_accepted": float(share[accepted & has_ents].mean()) if (accepted & has_ents).any() else None,
-                "corrupted_share_rejected": float(share[rejected].mean()) if rejected.any() else None,
+        acceptance = numpy.asarray(epoch["acceptance"], dtype="float64")
+        rejected = numpy.ones_like(flags)
+        rejected[epoch["accepted_indices"]] = False
+        row: Dict = {"epoch": epoch["epoch"]}
+        for kind, members in kinds.items():
+            f, r = flags[members], rejected[members]
+            row[kind] = {
+                "noisy": int(f.sum()),
+                "units": int(members.sum()),
+                "rejected": int(r.sum()),
+                "precision": float((f & r).sum() / r.sum()) if r.any() else None,
+                "recall": float((f & r).sum() / f.sum()) if f.any() else None,
+                "auroc": auroc(1.0 - acceptance[members], f),
             }
-        )
-    return rows
+        rows.append(row)
+    return {"unit": units["unit"], "context": units.get("context"), "epochs": rows}
 
 
 def package_versions() -> Dict[str, str]:

@@ -144,24 +144,50 @@ def comparison_section(results: Dict) -> List[str]:
 def detection_section(results: Dict) -> List[str]:
     lines: List[str] = []
     for name, system in results["systems"].items():
-        rows = (first_run(system) or {}).get("noise_detection")
-        if not rows:
+        detection = (first_run(system) or {}).get("noise_detection")
+        if not detection:
+            continue
+        if isinstance(detection, list):  # carried over from the first release's report
+            lines += carried_detection(name, detection)
             continue
         lines += [
             "",
-            f"### Did `{name}` reject the noisier examples?",
+            f"### How well `{name}` found the noisy units ({detection['unit']}s)",
             "",
-            "Examples with more than the median share of corrupted entities (the noisier half) against the rest, per sampled epoch.",
+            "A unit is noisy when its labels differ from the clean ones; per sampled epoch, the precision "
+            "and recall of \"rejected\" and the AUROC of the rejection probability.",
             "",
-            "| epoch | accepted: noisier half | accepted: cleaner half | corrupted share of accepted | of rejected |",
-            "|---|---|---|---|---|",
+            "| epoch | units | kind | noisy | rejected | precision | recall | AUROC |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
-        for row in rows:
-            lines.append(
-                f"| {row['epoch']} | {pct(row['accept_rate_noisier_half'])} | {pct(row['accept_rate_cleaner_half'])} | "
-                f"{pct(row['corrupted_share_accepted'])} | {pct(row['corrupted_share_rejected'])} |"
-            )
+        for row in detection["epochs"]:
+            for kind, d in row.items():
+                if kind == "epoch":
+                    continue
+                lines.append(
+                    f"| {row['epoch']} | {d['units']:,} | {kind} | {d['noisy']:,} | {d['rejected']:,} | "
+                    f"{pct(d['precision'])} | {pct(d['recall'])} | {fmt(d['auroc'], 3)} |"
+                )
+    return lines
+
+
+def carried_detection(name: str, rows: List[Dict]) -> List[str]:
+    lines = [
+        "",
+        f"### Did `{name}` reject the noisier examples?",
+        "",
+        "Examples with more than the median share of corrupted entities (the noisier half) against the rest, per sampled epoch.",
+        "",
+        "| epoch | accepted: noisier half | accepted: cleaner half | corrupted share of accepted | of rejected |",
+        "|---|---|---|---|---|",
+    ]
+    pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    for row in rows:
+        lines.append(
+            f"| {row['epoch']} | {pct(row['accept_rate_noisier_half'])} | {pct(row['accept_rate_cleaner_half'])} | "
+            f"{pct(row['corrupted_share_accepted'])} | {pct(row['corrupted_share_rejected'])} |"
+        )
     return lines
 
 
@@ -187,7 +213,7 @@ def header(results: Dict) -> List[str]:
         "",
         f"Reproduce: `{results['reproduce']}` (runs whose results are here are skipped; `--force` in",
         "`scripts/run.py` reruns one).",
-        f"Scale settings (spaCy config overrides per suite): `{json.dumps(results['scale']['settings'])}`; seeds {results['scale']['seeds']}.",
+        f"Scale settings (spaCy config overrides per suite): `{json.dumps(results['scale']['settings'])}`; seeds {results['scale']['seeds']}" + (f", per suite {results['scale']['suite_seeds']}" if results['scale'].get('suite_seeds') else "") + ".",
         "",
         "Dev score: the best evaluation (spaCy's `model-best`); P, R and per-label F1 are of the same evaluation.",
     ]

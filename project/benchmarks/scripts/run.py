@@ -3,6 +3,9 @@ results/SCALE/runs/SUITE/NAME/seedN.json.
 
 usage: python scripts/run.py SUITE --scale full [--seeds 0,1,2] [--model NAME] [--only NAME,...]
 
+Runs go seed by seed (every system's first seed before any second one), so a grid cut short
+has one seed of everything rather than three of some.
+
 A run is skipped when its result file records the same fingerprint (the effective config,
 the seed and the content of its input files: see bench.Plan), so the suite resumes after an
 interruption, a changed system file reruns exactly that system, and results committed
@@ -36,11 +39,11 @@ def main() -> None:
     args = parser.parse_args()
     bench = load_benchmark()
     scale = bench.scale(args.scale)
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else scale.seeds
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else scale.seeds_of(args.suite)
     systems = bench.systems_of(scale, args.suite)
-    if args.only:
+    if args.only:  # in the order given
         wanted = args.only.split(",")
-        systems = [s for s in systems if s.name in wanted or s.file in wanted]
+        systems = [s for name in wanted for s in systems if name in (s.name, s.file)]
     # the suite's result folder is the weasel command's output: it exists even when empty
     (bench.root / "results" / scale.name / "runs" / args.suite).mkdir(parents=True, exist_ok=True)
     if not systems:
