@@ -32,7 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     fix_random_seed(0)
     nlp = spacy.blank("en")
-    ner = nlp.add_pipe("rsft_ner", config={"model": {"tok2vec": {"name": args.model}}, "max_train_groups": args.max_groups})
+    ner = nlp.add_pipe("rsft_ner", config={"model": {"tok2vec": {"name": args.model}}})
+    ner.cfg["max_train_groups"] = args.max_groups
     docs = list(DocBin().from_disk(args.docs).get_docs(nlp.vocab))
     sents = [sent.as_doc() for doc in docs for sent in doc.sents]
     examples = {
