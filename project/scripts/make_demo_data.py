@@ -138,7 +138,15 @@ def main(output_dir: str, n_train: int = 300, n_dev: int = 80, n_mislabeled: int
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     train = [sentence(rng) for _ in range(n_train)]
-    dev = [sentence(rng) for _ in range(n_dev)]
+    # The templates repeat, so a drawn dev sentence can equal a training one: redraw it
+    # (spacy debug data found 22 of the 80 dev sentences in train when it did not).
+    seen = {example["text"] for example in train}
+    dev = []
+    while len(dev) < n_dev:
+        example = sentence(rng)
+        if example["text"] not in seen:
+            seen.add(example["text"])
+            dev.append(example)
     mislabeled = sorted(rng.sample(range(n_train), n_mislabeled))
     for i in mislabeled:
         train[i] = corrupt(rng, train[i])
