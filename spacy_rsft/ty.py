@@ -3,8 +3,10 @@
 
 The reader checks a component with `isinstance(proc, LossRecorder)` etc., so a third-party
 component takes part by implementing the methods; it needs no base class. `rsft_ner` and
-`rsft_entity_linker` implement the first three; `rsft_ner` also the token-level pair, which
-the reader needs for units finer than the example (`unit = "sentence"` or `"span"`).
+`rsft_entity_linker` implement the first three; for units finer than the example (`unit =
+"sentence"` or `"span"`) the reader takes token losses: `rsft_ner` records and computes them
+(TokenLossRecorder, TokenLossScorer), `rsft_entity_linker` records each mention's loss on its
+tokens (TokenLossRecorder).
 """
 from typing import Dict, Iterable, List, Protocol, runtime_checkable
 

@@ -187,6 +187,31 @@ def test_per_example_losses(trained_el):
     assert numpy.isnan(values[-1])
 
 
+def test_mention_losses_land_on_their_tokens(tiny_bert, toy_kb_dir):
+    from spacy_rsft.ty import TokenLossRecorder
+    from spacy_rsft.util import set_example_id
+
+    nlp = make_el_nlp(tiny_bert, toy_kb_dir)
+    el = nlp.get_pipe("rsft_entity_linker")
+    assert isinstance(el, TokenLossRecorder)
+    examples = make_examples(nlp)
+    for i, eg in enumerate(examples):
+        set_example_id(eg, i)
+    nlp.update(examples, sgd=nlp.create_optimizer())
+    recorded = el.pop_recorded_token_losses()
+    example_losses = el.pop_recorded_losses()
+    assert recorded and set(recorded) == set(example_losses)
+    for i, losses in recorded.items():
+        ref = examples[i].reference
+        mention_tokens = {t for ent in ref.ents if ent.kb_id_ for t in range(ent.start, ent.end)}
+        scored = set(numpy.flatnonzero(~numpy.isnan(losses)).tolist())
+        assert scored and scored <= mention_tokens  # mentions only (a skipped one stays NaN)
+        # the example's loss is the mean of its mentions' losses
+        per_mention = [float(losses[ent.start]) for ent in ref.ents if ent.start in scored]
+        assert numpy.mean(per_mention) == pytest.approx(example_losses[i], rel=1e-5)
+    assert el.pop_recorded_token_losses() == {}
+
+
 def test_hard_negatives_follow_the_training_seed(tiny_bert, toy_kb_dir):
     # 29 negatives with acceptance exp(-1.2) ~ 0.3 and one with 1: about 10 are drawn,
     # under the cap, so the subset is the random draw itself.

@@ -111,6 +111,23 @@ class LinkScores:
         self.nil = nil
 
 
+def mention_token_losses(batch: List[Tuple[Example, list]], per_mention: List[List[float]]) -> List[numpy.ndarray]:
+    """One loss per predicted token of each example: each gold mention's loss on its tokens,
+    NaN elsewhere.
+
+    batch (List[Tuple[Example, list]]): Examples with their (start, end, ...) gold mentions.
+    per_mention (List[List[float]]): The loss of each of those mentions.
+    RETURNS (List[ndarray]): The token losses.
+    """
+    out = []
+    for (eg, mentions), values in zip(batch, per_mention):
+        losses = numpy.full((len(eg.predicted),), numpy.nan, dtype="float32")
+        for (start, end, _, _), value in zip(mentions, values):
+            losses[start:end] = value
+        out.append(losses)
+    return out
+
+
 def _softmax(x: numpy.ndarray) -> numpy.ndarray:
     e = numpy.exp(x - x.max())
     return e / e.sum()
@@ -311,7 +328,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         docs = [eg.predicted for eg, _ in batch]
         spans = [[(s, e) for s, e, _, _ in mentions] for _, mentions in batch]
         outputs, backprop = self.model.begin_update((docs, spans))
-        loss, d_outputs, d_weights, per_example = self.get_loss(batch, self.model.ops.to_numpy(outputs))
+        loss, d_outputs, d_weights, per_example, per_mention = self._loss(batch, self.model.ops.to_numpy(outputs))
         if not self.guard.ok(loss, [d_outputs, d_weights]):
             return losses
         backprop(self.model.ops.asarray2f(d_outputs))
@@ -320,6 +337,8 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
             self.finish_update(sgd)
         losses[self.name] += loss
         self.loss_recorder.record([eg for eg, _ in batch], per_example)
+        # each mention's loss on its tokens: the reader's span units (entity spans) get it
+        self.loss_recorder.record_tokens([eg for eg, _ in batch], mention_token_losses(batch, per_mention))
         return losses
 
     def _gold_mentions(self, eg: Example) -> List[Tuple[int, int, str, List[Candidate]]]:
@@ -361,13 +380,20 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         RETURNS (Tuple[float, ndarray, ndarray, ndarray]): Summed loss, d_outputs, the
             gradient of the feature weights, and the mean loss per example.
         """
+        return self._loss(batch, outputs)[:4]
+
+    def _loss(
+        self, batch: List[Tuple[Example, list]], outputs: numpy.ndarray
+    ) -> Tuple[float, numpy.ndarray, numpy.ndarray, numpy.ndarray, List[List[float]]]:
+        """`get_loss`, plus the loss of every mention of every example."""
         length = self.cfg["entity_vector_length"]
         d_outputs = numpy.zeros_like(outputs)
         d_weights = numpy.zeros((2,), dtype="float32")
-        total, per_example, row = 0.0, [], 0
+        total, per_example, per_mention, row = 0.0, [], [], 0
         n_mentions = sum(len(m) for _, m in batch)
         for _, mentions in batch:
             example_loss = 0.0
+            per_mention.append([])
             for _, _, gold, candidates in mentions:
                 raw, vectors, feats = self._score_candidates(outputs[row], candidates)
                 keep = self._training_subset(raw[:-1], [c.entity for c in candidates], gold)
@@ -376,6 +402,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
                 target = len(keep) if gold == NIL else keep.index(next(i for i, c in enumerate(candidates) if c.entity == gold))
                 value = -float(numpy.log(max(probs[target], 1e-12)))
                 example_loss += value
+                per_mention[-1].append(value)
                 grad = probs.copy()
                 grad[target] -= 1.0
                 grad /= n_mentions
@@ -385,7 +412,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
                 row += 1
             total += example_loss
             per_example.append(example_loss / len(mentions))
-        return total, d_outputs, d_weights, numpy.asarray(per_example)
+        return total, d_outputs, d_weights, numpy.asarray(per_example), per_mention
 
     def _training_subset(self, scores: numpy.ndarray, entities: List[str], gold: str) -> List[int]:
         """All candidates, or (when there are more than the cap) the gold one plus hard
@@ -417,6 +444,14 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
     def pop_recorded_losses(self) -> Dict[int, float]:
         """Hand over (and forget) the per-example losses recorded since the last call."""
         return self.loss_recorder.pop()
+
+    def pop_recorded_token_losses(self) -> Dict[int, numpy.ndarray]:
+        """Hand over (and forget) the per-token losses recorded since the last call: each
+        gold mention's loss on its tokens (NaN elsewhere), for the reader's span units.
+
+        RETURNS (Dict[int, ndarray]): Example id -> loss of each reference token.
+        """
+        return self.loss_recorder.pop_tokens()
 
     def get_example_losses(self, examples: Iterable[Example]) -> numpy.ndarray:
         """Each example's mean linking loss under the current weights, no gradient."""
