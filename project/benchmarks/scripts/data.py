@@ -192,7 +192,8 @@ def tenth(full: Path, out: Path) -> None:
 
 def read_conll_articles(path: Path, vocab) -> List[Doc]:
     """A 4-column IOB2 CoNLL file as one doc per -DOCSTART- article, sentence starts set.
-    (spaCy's converter only splits on the exact line "-DOCSTART- -X- O O".)"""
+    (spaCy's converter splits documents only on its own exact form of that line, not on
+    CoNLL-2003's.)"""
     articles: List[List[List[Tuple[str, str]]]] = []
     sentence: List[Tuple[str, str]] = []
     for line in path.read_text(encoding="utf8").splitlines() + [""]:
