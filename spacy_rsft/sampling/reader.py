@@ -114,6 +114,7 @@ class RejectionSampledCorpus(Corpus):
         # Units finer than the (training) example, masked inside it: losses per token.
         self.masks_units = unit != "example" and context == "document"
         self.table: Optional[UnitTable] = None
+        self._table_examples = 0
         self.unit_loss: Optional[numpy.ndarray] = None
         # Where each training example came from: (corpus doc, first token, end token).
         self.origins: List[tuple] = []
@@ -203,7 +204,8 @@ class RejectionSampledCorpus(Corpus):
 
     def _unit_table(self, examples: List[Example]) -> UnitTable:
         """The units of the training examples (built once: the corpus does not change)."""
-        if self.table is None or int(self.table.example.max(initial=-1)) >= len(examples):
+        if self.table is None or self._table_examples != len(examples):
+            self._table_examples = len(examples)
             unit = self.unit if self.masks_units else "example"
             self.table = build_units([eg.reference for eg in examples], unit)
             if unit == "example":  # an example's labels include its text categories
@@ -221,9 +223,11 @@ class RejectionSampledCorpus(Corpus):
         keep = numpy.zeros((len(table),), dtype=bool)
         keep[accepted] = True
         order = list(dict.fromkeys(int(table.example[u]) for u in accepted))
+        # the table is sorted by example: each example's units are one slice of it
+        bounds = numpy.searchsorted(table.example, numpy.arange(len(examples) + 1))
         out = []
         for i in order:
-            units = numpy.flatnonzero(table.example == i)
+            units = range(bounds[i], bounds[i + 1])
             rejected = [(int(table.start[u]), int(table.end[u])) for u in units if not keep[u]]
             out.append(masked_example(examples[i], rejected))
         return out
