@@ -311,12 +311,13 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         # sequence); the gradients add up, normalized over the whole batch, and the
         # optimizer steps once: the same update as one pass, with less padding.
         groups = padding_groups([len(eg.predicted) for eg in examples], self.cfg.get("max_train_groups", MAX_TRAIN_GROUPS))
-        n_scored = sum(int(self._gold_tags(eg)[1].sum()) for eg in examples)
+        golds = [self._gold_tags(eg) for eg in examples]  # once: they also count skips
+        n_scored = sum(int(mask.sum()) for _, mask in golds)
         passes, total = [], 0.0
         for group in groups:
             batch = [examples[i] for i in group]
             logits, backprop = self.model.begin_update([eg.predicted for eg in batch])
-            loss, d_logits, per_example, per_token = self._loss(batch, logits, n_scored, count_skips=False)
+            loss, d_logits, per_example, per_token = self._loss(batch, logits, n_scored, golds=[golds[i] for i in group])
             passes.append((batch, backprop, d_logits, per_example, per_token))
             total += loss
         all_grads = [self.model.ops.to_numpy(d) for p in passes for d in p[2]]
@@ -356,16 +357,17 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
 
     def _loss(
         self, examples: List[Example], logits: List[Floats2d], n_scored: Optional[int] = None,
-        count_skips: bool = True,
+        count_skips: bool = True, golds: Optional[List[Tuple[numpy.ndarray, numpy.ndarray]]] = None,
     ) -> Tuple[float, List[Floats2d], numpy.ndarray, List[numpy.ndarray]]:
         """`get_loss`, plus the loss of every predicted token (NaN where not scored), with
-        the gradient normalized by `n_scored` tokens (default: those of these examples)."""
+        the gradient normalized by `n_scored` tokens (default: those of these examples).
+        `golds`: the examples' `_gold_tags`, when the caller has them already."""
         ops = self.model.ops
         totals, grads, per_example, per_token = [], [], [], []
         counted = 0
-        for eg, eg_logits in zip(examples, logits):
+        for i, (eg, eg_logits) in enumerate(zip(examples, logits)):
             log_probs = log_softmax(ops.to_numpy(eg_logits))
-            gold, mask = self._gold_tags(eg, count_skips=count_skips)
+            gold, mask = golds[i] if golds is not None else self._gold_tags(eg, count_skips=count_skips)
             rows = numpy.arange(len(gold))
             token_loss = -log_probs[rows, gold] * mask
             grad = numpy.exp(log_probs)
