@@ -7,11 +7,30 @@ component takes part by implementing the methods; it needs no base class. `rsft_
 "sentence"` or `"span"`) the reader takes token losses: `rsft_ner` records and computes them
 (TokenLossRecorder, TokenLossScorer), `rsft_entity_linker` records each mention's loss on its
 tokens (TokenLossRecorder).
+
+A unit the reader rejects inside an example is masked (its annotation set missing); the masked
+reference keeps the unmasked one under `UNMASKED_KEY` in its `user_data`, so a component can
+record the masked tokens' losses against their labels from the same forward pass, with no
+gradient (`unmasked_reference`).
 """
 from typing import Dict, Iterable, List, Protocol, runtime_checkable
 
 import numpy
+from spacy.tokens import Doc
 from spacy.training import Example
+
+# Doc.user_data key of a masked example's reference: the reference before masking.
+UNMASKED_KEY = "rsft_unmasked_reference"
+
+
+def unmasked_reference(example: Example) -> Doc:
+    """The reference of an example before the reader masked units of it (the reference
+    itself when nothing was masked): the labels a masked unit's loss is recorded against.
+
+    example (Example): A training example.
+    RETURNS (Doc): The unmasked reference.
+    """
+    return example.reference.user_data.get(UNMASKED_KEY, example.reference)
 
 
 @runtime_checkable

@@ -264,6 +264,58 @@ def test_masked_units_contribute_no_gradient(tiny_bert):
     assert 0 < loss < full_loss
 
 
+def test_masked_units_are_still_scored_against_their_labels(tmp_path):
+    """A rejected unit's loss stays current: the update records it from the same forward
+    pass against the unmasked labels (no gradient), so it is not rejected on a stale loss."""
+    from spacy_rsft.testing import make_tiny_bert
+    from spacy_rsft.util import set_example_id
+
+    nlp = make_tiny_ner_nlp(str(make_tiny_bert(tmp_path / "bert", dropout=0.0)))
+    doc = Doc(nlp.vocab, words=WORDS, sent_starts=SENT_STARTS, ents=ENTS)
+    eg = Example(nlp.make_doc(doc.text), doc)
+    nlp.initialize(lambda: [eg])
+    ner = nlp.get_pipe("rsft_ner")
+    masked = masked_example(eg, [(6, 11)])
+    set_example_id(masked, 0)
+    assert masked.reference.user_data["rsft_unmasked_reference"] is eg.reference
+    assert not eg.reference.user_data  # the original is not changed
+    ner.update([masked], drop=0.0)
+    recorded = ner.pop_recorded_token_losses()[0]
+    assert recorded.shape == (len(doc),) and not numpy.isnan(recorded).any()
+    # the same losses as an unmasked example's under the same weights (no dropout here)
+    expected = ner._loss([eg], ner.model.predict([eg.predicted]))[3][0]
+    numpy.testing.assert_allclose(recorded, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kinds", ["outside", "entity"])
+def test_span_kinds_reject_only_that_kind(tmp_path, tiny_bert, kinds):
+    docs, _ = four_sentence_docs(16)
+    train_path = tmp_path / "train.spacy"
+    DocBin(docs=docs).to_disk(train_path)
+    stats_path = tmp_path / "stats.jsonl"
+    settings = {"target": "denoise", "unit": "span", "span_kinds": kinds, "noise_rate": 0.5, "temperature": 0.1,
+                "warmup_epochs": 1, "stats_path": str(stats_path)}
+    train(units_config(tmp_path, tiny_bert, train_path, settings, max_steps=30), tmp_path / "out")
+    stats = [json.loads(line) for line in stats_path.read_text().splitlines()]
+    entity = numpy.asarray(json.loads((tmp_path / "stats.units.json").read_text())["entity"], dtype=bool)
+    kept = entity if kinds == "outside" else ~entity
+    sampled = [line for line in stats if not line["warmup"]]
+    assert sampled and all(line["span_kinds"] == kinds for line in stats)
+    for line in sampled:
+        acceptance = numpy.asarray(line["acceptance"])
+        assert (acceptance[kept] == 1).all() and acceptance[~kept].min() < 1
+
+
+def test_span_kinds_need_span_units(tmp_path):
+    DocBin(docs=four_sentence_docs(4)[0]).to_disk(tmp_path / "t.spacy")
+    from spacy_rsft.sampling.reader import RejectionSampledCorpus
+
+    with pytest.raises(ValueError, match="span_kinds"):
+        RejectionSampledCorpus(tmp_path / "t.spacy", unit="sentence", span_kinds="outside")
+    with pytest.raises(ValueError, match="span_kinds"):
+        RejectionSampledCorpus(tmp_path / "t.spacy", unit="span", span_kinds="tokens")
+
+
 def test_length_groups_give_the_update_of_one_pass(tmp_path):
     from spacy_rsft.testing import make_tiny_bert
 

@@ -23,6 +23,7 @@ from thinc.types import Floats2d
 
 from ..errors import Errors, Warnings
 from ..models.encoder import encoder_config
+from ..ty import unmasked_reference
 from .batching import MAX_BATCH_ITEMS, MAX_TRAIN_GROUPS, LengthGroupedPipe, padding_groups
 from .guard import NonFiniteGuard
 from .recording import ExampleLossRecorder, reference_token_losses
@@ -312,12 +313,17 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         # optimizer steps once: the same update as one pass, with less padding.
         groups = padding_groups([len(eg.predicted) for eg in examples], self.cfg.get("max_train_groups", MAX_TRAIN_GROUPS))
         golds = [self._gold_tags(eg) for eg in examples]  # once: they also count skips
+        # the labels each token's loss is recorded against: a unit the reader masked is
+        # still scored (no gradient), so its loss stays current
+        recording = [self._recording_gold(eg, gold) for eg, gold in zip(examples, golds)]
         n_scored = sum(int(mask.sum()) for _, mask in golds)
         passes, total = [], 0.0
         for group in groups:
             batch = [examples[i] for i in group]
             logits, backprop = self.model.begin_update([eg.predicted for eg in batch])
-            loss, d_logits, per_example, per_token = self._loss(batch, logits, n_scored, golds=[golds[i] for i in group])
+            loss, d_logits, per_example, per_token = self._loss(
+                batch, logits, n_scored, golds=[golds[i] for i in group], recording=[recording[i] for i in group]
+            )
             passes.append((batch, backprop, d_logits, per_example, per_token))
             total += loss
         all_grads = [self.model.ops.to_numpy(d) for p in passes for d in p[2]]
@@ -358,10 +364,13 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
     def _loss(
         self, examples: List[Example], logits: List[Floats2d], n_scored: Optional[int] = None,
         count_skips: bool = True, golds: Optional[List[Tuple[numpy.ndarray, numpy.ndarray]]] = None,
+        recording: Optional[List[Tuple[numpy.ndarray, numpy.ndarray]]] = None,
     ) -> Tuple[float, List[Floats2d], numpy.ndarray, List[numpy.ndarray]]:
         """`get_loss`, plus the loss of every predicted token (NaN where not scored), with
         the gradient normalized by `n_scored` tokens (default: those of these examples).
-        `golds`: the examples' `_gold_tags`, when the caller has them already."""
+        `golds`: the examples' `_gold_tags`, when the caller has them already.
+        `recording`: the gold tags the per-token losses are taken against (default: `golds`),
+        e.g. those of units the reader masked out of the gradient."""
         ops = self.model.ops
         totals, grads, per_example, per_token = [], [], [], []
         counted = 0
@@ -370,6 +379,11 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
             gold, mask = golds[i] if golds is not None else self._gold_tags(eg, count_skips=count_skips)
             rows = numpy.arange(len(gold))
             token_loss = -log_probs[rows, gold] * mask
+            if recording is not None and recording[i][0] is not gold:
+                record_gold, record_mask = recording[i]
+                recorded = numpy.where(record_mask > 0, -log_probs[rows, record_gold], numpy.nan)
+            else:
+                recorded = numpy.where(mask > 0, token_loss, numpy.nan)
             grad = numpy.exp(log_probs)
             grad[rows, gold] -= 1.0
             grad *= mask[:, None]
@@ -377,7 +391,7 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
             counted += n_valid
             totals.append(float(token_loss.sum()))
             per_example.append(totals[-1] / n_valid if n_valid else numpy.nan)
-            per_token.append(numpy.where(mask > 0, token_loss, numpy.nan).astype("float32"))
+            per_token.append(recorded.astype("float32"))
             grads.append(grad)
         scale = 1.0 / max(counted if n_scored is None else n_scored, 1)
         d_logits = [ops.asarray2f((g * scale).astype("float32")) for g in grads]
@@ -414,6 +428,14 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
             )
         self.misaligned_tokens += misaligned
         return gold, mask
+
+    def _recording_gold(self, example: Example, gold: Tuple[numpy.ndarray, numpy.ndarray]) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """The gold tags to record the example's token losses against: those of its
+        unmasked reference when the reader masked units of it, else `gold` itself."""
+        original = unmasked_reference(example)
+        if original is example.reference:
+            return gold
+        return self._gold_tags(Example(example.predicted, original), count_skips=False)
 
     def _unknown_label(self, label: str) -> None:
         if self.unknown_labels == "error":

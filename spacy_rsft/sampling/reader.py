@@ -28,7 +28,7 @@ from ..ty import SkipCounter
 from ..util import set_example_id
 from .sampler import RejectionSampler
 from .scoring import collect_cached_losses, collect_cached_token_losses, fresh_losses, recording_components
-from .units import CONTEXTS, UNITS, UnitTable, build_units, masked_example, sentences, unit_losses
+from .units import CONTEXTS, SPAN_KINDS, UNITS, UnitTable, build_units, masked_example, sentences, unit_losses
 
 READER_NAME = "spacy-rsft.RejectionSampledCorpus.v1"
 SCORING_MODES = ("cached", "fresh")
@@ -55,6 +55,7 @@ class RejectionSampledCorpus(Corpus):
         ramp_epochs: int = 1,
         unit: str = "example",
         context: str = "document",
+        span_kinds: str = "both",
         seed: int = 0,
         stats_path: Optional[Union[str, Path]] = None,
         score_batch_size: int = 64,
@@ -84,6 +85,9 @@ class RejectionSampledCorpus(Corpus):
         context (str): "document": the examples stay whole and rejected units are masked
             out of the loss; "sentence" (unit "sentence" only): the accepted sentences are
             the training examples.
+        span_kinds (str): With unit "span", which units may be rejected: "both", "outside"
+            (tokens outside the gold entities: missing entities) or "entity" (gold entity
+            spans: spurious or mislabeled ones); the others are always accepted.
         seed (int): Seed of the accept/reject draws and the shuffle.
         stats_path (Optional[Union[str, Path]]): JSONL file with one line per epoch.
         score_batch_size (int): Batch size of the fresh scoring pass.
@@ -97,6 +101,9 @@ class RejectionSampledCorpus(Corpus):
             )
         if unit not in UNITS:
             raise ValueError(Errors.E101.format(setting="unit", value=unit, expected=" | ".join(UNITS)))
+        if span_kinds not in SPAN_KINDS or (span_kinds != "both" and unit != "span"):
+            expected = " | ".join(f'"{kind}"' for kind in SPAN_KINDS) + ' ("both" unless unit = "span")'
+            raise ValueError(Errors.E101.format(setting="span_kinds", value=span_kinds, expected=expected))
         if context not in CONTEXTS or (context == "sentence" and unit != "sentence"):
             expected = '"document", or "sentence" with unit = "sentence"'
             raise ValueError(Errors.E101.format(setting="context", value=context, expected=expected))
@@ -111,6 +118,7 @@ class RejectionSampledCorpus(Corpus):
         )
         self.unit = unit
         self.context = context
+        self.span_kinds = span_kinds
         # Units finer than the (training) example, masked inside it: losses per token.
         self.masks_units = unit != "example" and context == "document"
         self.table: Optional[UnitTable] = None
@@ -195,6 +203,8 @@ class RejectionSampledCorpus(Corpus):
         # span units: entity spans and outside tokens are ranked apart
         groups = table.entity.astype("int64") if self.unit == "span" else None
         acceptance = self.sampler.acceptance(self.epoch, losses, table.labels, groups)
+        if self.span_kinds != "both":  # the other kind is never rejected
+            acceptance[table.entity != (self.span_kinds == "entity")] = 1.0
         draw = self.sampler.draw(self.epoch, acceptance)
         epoch_examples = self._epoch_examples(examples, table, draw.accepted)
         skips = {name: proc.skip_counts() for name, proc in nlp.pipeline if isinstance(proc, SkipCounter)}
@@ -300,6 +310,7 @@ class RejectionSampledCorpus(Corpus):
             "scoring": self.scoring,
             "unit": self.unit,
             "context": self.context,
+            "span_kinds": self.span_kinds,
             "warmup": draw.warmup,
             "proposed": n,
             "scored": int((~numpy.isnan(losses)).sum()),

@@ -12,7 +12,11 @@ sample finer units than its examples:
 
 With `context = "document"` the examples stay whole and a rejected unit is masked out of the
 loss: its tokens' entity annotation becomes missing (spaCy's "-" tag), which every NER
-component, spaCy's own `ner` included, leaves out of its loss and gradient. With
+component, spaCy's own `ner` included, leaves out of its loss and gradient. The masked example
+keeps its unmasked reference (`spacy_rsft.ty.unmasked_reference`), so the component still records the loss
+of the rejected units' tokens against their labels from the same forward pass, without a
+gradient: every unit is re-scored every epoch, and a unit rejected once on a stale loss is
+not rejected forever. With
 `context = "sentence"` (unit `sentence` only) the accepted sentences themselves are the
 training examples: less context, less compute.
 
@@ -26,8 +30,14 @@ import numpy
 from spacy.tokens import Doc
 from spacy.training import Example
 
+from ..ty import UNMASKED_KEY
+
 UNITS = ("example", "sentence", "span")
 CONTEXTS = ("document", "sentence")
+# Which span units may be rejected: all of them, only the tokens outside the gold entities
+# (missing entities: the noise of distant and crowd labels), or only the gold entity spans
+# (spurious or mislabeled entities). The others are always accepted.
+SPAN_KINDS = ("both", "outside", "entity")
 
 
 @dataclass
@@ -136,7 +146,9 @@ def masked_example(example: Example, rejected: Sequence[tuple]) -> Example:
             drop[ent.start : ent.end] = True
     kept = [ent for ent in reference.ents if not drop[ent.start : ent.end].any()]
     reference.set_ents(kept, missing=[reference[s:e] for s, e in _runs(drop)], default="unmodified")
+    reference.user_data[UNMASKED_KEY] = example.reference
     return Example(example.predicted, reference)
+
 
 
 def _runs(mask: numpy.ndarray) -> List[tuple]:
