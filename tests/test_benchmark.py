@@ -22,6 +22,7 @@ sys.path.insert(0, str(BENCHMARK / "scripts"))
 import bench  # noqa: E402
 import collect  # noqa: E402
 import data as bench_data  # noqa: E402
+import noisebench_grid  # noqa: E402
 import render  # noqa: E402
 
 
@@ -295,3 +296,43 @@ def test_benchmark_workflow_round_trip(tiny_benchmark, tiny_bert):
     for command in ("ner", "speed", "collect", "render"):
         project_run(root, command, overrides=overrides, capture=True)
     assert {p: p.stat().st_mtime for p in (root / "results").rglob("*.json")} == mtimes
+
+
+# -- the NoiseBench grid's schedule and selection (runs faked: the runner is tested above) ---
+
+
+def test_grid_chooses_the_best_variant_then_runs_its_seeds_and_control(tiny_benchmark, monkeypatch, capsys):
+    spec = bench.load_benchmark(tiny_benchmark)
+    spec.scales["tiny"].systems = None  # every system
+    noisebench = tiny_benchmark / "corpus" / "tiny" / "noisebench"
+    noisebench.mkdir(parents=True)
+    for name in ["clean", "dev"] + [f"{n}{o}" for n in ("noise_expert", "noise_crowdbest", "noise_distant") for o in ("", ".oracle")]:
+        DocBin(docs=make_docs(2)).to_disk(noisebench / f"{name}.spacy")
+    monkeypatch.setattr(noisebench_grid, "load_benchmark", lambda: spec)
+    f1 = {"nb_denoise_out": 0.70, "nb_denoise_span": 0.60, "nb_denoise_sent": 0.65, "nb_denoise_split": 0.62}
+    ran = []
+
+    def fake_run(bench_, plan, force=False, env=None, quiet=False):
+        name = plan.system.name.split("@")[0]
+        ran.append((plan.system.name, plan.seed))
+        result = {"best_scores": {"ents_f": f1.get(name, 0.5)}, "fingerprint": plan.fingerprint()}
+        bench.write_json(bench.result_path(spec.root, "tiny", plan.system, plan.seed), result)
+        return True
+
+    monkeypatch.setattr(noisebench_grid, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["noisebench_grid.py", "--scale", "tiny", "--jobs", "3", "--model", "m"])
+    noisebench_grid.main()
+    out = capsys.readouterr().out
+    assert "chosen variant: nb_denoise_out" in out
+    assert len(ran) == len(set(ran)) == len(noisebench_grid.stage_one()) + len(noisebench_grid.stage_two("x"))
+    assert ("nb_random_out@noise_distant", 2) in ran and ("nb_denoise_out@noise_crowdbest", 1) in ran
+    assert not any(name.startswith("nb_random_s") for name, _ in ran)  # no other variant's control
+    # the variants ran before their selection needed them; a second pass runs nothing new
+    assert all(n.startswith("nb_denoise") for n, _ in ran[:3])
+
+
+def test_grid_selection_ignores_variants_with_a_missing_run():
+    chosen = noisebench_grid.choose_variant({"a": [0.9, None], "b": [0.5, 0.6], "c": [0.6, 0.6]})
+    assert chosen == "c"
+    with pytest.raises(SystemExit):
+        noisebench_grid.choose_variant({"a": [None, None]})

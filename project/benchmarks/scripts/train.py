@@ -5,10 +5,13 @@ seen so far (spaCy's console logger keeps only the step and the scores).
 
 usage: python scripts/train.py CONFIG OUTPUT_DIR [spacy train overrides]
 
+On a GPU: set RSFT_BENCH_GPU to its id (run.py --gpu-id does); the default is the CPU.
+
 Writes OUTPUT_DIR/model-best, OUTPUT_DIR/model-last (spaCy's) and OUTPUT_DIR/train.json.
 Earlier models and train.json in OUTPUT_DIR are removed first, so a rerun never mixes two
 runs.
 """
+import os
 import resource
 import shutil
 import sys
@@ -24,6 +27,7 @@ from spacy.training.loggers import console_logger_v3
 from bench import write_json
 
 LOGGER_NAME = "spacy-rsft-bench.TimedLogger.v1"
+GPU_ENV = "RSFT_BENCH_GPU"
 _records: List[Dict] = []
 
 
@@ -72,7 +76,7 @@ def main() -> None:
             path.unlink()
     output_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    train(config_path, output_dir, overrides=overrides)
+    train(config_path, output_dir, overrides=overrides, use_gpu=int(os.environ.get(GPU_ENV, "-1")))
     seconds = time.perf_counter() - start
     last = _records[-1] if _records else {}
     best = max(_records, key=lambda r: (r["score"], -r["step"])) if _records else {}
