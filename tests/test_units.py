@@ -90,6 +90,21 @@ def test_auto_noise_rate_is_the_share_the_model_disagrees_with():
     assert sampler.denoise_quantile_at(0, losses) == pytest.approx(0.6)
 
 
+def test_max_noise_rate_estimate_does_not_fall_as_the_model_memorizes():
+    early = numpy.asarray([0.1] * 6 + [2.0] * 4)  # 40% disagreed with
+    late = numpy.asarray([0.1] * 9 + [2.0])  # the model has fit most of its noisy labels
+    latest = RejectionSampler("denoise", noise_rate="auto", warmup_epochs=1)
+    kept = RejectionSampler("denoise", noise_rate="auto", warmup_epochs=1, noise_rate_estimate="max")
+    for sampler in (latest, kept):
+        assert sampler.denoise_quantile_at(1, numpy.full(10, 5.0)) == pytest.approx(0.0)  # 1st sampled: as is
+        assert sampler.denoise_quantile_at(2, early) == pytest.approx(0.6)
+    assert latest.denoise_quantile_at(3, late) == pytest.approx(0.9)
+    assert kept.denoise_quantile_at(3, late) == pytest.approx(0.6)
+    assert kept.denoise_quantile_at(3, late, group=1) == pytest.approx(0.9)  # each group its own
+    with pytest.raises(ValueError, match="noise_rate_estimate"):
+        RejectionSampler("denoise", noise_rate="auto", noise_rate_estimate="mean")
+
+
 def test_random_accepts_as_many_as_denoise_blindly():
     losses = numpy.random.default_rng(0).random(1000)
     settings = dict(noise_rate=0.3, warmup_epochs=0, temperature=0.2)

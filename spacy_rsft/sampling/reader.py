@@ -53,6 +53,7 @@ class RejectionSampledCorpus(Corpus):
         denoise_quantile: float = 0.7,
         noise_rate: Union[float, str, None] = None,
         ramp_epochs: int = 1,
+        noise_rate_estimate: str = "latest",
         unit: str = "example",
         context: str = "document",
         span_kinds: str = "both",
@@ -80,6 +81,9 @@ class RejectionSampledCorpus(Corpus):
         noise_rate (Union[float, str, None]): `denoise` rejects from the top noise_rate of
             the loss ranks ("auto": estimated each epoch); null: above denoise_quantile.
         ramp_epochs (int): Sampled epochs over which noise_rate is reached.
+        noise_rate_estimate (str): With noise_rate "auto": "latest" (each epoch's estimate)
+            or "max" (the highest since the second sampled epoch: the estimate falls as the
+            model memorizes its noisy labels, the noise does not).
         unit (str): What is accepted or rejected: "example", "sentence", or "span" (gold
             entity spans and outside tokens, ranked apart). See `units.py`.
         context (str): "document": the examples stay whole and rejected units are masked
@@ -114,7 +118,7 @@ class RejectionSampledCorpus(Corpus):
         self.sampler = RejectionSampler(
             target, temperature=temperature, epsilon=epsilon, min_accept=min_accept,
             warmup_epochs=warmup_epochs, alpha=alpha, denoise_quantile=denoise_quantile,
-            noise_rate=noise_rate, ramp_epochs=ramp_epochs, seed=seed,
+            noise_rate=noise_rate, ramp_epochs=ramp_epochs, noise_rate_estimate=noise_rate_estimate, seed=seed,
         )
         self.unit = unit
         self.context = context

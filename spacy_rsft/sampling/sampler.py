@@ -32,7 +32,11 @@ is accepted during the `warmup_epochs` first epochs.
 rho_k = noise_rate * min(1, k / ramp_epochs), so rejection starts gently, while the model still
 fits the clean majority first, and grows to the expected share of noisy units. `noise_rate =
 "auto"` estimates it every epoch as the share of scored units the model currently disagrees
-with (mean token loss above ln 2: the gold tag gets less than even odds).
+with (mean token loss above ln 2: the gold tag gets less than even odds). That share falls
+as the model memorizes its noisy labels, while the noise does not: with
+`noise_rate_estimate = "max"` the rate is the highest estimate from the second sampled epoch
+on (the first one's losses come from a model still learning the clean majority, so they are
+left out of the maximum), per group.
 
 `random` is the control of `denoise`: every unit gets the acceptance that `denoise` with the
 same settings gives on average in its group, so it trains on as many units as `denoise` does,
@@ -49,6 +53,7 @@ import numpy
 from ..errors import Errors
 
 TARGETS = ("uniform", "hard", "denoise", "balanced", "random")
+NOISE_RATE_ESTIMATES = ("latest", "max")
 LOSS_TARGETS = ("hard", "denoise", "random")
 # A unit whose mean token loss is above ln 2 gets its gold tags with less than even odds.
 DISAGREEMENT_LOSS = float(numpy.log(2.0))
@@ -146,6 +151,7 @@ class RejectionSampler:
         denoise_quantile: float = 0.7,
         noise_rate: Union[float, str, None] = None,
         ramp_epochs: int = 1,
+        noise_rate_estimate: str = "latest",
         seed: int = 0,
     ) -> None:
         """Set up the sampler; every parameter is checked here, with a clear error.
@@ -166,6 +172,8 @@ class RejectionSampler:
             quantile.
         ramp_epochs (int): Sampled epochs over which the noise_rate form ramps up to
             noise_rate (1: at once).
+        noise_rate_estimate (str): With noise_rate "auto": "latest" (this epoch's estimate)
+            or "max" (the highest since the second sampled epoch, per group).
         seed (int): Seed; the draw of epoch k depends only on (seed, k) and a.
         """
         self.targets = parse_target(target)
@@ -189,6 +197,11 @@ class RejectionSampler:
         _check(int(ramp_epochs) == ramp_epochs and ramp_epochs >= 1, "ramp_epochs", ramp_epochs, "an integer >= 1")
         self.noise_rate = noise_rate if noise_rate is None or auto else float(noise_rate)
         self.ramp_epochs = int(ramp_epochs)
+        estimates = " | ".join(NOISE_RATE_ESTIMATES)
+        _check(noise_rate_estimate in NOISE_RATE_ESTIMATES, "noise_rate_estimate", noise_rate_estimate, estimates)
+        self.noise_rate_estimate = noise_rate_estimate
+        # the highest noise-rate estimate so far, per group (noise_rate_estimate = "max")
+        self.max_estimates: Dict[object, float] = {}
         self.seed = int(seed)
         # the quantile and noise-rate estimate of the last `acceptance` call (for the stats)
         self.last_quantiles: List[Optional[float]] = []
@@ -224,24 +237,31 @@ class RejectionSampler:
         for group in numpy.unique(groups):
             members = numpy.flatnonzero(groups == group)
             labels = None if label_sets is None else [label_sets[i] for i in members]
-            accept[members] = self._group_acceptance(epoch, losses[members], labels)
+            accept[members] = self._group_acceptance(epoch, losses[members], labels, group=int(group))
         return accept
 
-    def denoise_quantile_at(self, epoch: int, losses: numpy.ndarray) -> float:
+    def denoise_quantile_at(self, epoch: int, losses: numpy.ndarray, group: object = None) -> float:
         """The loss rank above which `denoise` rejects in this epoch (1: rejects nothing).
 
         epoch (int): 0-based epoch number (past warm-up).
         losses (ndarray): The losses of the group being ranked.
+        group (object): The group's id, for the per-group maximum of "max" estimates.
         RETURNS (float): q in [0, 1].
         """
         if self.noise_rate is None:
             return self.denoise_quantile
-        rate = estimate_noise_rate(losses) if self.noise_rate == "auto" else float(self.noise_rate)
         sampled = epoch - self.warmup_epochs + 1
+        if self.noise_rate == "auto":
+            rate = estimate_noise_rate(losses)
+            if self.noise_rate_estimate == "max" and sampled >= 2:
+                rate = max(rate, self.max_estimates.get(group, 0.0))
+                self.max_estimates[group] = rate
+        else:
+            rate = float(self.noise_rate)
         return 1.0 - rate * min(1.0, sampled / self.ramp_epochs)
 
     def _group_acceptance(
-        self, epoch: int, losses: numpy.ndarray, label_sets: Optional[Sequence[Sequence[str]]]
+        self, epoch: int, losses: numpy.ndarray, label_sets: Optional[Sequence[Sequence[str]]], group: object = None
     ) -> numpy.ndarray:
         n = losses.shape[0]
         log_w = numpy.zeros((n,))
@@ -251,7 +271,7 @@ class RejectionSampler:
             if target == "hard":
                 log_w += numpy.nan_to_num(ranks) / self.temperature
             elif target in ("denoise", "random"):
-                q = self.denoise_quantile_at(epoch, losses)
+                q = self.denoise_quantile_at(epoch, losses, group)
                 self.last_quantiles.append(q)
                 if q < 1.0:
                     tail = numpy.maximum(numpy.nan_to_num(ranks) - q, 0.0) / (1.0 - q)
