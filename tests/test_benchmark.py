@@ -336,3 +336,18 @@ def test_grid_selection_ignores_variants_with_a_missing_run():
     assert chosen == "c"
     with pytest.raises(SystemExit):
         noisebench_grid.choose_variant({"a": [None, None]})
+
+
+def test_grid_on_a_scale_that_lists_its_systems_runs_just_those(tiny_benchmark, monkeypatch, capsys):
+    spec = bench.load_benchmark(tiny_benchmark)
+    spec.scales["tiny"].systems = ["nb_clean", "ner_cnn"]
+    noisebench = tiny_benchmark / "corpus" / "tiny" / "noisebench"
+    noisebench.mkdir(parents=True)
+    for name in ("clean", "dev"):
+        DocBin(docs=make_docs(2)).to_disk(noisebench / f"{name}.spacy")
+    ran = []
+    monkeypatch.setattr(noisebench_grid, "load_benchmark", lambda: spec)
+    monkeypatch.setattr(noisebench_grid, "run", lambda b, plan, force=False, env=None, quiet=False: ran.append((plan.system.name, plan.seed)) or True)
+    monkeypatch.setattr(sys, "argv", ["noisebench_grid.py", "--scale", "tiny", "--model", "m"])
+    noisebench_grid.main()
+    assert ran == [("nb_clean", 0), ("nb_clean", 1)] and "chosen variant" not in capsys.readouterr().out

@@ -5,6 +5,8 @@ the grid's own first seed.
 usage: python scripts/noisebench_grid.py [--scale full] [--jobs N] [--gpu-id ID]
                                          [--hours H] [--dry-run]
 
+A scale that lists its systems (`quick`) runs just those, with its seeds, and chooses nothing.
+
 Stage 1 (seed 0): every `denoise` variant (units: sentences masked in their article,
 sentences as the examples, spans, outside tokens only, the latter with the noise-rate
 estimate that does not fall) on the crowd and the distant labels;
@@ -163,7 +165,13 @@ def main() -> None:
         return [make_plan(bench, bench.systems[f"{n}@{label}" if label else n], scale, seed, args.model)
                 for n, label, seed in runs]
 
-    first = plans(stage_one())
+    if scale.systems is not None:  # a scale that names its systems (quick): just those
+        first = [make_plan(bench, system, scale, seed, args.model)
+                 for seed in scale.seeds_of("noisebench") for system in bench.systems_of(scale, "noisebench")]
+        stage_two_plans: Optional[List[Plan]] = None
+    else:
+        first = plans(stage_one())
+        stage_two_plans = []
     if args.dry_run:
         for plan in first:
             print("stage 1:", plan.system.name, f"seed{plan.seed}")
@@ -175,6 +183,10 @@ def main() -> None:
     scheduler = Scheduler(bench, args.jobs, args.gpu_id, end, args.first_guess)
     scheduler.add(first)
     scheduler.start()
+    if stage_two_plans is None:
+        scheduler.close()
+        report(scheduler, None)
+        return
     variant_plans = {v: [p for p in first if p.system.name in (f"{v}@{CROWD}", f"{v}@{DISTANT}") and p.seed == 0]
                      for v in VARIANTS}
     chosen = None
@@ -188,7 +200,12 @@ def main() -> None:
             break  # a variant failed or was not started: nothing to choose from
         time.sleep(1)
     scheduler.close()
-    print(f"chosen variant: {chosen or 'none (a variant run is missing)'}")
+    report(scheduler, chosen or "none (a variant run is missing)")
+
+
+def report(scheduler: Scheduler, chosen: Optional[str]) -> None:
+    if chosen is not None:
+        print(f"chosen variant: {chosen}")
     if scheduler.not_started:
         print(f"not started (time): {', '.join(scheduler.not_started)}")
     if scheduler.failed:
