@@ -5,8 +5,8 @@ The reader checks a component with `isinstance(proc, LossRecorder)` etc., so a t
 component takes part by implementing the methods; it needs no base class. `rsft_ner` and
 `rsft_entity_linker` implement the first three; for units finer than the example (`unit =
 "sentence"` or `"span"`) the reader takes token losses: `rsft_ner` records and computes them
-(TokenLossRecorder, TokenLossScorer), `rsft_entity_linker` records each mention's loss on its
-tokens (TokenLossRecorder).
+(TokenLossRecorder, TokenLossScorer), `rsft_entity_linker` records and computes each
+mention's loss on its tokens (TokenLossRecorder, TokenLossScorer).
 
 A unit the reader rejects inside an example is masked (its annotation set missing); the masked
 reference keeps the unmasked one under `UNMASKED_KEY` in its `user_data`, so a component can

@@ -212,6 +212,27 @@ def test_mention_losses_land_on_their_tokens(tiny_bert, toy_kb_dir):
     assert el.pop_recorded_token_losses() == {}
 
 
+def test_fresh_token_losses_put_each_mention_loss_on_its_tokens(tiny_bert, toy_kb_dir):
+    """`fresh` scoring of span/sentence units: the linker is a TokenLossScorer, and a
+    mention's tokens get its loss, the same as the example loss says."""
+    from spacy_rsft.ty import TokenLossScorer
+
+    nlp = make_el_nlp(tiny_bert, toy_kb_dir)
+    el = nlp.get_pipe("rsft_entity_linker")
+    assert isinstance(el, TokenLossScorer)
+    unlinked = ("Nothing to link here .", [(0, 7, "MISC", "")])
+    examples = make_examples(nlp, TRAIN + [unlinked])
+    tokens = el.get_token_losses(examples)
+    per_example = el.get_example_losses(examples)
+    assert [len(t) for t in tokens] == [len(eg.reference) for eg in examples]
+    assert numpy.isnan(tokens[-1]).all()  # no gold id: nothing scored
+    for eg, losses, mean in zip(examples[:-1], tokens, per_example):
+        starts = [ent.start for ent in eg.reference.ents if ent.kb_id_]
+        assert numpy.mean([losses[s] for s in starts]) == pytest.approx(mean, rel=1e-5)
+        outside = [t for t in range(len(eg.reference)) if not any(e.start <= t < e.end for e in eg.reference.ents)]
+        assert numpy.isnan(losses[outside]).all()
+
+
 def test_hard_negatives_follow_the_training_seed(tiny_bert, toy_kb_dir):
     # 29 negatives with acceptance exp(-1.2) ~ 0.3 and one with 1: about 10 are drawn,
     # under the cap, so the subset is the random draw itself.

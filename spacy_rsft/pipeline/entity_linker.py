@@ -36,7 +36,7 @@ from ..kb.candidates import Candidate
 from ..models.encoder import encoder_config
 from .batching import MAX_BATCH_ITEMS, LengthGroupedPipe
 from .guard import NonFiniteGuard
-from .recording import ExampleLossRecorder
+from .recording import ExampleLossRecorder, reference_token_losses
 
 MIN_PRIOR = 1e-4
 
@@ -457,19 +457,42 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         """Each example's mean linking loss under the current weights, no gradient."""
         examples = list(examples)
         values = numpy.full((len(examples),), numpy.nan)
+        positions, per_example, _ = self._scoring_pass(examples)
+        if positions:
+            values[positions] = per_example
+        return values
+
+    def get_token_losses(self, examples: Iterable[Example]) -> List[numpy.ndarray]:
+        """Each gold mention's linking loss on its reference tokens under the current weights,
+        no gradient (NaN outside the mentions): the reader's `fresh` scoring of span and
+        sentence units.
+
+        examples (Iterable[Example]): The examples.
+        RETURNS (List[ndarray]): One loss per reference token of each example.
+        """
+        examples = list(examples)
+        out = [numpy.full((len(eg.reference),), numpy.nan, dtype="float32") for eg in examples]
+        positions, _, per_token = self._scoring_pass(examples)
+        for i, losses in zip(positions, per_token):
+            out[i] = reference_token_losses(examples[i], losses)
+        return out
+
+    def _scoring_pass(self, examples: List[Example]) -> Tuple[List[int], numpy.ndarray, List[numpy.ndarray]]:
+        """One no-gradient pass over the examples' gold mentions: the positions of the
+        examples that have any, their mean loss, and each one's predicted-token losses."""
         batch, positions = [], []
         for i, eg in enumerate(examples):
             mentions = self._gold_mentions(eg)
             if mentions:
                 batch.append((eg, mentions))
                 positions.append(i)
-        if batch:
-            docs = [eg.predicted for eg, _ in batch]
-            spans = [[(s, e) for s, e, _, _ in m] for _, m in batch]
-            outputs = self.model.ops.to_numpy(self.model.predict((docs, spans)))
-            *_, per_example = self.get_loss(batch, outputs)
-            values[positions] = per_example
-        return values
+        if not batch:
+            return [], numpy.zeros((0,)), []
+        docs = [eg.predicted for eg, _ in batch]
+        spans = [[(s, e) for s, e, _, _ in m] for _, m in batch]
+        outputs = self.model.ops.to_numpy(self.model.predict((docs, spans)))
+        _, _, _, per_example, per_mention = self._loss(batch, outputs)
+        return positions, per_example, mention_token_losses(batch, per_mention)
 
     # -- scoring ------------------------------------------------------------------------
     def _score_with_ents(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
