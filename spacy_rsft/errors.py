@@ -181,6 +181,20 @@ class Errors(metaclass=ErrorsWithCodes):
         "Pass the kb/ directory of a build-kb output, or rank by prior (`--by prior`)."
     )
     E315 = "[el-baseline] Unknown ranking `by` = {by!r}: expected 'prior' or 'frequency'."
+    E316 = (
+        "[{name}] quantize = \"int8\" is dynamic int8 quantization for the CPU, and this "
+        "component's transformer is on a GPU. On a GPU, leave quantize unset (null), or load "
+        "the pipeline on the CPU."
+    )
+    E317 = (
+        "[{name}] This component's transformer is quantized to int8 for inference and cannot "
+        "be trained. Load the pipeline without it (e.g. spacy.load(path, config="
+        "{{\"components\": {{\"{name}\": {{\"quantize\": None}}}}}})) to train it further."
+    )
+    E318 = (
+        "[quantize] {path} has no rsft_ner or rsft_entity_linker component to quantize "
+        "(pipeline: {pipeline})."
+    )
     # convert
     E401 = "[convert] {path}:{line}: not valid JSON ({err}). Fix the line: one JSON object a line."
     E402 = (

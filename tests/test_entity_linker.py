@@ -153,6 +153,25 @@ def test_normalized_lookup():
     assert [c.entity for c in fuzzy(kb, "Machine Learnin")] == ["Q3"]
 
 
+def test_quantized_linker_links_like_fp32_and_refuses_to_train(trained_el, tmp_path):
+    from spacy_rsft.cli.quantize import quantize_pipeline
+    from spacy_rsft.pipeline.quantization import is_quantized
+
+    nlp, *_ = trained_el
+    nlp.to_disk(tmp_path / "el")
+    assert quantize_pipeline(tmp_path / "el", tmp_path / "int8") == ["rsft_entity_linker"]
+    int8 = spacy.load(tmp_path / "int8")
+    assert is_quantized(int8.get_pipe("rsft_entity_linker").model)
+    for text, ents in TRAIN:
+        spans = [(s, e, l) for s, e, l, _ in ents]
+        a, b = link(nlp, text, spans), link(int8, text, spans)
+        assert [e.kb_id_ for e in a.ents] == [e.kb_id_ for e in b.ents]
+        for ea, eb in zip(a.ents, b.ents):
+            assert ea._.kb_score == pytest.approx(eb._.kb_score, abs=0.05)
+    with pytest.raises(ValueError, match="E317"):
+        int8.update(make_examples(int8))
+
+
 def test_save_load_and_pipe_equal_call(trained_el, tmp_path):
     nlp, *_ = trained_el
     nlp.to_disk(tmp_path / "el")

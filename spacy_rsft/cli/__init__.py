@@ -32,6 +32,25 @@ def tiny_model_cli(
     typer.echo(str(make_tiny_bert(output, seed=seed)))
 
 
+@app.command("quantize")
+def quantize_cli(
+    input_path: Path = typer.Argument(..., help="A trained pipeline", exists=True, file_okay=False),
+    output_path: Path = typer.Argument(..., help="Where to write the quantized copy"),
+    components: str = typer.Option(None, "--components", "-c", help="Comma-separated rsft components (default: all)"),
+) -> None:
+    """Copy a pipeline with quantize = "int8" on its rsft components: when loaded, their
+    transformer runs with int8 dynamic quantization of its linear layers (CPU only). The
+    weights stay fp32 on disk; set quantize back to null to train or run on a GPU."""
+    from .quantize import quantize_pipeline
+
+    try:
+        names = quantize_pipeline(input_path, output_path, components.split(",") if components else None)
+    except ValueError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1)
+    typer.echo(f"Wrote {output_path}: int8 transformer for {', '.join(names)}")
+
+
 @app.command("convert")
 def convert_cli(
     input_path: Path = typer.Argument(..., help="Input file", exists=True, dir_okay=False),

@@ -36,6 +36,8 @@ from ..kb.candidates import Candidate
 from ..models.encoder import encoder_config
 from .batching import MAX_BATCH_ITEMS, LengthGroupedPipe
 from .guard import NonFiniteGuard
+from .quantization import check_mode as check_quantize_mode
+from .quantization import check_trainable, fp32_weights, quantize_model
 from .recording import ExampleLossRecorder, reference_token_losses
 
 MIN_PRIOR = 1e-4
@@ -58,6 +60,7 @@ DEFAULT_EL_CONFIG = Config().from_str(DEFAULT_EL_MODEL + encoder_config("model.t
         "max_train_candidates": 20,
         "hard_negative_temperature": 1.0,
         "use_gold_ents": True,
+        "quantize": None,
         "scorer": {"@scorers": "spacy-rsft.el_scorer.v1"},
     },
     default_score_weights={
@@ -78,6 +81,7 @@ def make_rsft_entity_linker(
     max_train_candidates: int,
     hard_negative_temperature: float,
     use_gold_ents: bool,
+    quantize: Optional[str],
     scorer: Optional[Callable],
 ) -> "RsftEntityLinker":
     """Create an `rsft_entity_linker`. The KB comes in `initialize` (`kb_loader`).
@@ -90,13 +94,15 @@ def make_rsft_entity_linker(
     hard_negative_temperature (float): Temperature of the hard-negative sampling.
     use_gold_ents (bool): Score on the gold entities when the pipeline has no NER before
         this component (as spaCy's `entity_linker` does).
+    quantize (Optional[str]): "int8": when the trained pipeline is loaded, run the
+        transformer with int8 dynamic quantization of its linear layers (CPU inference only).
     scorer (Optional[Callable]): Scoring method.
     """
     return RsftEntityLinker(
         nlp.vocab, model, name, candidate_generator=candidate_generator, threshold=threshold,
         max_train_candidates=max_train_candidates,
         hard_negative_temperature=hard_negative_temperature, use_gold_ents=use_gold_ents,
-        scorer=scorer,
+        quantize=quantize, scorer=scorer,
     )
 
 
@@ -147,8 +153,10 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         max_train_candidates: int = 20,
         hard_negative_temperature: float = 1.0,
         use_gold_ents: bool = True,
+        quantize: Optional[str] = None,
         scorer: Optional[Callable] = None,
     ) -> None:
+        check_quantize_mode(name, quantize)
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(Errors.E008.format(name=name, setting="threshold", value=threshold, options="a probability in [0, 1] or null"))
         self.vocab = vocab
@@ -162,6 +170,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         self.max_train_candidates = max_train_candidates
         self.hard_negative_temperature = hard_negative_temperature
         self.use_gold_ents = use_gold_ents
+        self.quantize = quantize
         # max_batch_items: inference sub-batch size in tokens (see `pipe`).
         self.cfg: Dict[str, Any] = {"entity_vector_length": None, "max_batch_items": MAX_BATCH_ITEMS}
         self.loss_recorder = ExampleLossRecorder()
@@ -316,6 +325,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, "RsftEntityLinker.update")
+        check_trainable(self.model, self.name)
         self._require_kb()
         batch = []
         for eg in examples:
@@ -518,7 +528,18 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
             "kb": lambda p: self._require_kb().to_disk(p),
             "model": lambda p: self.model.to_disk(p),
         }
-        util.to_disk(path, serialize, exclude)
+        with fp32_weights(self.model):  # a quantized transformer is saved as its fp32 original
+            util.to_disk(path, serialize, exclude)
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        with fp32_weights(self.model):
+            return super().to_bytes(exclude=exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "RsftEntityLinker":
+        super().from_bytes(bytes_data, exclude=exclude)
+        if self.quantize is not None:
+            quantize_model(self.model, self.name)
+        return self
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "RsftEntityLinker":
         path = util.ensure_path(path)
@@ -545,4 +566,6 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
 
         deserialize = {"cfg": load_cfg, "kb": load_kb, "model": load_model}
         util.from_disk(path, deserialize, exclude)
+        if self.quantize is not None:
+            quantize_model(self.model, self.name)
         return self

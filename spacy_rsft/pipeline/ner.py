@@ -26,6 +26,8 @@ from ..models.encoder import encoder_config
 from ..ty import unmasked_reference
 from .batching import MAX_BATCH_ITEMS, MAX_TRAIN_GROUPS, LengthGroupedPipe, padding_groups
 from .guard import NonFiniteGuard
+from .quantization import check_mode as check_quantize_mode
+from .quantization import check_trainable, fp32_weights, quantize_model
 from .recording import ExampleLossRecorder, reference_token_losses
 from .biluo import constrained_viterbi, spans_from_tags, tag_names, transition_mask
 
@@ -53,6 +55,7 @@ DEFAULT_NER_CONFIG = Config().from_str(DEFAULT_NER_MODEL + encoder_config("model
         "spans_key": "rsft_ner",
         "overwrite_ents": False,
         "unknown_labels": "error",
+        "quantize": None,
         "scorer": {"@scorers": "spacy-rsft.ner_scorer.v1"},
     },
     default_score_weights={
@@ -69,6 +72,7 @@ def make_rsft_ner(
     spans_key: str,
     overwrite_ents: bool,
     unknown_labels: str,
+    quantize: Optional[str],
     scorer: Optional[Callable],
 ) -> "RsftEntityRecognizer":
     """Create an `rsft_ner` component.
@@ -82,6 +86,9 @@ def make_rsft_ner(
     unknown_labels (str): Gold entities with a label the component was not initialized
         with: "error" stops training with a message; "skip" leaves their tokens out of
         the loss, warns once and counts them (in the reader's stats).
+    quantize (Optional[str]): "int8": when the trained pipeline is loaded, run the
+        transformer with int8 dynamic quantization of its linear layers (CPU inference only;
+        see `spacy_rsft.pipeline.quantization`). null (default): fp32.
     scorer (Optional[Callable]): Scoring method.
     """
     return RsftEntityRecognizer(
@@ -91,6 +98,7 @@ def make_rsft_ner(
         spans_key=spans_key,
         overwrite_ents=overwrite_ents,
         unknown_labels=unknown_labels,
+        quantize=quantize,
         scorer=scorer,
     )
 
@@ -112,6 +120,7 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         spans_key: str = "rsft_ner",
         overwrite_ents: bool = False,
         unknown_labels: str = "error",
+        quantize: Optional[str] = None,
         scorer: Optional[Callable] = None,
     ) -> None:
         """Initialize the component.
@@ -122,8 +131,11 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         spans_key (str): Span group key for the scored entities.
         overwrite_ents (bool): Replace existing `doc.ents` (True) or keep them (False).
         unknown_labels (str): "error" or "skip" for gold labels the component lacks.
+        quantize (Optional[str]): "int8" quantizes the transformer when the trained
+            component is loaded (CPU inference); None keeps fp32.
         scorer (Optional[Callable]): Scoring method.
         """
+        check_quantize_mode(name, quantize)
         if unknown_labels not in ("error", "skip"):
             raise ValueError(Errors.E008.format(name=name, setting="unknown_labels", value=unknown_labels, options="'error', 'skip'"))
         self.vocab = vocab
@@ -132,6 +144,7 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         self.scorer = scorer
         self.unknown_labels = unknown_labels
         self.unknown_label_tokens = 0
+        self.quantize = quantize
         self.cfg: Dict = {
             "labels": [],
             "spans_key": spans_key,
@@ -304,6 +317,7 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, "RsftEntityRecognizer.update")
+        check_trainable(self.model, self.name)
         examples = [eg for eg in examples if len(eg.predicted)]
         if not examples:
             return losses
@@ -339,11 +353,30 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         return losses
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "RsftEntityRecognizer":
-        """Load the component, with a clear error for a missing or broken file."""
+        """Load the component, with a clear error for a missing or broken file; with
+        `quantize` set, quantize its transformer."""
         try:
-            return super().from_disk(path, exclude=exclude)
+            super().from_disk(path, exclude=exclude)
         except (ValueError, KeyError, OSError, TypeError) as err:
             raise ValueError(Errors.E010.format(name=self.name, path=path, err=err)) from None
+        return self._after_load()
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "RsftEntityRecognizer":
+        super().from_bytes(bytes_data, exclude=exclude)
+        return self._after_load()
+
+    def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
+        with fp32_weights(self.model):  # a quantized transformer is saved as its fp32 original
+            super().to_disk(path, exclude=exclude)
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        with fp32_weights(self.model):
+            return super().to_bytes(exclude=exclude)
+
+    def _after_load(self) -> "RsftEntityRecognizer":
+        if self.quantize is not None:
+            quantize_model(self.model, self.name)
+        return self
 
     def get_loss(
         self, examples: Iterable[Example], logits: List[Floats2d]

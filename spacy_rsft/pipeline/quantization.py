@@ -1,0 +1,89 @@
+"""int8 dynamic quantization of a component's transformer, for CPU inference.
+
+`quantize = "int8"` on `rsft_ner` or `rsft_entity_linker` (or `python -m spacy_rsft quantize
+IN OUT`, which sets it for a saved pipeline) replaces the `torch.nn.Linear` layers of the
+component's Hugging Face transformer with `torch.ao.quantization.quantize_dynamic`'s int8
+versions when the trained pipeline is loaded: weights stored in int8, activations quantized on
+the fly, on the CPU only. The weights on disk stay fp32 (the component keeps its fp32
+transformer to save them), so a quantized pipeline saves, loads and packages like any other,
+and the setting can be switched off again. A quantized component predicts; it does not train.
+"""
+from contextlib import contextmanager
+from typing import Iterator, List, Optional
+
+from thinc.api import Model
+
+from ..errors import Errors
+
+QUANTIZE_MODES = ("int8",)
+# The shim attribute that keeps the fp32 transformer of a quantized one (for saving).
+FP32_ATTR = "_rsft_fp32_model"
+
+
+def check_mode(name: str, quantize: Optional[str]) -> None:
+    """Refuse an unknown `quantize` setting, naming the component."""
+    if quantize is not None and quantize not in QUANTIZE_MODES:
+        options = "null or " + ", ".join(repr(m) for m in QUANTIZE_MODES)
+        raise ValueError(Errors.E008.format(name=name, setting="quantize", value=quantize, options=options))
+
+
+def hf_shims(model: Model) -> List:
+    """The spacy-transformers Hugging Face shims inside a thinc model."""
+    from spacy_transformers.layers.hf_shim import HFShim
+
+    return [shim for node in model.walk() for shim in node.shims if isinstance(shim, HFShim)]
+
+
+def is_quantized(model: Model) -> bool:
+    return any(getattr(shim, FP32_ATTR, None) is not None for shim in hf_shims(model))
+
+
+def quantize_model(model: Model, name: str) -> int:
+    """Quantize the Linear layers of every (loaded) transformer in `model` to int8, in place.
+
+    model (Model): The component's model.
+    name (str): The component's name, for errors.
+    RETURNS (int): How many transformers were quantized (already quantized ones count).
+    """
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    count = 0
+    for shim in hf_shims(model):
+        if getattr(shim, FP32_ATTR, None) is not None:
+            count += 1
+            continue
+        transformer = shim._model
+        if transformer is None:  # not initialized yet: nothing to quantize
+            continue
+        if any(p.is_cuda for p in transformer.parameters()):
+            raise ValueError(Errors.E316.format(name=name))
+        quantized = quantize_dynamic(transformer, {torch.nn.Linear}, dtype=torch.qint8)
+        quantized.eval()
+        setattr(shim, FP32_ATTR, transformer)
+        shim._model = quantized
+        count += 1
+    return count
+
+
+@contextmanager
+def fp32_weights(model: Model) -> Iterator[None]:
+    """Within the block, every quantized transformer in `model` is its fp32 original again
+    (so serialization writes fp32 weights); afterwards the quantized one is back."""
+    swapped = []
+    for shim in hf_shims(model):
+        original = getattr(shim, FP32_ATTR, None)
+        if original is not None:
+            swapped.append((shim, shim._model))
+            shim._model = original
+    try:
+        yield
+    finally:
+        for shim, quantized in swapped:
+            shim._model = quantized
+
+
+def check_trainable(model: Model, name: str) -> None:
+    """Refuse to train a quantized component, with what to do instead."""
+    if is_quantized(model):
+        raise ValueError(Errors.E317.format(name=name))

@@ -1,0 +1,97 @@
+"""int8 dynamic quantization of the components' transformer (CPU inference): the setting,
+the `quantize` command, save/load, and predictions that stay valid and close to fp32."""
+import numpy
+import pytest
+import spacy
+
+from spacy_rsft.cli.quantize import quantize_pipeline
+from spacy_rsft.pipeline.quantization import hf_shims, is_quantized
+
+from util import TRAIN_DATA, make_examples, make_tiny_ner_nlp
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny rsft_ner trained a few steps (no dropout: fp32 and int8 see the same model)."""
+    from spacy_rsft.testing import make_tiny_bert
+
+    root = tmp_path_factory.mktemp("quant")
+    nlp = make_tiny_ner_nlp(str(make_tiny_bert(root / "bert", dropout=0.0)))
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(15):
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+    nlp.to_disk(root / "fp32")
+    return root
+
+
+def log_probs(nlp, texts):
+    ner = nlp.get_pipe("rsft_ner")
+    return ner.predict([nlp.make_doc(t) for t in texts])
+
+
+def test_quantized_pipeline_predicts_valid_entities_close_to_fp32(trained):
+    texts = [t for t, _ in TRAIN_DATA] + ["A sentence that is a good deal longer than the ones it was trained on, in Rome ."]
+    fp32 = spacy.load(trained / "fp32")
+    names = quantize_pipeline(trained / "fp32", trained / "int8")
+    assert names == ["rsft_ner"]
+    int8 = spacy.load(trained / "int8")
+    ner = int8.get_pipe("rsft_ner")
+    assert ner.quantize == "int8" and is_quantized(ner.model) and not is_quantized(fp32.get_pipe("rsft_ner").model)
+    import torch
+
+    linears = [m for shim in hf_shims(ner.model) for m in shim._model.modules() if type(m).__name__ == "Linear"]
+    assert linears and all(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in linears)
+    # close to fp32: the same tag at almost every token, probabilities within a few points
+    for a, b in zip(log_probs(fp32, texts), log_probs(int8, texts)):
+        assert a.shape == b.shape
+        assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.9
+        assert numpy.abs(numpy.exp(a) - numpy.exp(b)).max() < 0.1
+    for doc in int8.pipe(texts):  # valid entities and confidences
+        for span in doc.spans["rsft_ner"]:
+            assert 0 <= span.start < span.end <= len(doc)
+        assert all(0.0 <= s <= 1.0 for s in doc.spans["rsft_ner"].attrs["scores"])
+
+
+def test_quantized_pipeline_saves_fp32_weights_and_reloads_the_same(trained, tmp_path):
+    quantize_pipeline(trained / "fp32", tmp_path / "int8")
+    once = spacy.load(tmp_path / "int8")
+    once.to_disk(tmp_path / "again")  # a quantized pipeline saves like any other
+    again = spacy.load(tmp_path / "again")
+    texts = [t for t, _ in TRAIN_DATA]
+    for a, b in zip(log_probs(once, texts), log_probs(again, texts)):
+        numpy.testing.assert_array_equal(a, b)  # saved fp32, quantized the same way on load
+    # switched off again: the fp32 model, exactly
+    plain = spacy.load(tmp_path / "again", config={"components": {"rsft_ner": {"quantize": None}}})
+    fp32 = spacy.load(trained / "fp32")
+    for a, b in zip(log_probs(plain, texts), log_probs(fp32, texts)):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_quantized_component_refuses_to_train(trained):
+    nlp = spacy.load(trained / "fp32", config={"components": {"rsft_ner": {"quantize": "int8"}}})
+    with pytest.raises(ValueError, match="E317.*quantize"):
+        nlp.update(make_examples(nlp))
+
+
+def test_bad_settings_and_inputs_are_refused(trained, tmp_path):
+    with pytest.raises(ValueError, match="quantize"):
+        spacy.load(trained / "fp32", config={"components": {"rsft_ner": {"quantize": "int4"}}})
+    blank = spacy.blank("en")
+    blank.to_disk(tmp_path / "blank")
+    with pytest.raises(ValueError, match="E318"):
+        quantize_pipeline(tmp_path / "blank", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_quantization_is_refused_on_a_gpu(trained, monkeypatch):
+    import torch
+
+    from spacy_rsft.pipeline import quantization
+
+    nlp = spacy.load(trained / "fp32")
+    model = nlp.get_pipe("rsft_ner").model
+    # no GPU here: make the transformer's weights report CUDA
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    with pytest.raises(ValueError, match="E316.*GPU"):
+        quantization.quantize_model(model, "rsft_ner")
