@@ -7,7 +7,7 @@ pending blocks: `local` (`nlp.pipe` in this process) or `ray` (a Ray Data actor 
 pipeline per actor, on this machine or a cluster).
 """
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Union
 
@@ -148,6 +148,7 @@ class RayAnnotator:
 
 
 def _run_ray(pending: List[Block], settings: Settings, finished: Callable, options: RayOptions) -> None:
+    settings = replace(settings, gpu=options.gpus_per_worker > 0)
     items = [{"block": block.to_json()} for block in pending]
     with ray_session(options.address) as ray:
         for row in actor_map(ray, items, RayAnnotator, {"settings": settings.to_json()}, options):

@@ -36,6 +36,7 @@ class Settings:
     max_chars: Optional[int] = None  # None: the pipeline's nlp.max_length
     batch_size: int = 64  # docs per nlp.pipe batch
     code: Optional[str] = None  # a Python file with custom components, imported first
+    gpu: bool = False  # load the pipeline on the worker's GPU
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -84,6 +85,8 @@ def load_pipeline(settings: Settings) -> Language:
 
     if settings.code:
         import_file("rsft_annotate_code", settings.code)
+    if settings.gpu:
+        spacy.require_gpu()
     return spacy.load(settings.pipeline)
 
 
