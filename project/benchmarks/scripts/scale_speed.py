@@ -81,15 +81,20 @@ def measure_pipe(pipeline: str, input_path: Path, n_process: int) -> Dict:
     nlp = spacy.load(pipeline)
     startup = time.perf_counter() - start
     rss_early: Dict[str, float] = {}
+    series = []
     begin = time.perf_counter()
     words = 0
     for i, doc in enumerate(nlp.pipe(texts, batch_size=64, n_process=n_process), start=1):
         words += len(doc)
         if i == EARLY:
             rss_early = process_rss()
+        if i % EARLY == 0:
+            series.append([i, process_rss()])
     seconds = time.perf_counter() - begin
     rss_end = process_rss()
-    return result(len(texts), words, startup, seconds, rss_early, rss_end)
+    data = result(len(texts), words, startup, seconds, rss_early, rss_end)
+    data["rss_mb_series"] = series  # [docs done, {process: MB}] every 2,000 docs
+    return data
 
 
 def process_rss() -> Dict[str, float]:
@@ -118,6 +123,8 @@ def measure_annotate(pipeline: str, input_path: Path, engine: str, workers: int)
     data = result(report.docs, words, startup, total - startup, rss_early, rss_end)
     data["peak_rss_mb"] = {w: round(v, 1) for w, v in report.peak_rss_mb.items()}
     data["shards_per_worker"] = {w: sum(1 for s in shards if s["worker"] == w) for w in busy}
+    data["rss_mb_series"] = {w: [[s["index"], s["rss_mb"]] for s in sorted(shards, key=lambda s: s["index"]) if s["worker"] == w]
+                             for w in busy}  # per worker: [shard index, MB after it]
     return data
 
 
@@ -185,6 +192,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dev", default="corpus/full/conll/valid.spacy")
     parser.add_argument("--output", default="results/full/scale_speed.json")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="Comma-separated subset of the engines")
+    parser.add_argument("--pipelines", default="rsft_ner,spacy_cnn_ner", help="Comma-separated subset")
     parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--input", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,11 +214,13 @@ def main() -> None:
     input_path = work / "input.jsonl"
     write_input(dev_sentences(Path(args.dev)), args.docs, input_path)
     pipelines = {"rsft_ner": str(Path(args.pipeline).resolve()), "spacy_cnn_ner": cnn_anchor(work / "cnn")}
-    runs: Dict[str, Dict[str, List[Dict]]] = {p: {e: [] for e in ENGINES} for p in pipelines}
+    pipelines = {name: path for name, path in pipelines.items() if name in args.pipelines.split(",")}
+    engines = [e for e in ENGINES if e in args.engines.split(",")]
+    runs: Dict[str, Dict[str, List[Dict]]] = {p: {e: [] for e in engines} for p in pipelines}
     for run in range(args.runs):
         for name, path in pipelines.items():
-            for engine in ENGINES:
-                pipe_s = (runs[name]["pipe"][-1].get("process_s") or TIMEOUT) if engine != "pipe" else TIMEOUT
+            for engine in engines:
+                pipe_s = (runs[name]["pipe"][-1].get("process_s") or TIMEOUT) if "pipe" in runs[name] and engine != "pipe" else TIMEOUT / 2
                 timeout = TIMEOUT if engine != "n_process" else max(120.0, 2 * pipe_s)
                 data = run_one(engine, path, input_path, args.workers, timeout)
                 runs[name][engine].append(data)
@@ -226,19 +237,24 @@ def summarize(runs: Dict, args) -> Dict:
             ok = [r for r in results if "docs_per_s" in r]
             table[name][engine] = {
                 "docs_per_s_median": statistics.median(r["docs_per_s"] for r in ok) if ok else None,
+                "docs_per_s_end_to_end_median": statistics.median(r["docs_per_s_end_to_end"] for r in ok) if ok else None,
                 "startup_s_median": statistics.median(r["startup_s"] for r in ok) if ok else None,
                 "runs": results,
             }
-        ray = table[name]["ray"]["docs_per_s_median"]
+        ray = table[name].get("ray", {}).get("docs_per_s_median")
         for other in ("pipe", "n_process", "n_process_spawn"):
-            base = table[name][other]["docs_per_s_median"]
+            base = table[name].get(other, {}).get("docs_per_s_median")
             table[name][f"ray_over_{other}"] = round(ray / base, 3) if ray and base else None
+            ray_e2e = table[name].get("ray", {}).get("docs_per_s_end_to_end_median")
+            base_e2e = table[name].get(other, {}).get("docs_per_s_end_to_end_median")
+            table[name][f"ray_over_{other}_end_to_end"] = round(ray_e2e / base_e2e, 3) if ray_e2e and base_e2e else None
     return {
         "machine": {"cpus": os.cpu_count()},
         "docs": args.docs,
         "workers": args.workers,
         "runs": args.runs,
-        "command": f"python scripts/scale_speed.py {args.pipeline} --docs {args.docs} --runs {args.runs} --workers {args.workers}",
+        "command": (f"python scripts/scale_speed.py {args.pipeline} --docs {args.docs} --runs {args.runs} "
+                    f"--workers {args.workers} --engines {args.engines} --pipelines {args.pipelines}"),
         "pipelines": table,
     }
 
