@@ -164,6 +164,10 @@ def test_text_docbin_and_glob_inputs(pipeline_dir, tmp_path):
     report = annotate(str(tmp_path / "in" / "*"), tmp_path / "out", pipeline_dir, progress=False)
     assert (report.shards, report.docs, report.blank, report.errors) == (2, 5, 1, 0)
     assert [r["id"] for r in shard_lines(tmp_path / "out")] == ["bin0", "bin1", "bin2", "b.txt:1", "b.txt:3"]
+    # output inside the input directory: its shards are never read back as inputs
+    for _ in range(2):
+        inside = annotate(tmp_path / "in", tmp_path / "in" / "annotated", pipeline_dir, progress=False)
+        assert (inside.shards, inside.docs) == (2, 5)
     with pytest.raises(AnnotateInputError, match="No input files"):
         annotate(str(tmp_path / "nothing" / "*.jsonl"), tmp_path / "out2", pipeline_dir, progress=False)
     (tmp_path / "in" / "c.csv").write_text("text\n", encoding="utf8")

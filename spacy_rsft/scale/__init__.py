@@ -84,6 +84,10 @@ def annotate(
         raise ValueError(Errors.E326.format(engine=engine, engines=", ".join(ENGINES)))
     settings = _settings(pipeline, output_dir, outputs, text_field, id_field, max_chars, batch_size, code)
     files = find_inputs([inputs] if isinstance(inputs, (str, Path)) else inputs)
+    # an output directory inside an input directory: its shards are not inputs on a rerun
+    files = [f for f in files if Path(settings.output_dir) not in f.parents]
+    if not files:
+        raise AnnotateInputError(Errors.E320.format(pattern=inputs))
     blocks = plan_blocks(files, block_size)
     manifest = Manifest.open(Path(settings.output_dir), fingerprint(settings, files, block_size), blocks, overwrite)
     pending = manifest.pending()
