@@ -194,11 +194,11 @@ def _checked(record: Record, path: str, line_no: int, max_chars: int) -> Union[R
 def _docbin_records(block: Block, max_chars: int, vocab) -> Iterator[Union[Record, BadRecord]]:
     name = Path(block.path).name
     try:
-        docs = list(DocBin(store_user_data=True).from_disk(block.path).get_docs(vocab))
+        docbin = DocBin(store_user_data=True).from_disk(block.path)
     except Exception as err:  # a corrupt or foreign file: one bad record, the run goes on
         yield BadRecord(block.path, 0, f"not a readable DocBin ({type(err).__name__}: {err})")
         return
-    for i, doc in enumerate(docs):
+    for i, doc in enumerate(docbin.get_docs(vocab)):  # one Doc at a time, not the whole file
         source = f"{name}:#{i}"
         record_id = str(doc.user_data.get("id", source))
         yield _checked(Record(record_id, source, doc), block.path, i, max_chars)

@@ -114,13 +114,13 @@ def measure_annotate(pipeline: str, input_path: Path, engine: str, workers: int)
                           progress=False, ray_options=RayOptions(workers=workers, cpus_per_worker=1.0))
         total = time.perf_counter() - start
         shards = [json.loads(line) for line in (Path(out) / "out" / "shards.jsonl").read_text().splitlines()]
-    words = None  # the shards do not keep texts; docs/s is the measure here
     busy = {}
     for shard in shards:
         busy[shard["worker"]] = busy.get(shard["worker"], 0.0) + shard["seconds"]
     startup = max(0.0, total - max(busy.values()))  # Ray start, actors, pipeline loads
     rss_early, rss_end = worker_rss(shards)
-    data = result(report.docs, words, startup, total - startup, rss_early, rss_end)
+    # words: None, the JSONL shards do not keep the texts; docs/s is the measure here
+    data = result(report.docs, None, startup, total - startup, rss_early, rss_end)
     data["peak_rss_mb"] = {w: round(v, 1) for w, v in report.peak_rss_mb.items()}
     data["shards_per_worker"] = {w: sum(1 for s in shards if s["worker"] == w) for w in busy}
     data["rss_mb_series"] = {w: [[s["index"], s["rss_mb"]] for s in sorted(shards, key=lambda s: s["index"]) if s["worker"] == w]
