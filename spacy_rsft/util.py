@@ -1,4 +1,5 @@
 """Small helpers shared by the components and the reader."""
+import ctypes
 from typing import Optional
 
 from spacy.training import Example
@@ -29,3 +30,18 @@ def set_example_id(example: Example, example_id: int) -> None:
     """
     example.reference.user_data[EXAMPLE_ID_KEY] = example_id
     example.predicted.user_data[EXAMPLE_ID_KEY] = example_id
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the OS (glibc's `malloc_trim`).
+
+    glibc keeps what a process frees for reuse, and transformer batches of other lengths
+    leave freed blocks of other sizes behind that later batches cannot reuse whole: without
+    this, resident memory creeps up over a long training run or stream. Costs a few tens of
+    milliseconds on a 2 GB heap, plus the page faults of memory used again afterwards.
+    Does nothing where the C library is not glibc.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

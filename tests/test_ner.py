@@ -243,3 +243,28 @@ def test_missing_required_config_value(tiny_bert):
             "rsft_ner",
             config={"model": {"@architectures": "spacy-rsft.TransformerTagger.v1", "tok2vec": None}},
         )
+
+
+@pytest.mark.parametrize("every,updates,expected", [(2, 4, 2), (1, 3, 3), (0, 3, 0)])
+def test_release_memory_every_n_updates_and_after_pipe(tiny_bert, monkeypatch, every, updates, expected):
+    """Freed memory goes back to the OS every `release_memory` updates and once at the end
+    of every `pipe` stream (an evaluation), never with 0."""
+    from spacy_rsft.pipeline import batching
+
+    calls = []
+    monkeypatch.setattr(batching, "release_free_memory", lambda: calls.append(1))
+    nlp = make_tiny_ner_nlp(tiny_bert, release_memory=every)
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(updates):
+        nlp.update(examples, sgd=optimizer)
+    assert len(calls) == expected
+    docs = list(nlp.pipe(text for text, _ in TRAIN_DATA))
+    assert len(docs) == len(TRAIN_DATA)
+    assert len(calls) == expected + (1 if every else 0)
+
+
+@pytest.mark.parametrize("value", [-1, "yes"])
+def test_release_memory_bad_value(tiny_bert, value):
+    with pytest.raises(ValueError, match=r"rsft_ner.*release_memory"):
+        make_tiny_ner_nlp(tiny_bert, release_memory=value)

@@ -194,3 +194,48 @@ def test_model_from_an_incompatible_config_names_the_component(ner_nlp, tmp_path
     config.write_text(config.read_text().replace("hidden_width = 32", "hidden_width = 48"))
     with pytest.raises(ValueError, match=r"rsft_ner.*different config"):
         spacy.load(tmp_path / "pipeline")
+
+
+def test_nonfinite_later_length_group_discards_the_whole_batch(tiny_bert, monkeypatch):
+    """Length groups are backpropagated one at a time: when a later group's loss is not
+    finite, the gradients the earlier groups put in are dropped, so no half batch counts."""
+    from spacy_rsft.pipeline import ner as ner_module
+
+    fix_random_seed(0)
+    nlp = make_tiny_ner_nlp(tiny_bert)
+    nlp.initialize(lambda: make_examples(nlp))
+    component = nlp.get_pipe("rsft_ner")
+    examples = make_examples(nlp)
+    # two groups, whatever the lengths
+    monkeypatch.setattr(ner_module, "padding_groups", lambda lengths, max_groups: [list(range(0, len(lengths), 2)), list(range(1, len(lengths), 2))])
+    real_loss, calls = component._loss, []
+
+    def second_group_nan(*args, **kwargs):
+        loss, d_logits, per_example, per_token = real_loss(*args, **kwargs)
+        calls.append(loss)
+        return (float("nan") if len(calls) == 2 else loss), d_logits, per_example, per_token
+
+    monkeypatch.setattr(component, "_loss", second_group_nan)
+    with pytest.warns(UserWarning, match="non-finite"):
+        component.update(examples)
+    assert len(calls) == 2 and component.guard.skipped == 1
+    assert component.pop_recorded_losses() == {}
+    for node in component.model.walk():
+        for name in node.param_names:
+            if node.has_grad(name):
+                assert not node.get_grad(name).any(), (node.name, name)
+        for shim in node.shims:
+            assert all(p.grad is None for p in shim._model.parameters())
+    # the check can fail: without the discard, the first group's gradients are there
+    calls.clear()
+    monkeypatch.setattr(ner_module, "discard_gradients", lambda model: None)
+    with pytest.warns(UserWarning, match="non-finite"):
+        component.update(examples)
+    assert any(p.grad is not None and p.grad.any() for node in component.model.walk() for shim in node.shims for p in shim._model.parameters())
+    for node in component.model.walk():  # leave no gradient behind for what follows
+        for shim in node.shims:
+            shim._model.zero_grad(set_to_none=True)
+    # a finite batch afterwards trains as usual
+    monkeypatch.setattr(component, "_loss", real_loss)
+    assert math.isfinite(component.update(make_examples(nlp))["rsft_ner"])
+    assert component.guard.in_a_row == 0

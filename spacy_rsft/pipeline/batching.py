@@ -8,6 +8,9 @@ from spacy.tokens import Doc
 from spacy.util import minibatch
 from spacy_transformers.util import batch_by_length
 
+from ..errors import Errors
+from ..util import release_free_memory
+
 # spacy-transformers' default for its `transformer` component (128 x 32).
 MAX_BATCH_ITEMS = 4096
 # Training batches: at most this many length groups (forward passes) per update.
@@ -35,8 +38,24 @@ def pipe_by_length(component, stream: Iterable[Doc], batch_size: int) -> Iterato
             error_handler(component.name, component, outer, e)
 
 
+def check_release_memory(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(Errors.E008.format(name=name, setting="release_memory", value=value, options="0 (off) or a number of updates >= 1"))
+    return value
+
+
 class LengthGroupedPipe:
-    """Mixin for a TrainablePipe: `pipe` predicts in length-grouped sub-batches."""
+    """Mixin for the rsft components: `pipe` predicts in length-grouped sub-batches, and
+    memory the allocator keeps after an update or a `pipe` stream goes back to the OS.
+
+    The component sets `self.release_memory` (see `check_release_memory`): every that many
+    updates, and at the end of every `pipe` stream (an evaluation), glibc hands its free
+    pages back; 0 never does. Without it the resident memory of a training run grows with
+    its steps (`project/benchmarks/results/full/train_memory.json`).
+    """
+
+    release_memory: int = 0
+    _updates_since_release: int = 0
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """Annotate a stream of docs; each batch runs in sub-batches of similar length
@@ -46,7 +65,18 @@ class LengthGroupedPipe:
         batch_size (int): Docs buffered at a time.
         YIELDS (Doc): The docs, annotated, in order.
         """
-        return pipe_by_length(self, stream, batch_size)
+        yield from pipe_by_length(self, stream, batch_size)
+        if self.release_memory:
+            release_free_memory()
+
+    def finish_update(self, sgd) -> None:
+        """Apply the gradients (TrainablePipe's), then release freed memory every
+        `release_memory` updates."""
+        super().finish_update(sgd)
+        self._updates_since_release += 1
+        if self.release_memory and self._updates_since_release >= self.release_memory:
+            release_free_memory()
+            self._updates_since_release = 0
 
 
 def padding_groups(lengths: Sequence[int], max_groups: int = 4, overhead: int = 128) -> List[List[int]]:

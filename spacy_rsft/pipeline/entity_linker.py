@@ -34,7 +34,7 @@ from ..annotations import NIL
 from ..errors import Errors, Warnings
 from ..kb.candidates import Candidate
 from ..models.encoder import encoder_config
-from .batching import MAX_BATCH_ITEMS, LengthGroupedPipe
+from .batching import MAX_BATCH_ITEMS, LengthGroupedPipe, check_release_memory
 from .guard import NonFiniteGuard
 from .quantization import check_mode as check_quantize_mode
 from .quantization import check_trainable, fp32_weights, quantize_model
@@ -61,6 +61,7 @@ DEFAULT_EL_CONFIG = Config().from_str(DEFAULT_EL_MODEL + encoder_config("model.t
         "hard_negative_temperature": 1.0,
         "use_gold_ents": True,
         "quantize": None,
+        "release_memory": 0,
         "scorer": {"@scorers": "spacy-rsft.el_scorer.v1"},
     },
     default_score_weights={
@@ -82,6 +83,7 @@ def make_rsft_entity_linker(
     hard_negative_temperature: float,
     use_gold_ents: bool,
     quantize: Optional[str],
+    release_memory: int,
     scorer: Optional[Callable],
 ) -> "RsftEntityLinker":
     """Create an `rsft_entity_linker`. The KB comes in `initialize` (`kb_loader`).
@@ -96,13 +98,15 @@ def make_rsft_entity_linker(
         this component (as spaCy's `entity_linker` does).
     quantize (Optional[str]): "int8": when the trained pipeline is loaded, run the
         transformer with int8 dynamic quantization of its linear layers (CPU inference only).
+    release_memory (int): Every this many updates, and after every `pipe` stream, hand
+        the memory glibc keeps back to the OS (see `LengthGroupedPipe`). 0 (default): never.
     scorer (Optional[Callable]): Scoring method.
     """
     return RsftEntityLinker(
         nlp.vocab, model, name, candidate_generator=candidate_generator, threshold=threshold,
         max_train_candidates=max_train_candidates,
         hard_negative_temperature=hard_negative_temperature, use_gold_ents=use_gold_ents,
-        quantize=quantize, scorer=scorer,
+        quantize=quantize, release_memory=release_memory, scorer=scorer,
     )
 
 
@@ -154,9 +158,11 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         hard_negative_temperature: float = 1.0,
         use_gold_ents: bool = True,
         quantize: Optional[str] = None,
+        release_memory: int = 0,
         scorer: Optional[Callable] = None,
     ) -> None:
         check_quantize_mode(name, quantize)
+        self.release_memory = check_release_memory(name, release_memory)
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(Errors.E008.format(name=name, setting="threshold", value=threshold, options="a probability in [0, 1] or null"))
         self.vocab = vocab

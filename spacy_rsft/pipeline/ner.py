@@ -24,8 +24,8 @@ from thinc.types import Floats2d
 from ..errors import Errors, Warnings
 from ..models.encoder import encoder_config
 from ..ty import unmasked_reference
-from .batching import MAX_BATCH_ITEMS, MAX_TRAIN_GROUPS, LengthGroupedPipe, padding_groups
-from .guard import NonFiniteGuard
+from .batching import MAX_BATCH_ITEMS, MAX_TRAIN_GROUPS, LengthGroupedPipe, check_release_memory, padding_groups
+from .guard import NonFiniteGuard, discard_gradients
 from .quantization import check_mode as check_quantize_mode
 from .quantization import check_trainable, fp32_weights, quantize_model
 from .recording import ExampleLossRecorder, reference_token_losses
@@ -56,6 +56,7 @@ DEFAULT_NER_CONFIG = Config().from_str(DEFAULT_NER_MODEL + encoder_config("model
         "overwrite_ents": False,
         "unknown_labels": "error",
         "quantize": None,
+        "release_memory": 0,
         "scorer": {"@scorers": "spacy-rsft.ner_scorer.v1"},
     },
     default_score_weights={
@@ -73,6 +74,7 @@ def make_rsft_ner(
     overwrite_ents: bool,
     unknown_labels: str,
     quantize: Optional[str],
+    release_memory: int,
     scorer: Optional[Callable],
 ) -> "RsftEntityRecognizer":
     """Create an `rsft_ner` component.
@@ -89,6 +91,10 @@ def make_rsft_ner(
     quantize (Optional[str]): "int8": when the trained pipeline is loaded, run the
         transformer with int8 dynamic quantization of its linear layers (CPU inference only;
         see `spacy_rsft.pipeline.quantization`). null (default): fp32.
+    release_memory (int): Every this many updates, and after every `pipe` stream, hand
+        the memory glibc keeps back to the OS, so a long training run's memory stays flat
+        (see `LengthGroupedPipe`). 0 (default): never; 1 holds training at about 2.2 GB
+        instead of a peak that grows with the steps, for ~17% slower updates.
     scorer (Optional[Callable]): Scoring method.
     """
     return RsftEntityRecognizer(
@@ -99,6 +105,7 @@ def make_rsft_ner(
         overwrite_ents=overwrite_ents,
         unknown_labels=unknown_labels,
         quantize=quantize,
+        release_memory=release_memory,
         scorer=scorer,
     )
 
@@ -121,6 +128,7 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         overwrite_ents: bool = False,
         unknown_labels: str = "error",
         quantize: Optional[str] = None,
+        release_memory: int = 0,
         scorer: Optional[Callable] = None,
     ) -> None:
         """Initialize the component.
@@ -133,9 +141,11 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         unknown_labels (str): "error" or "skip" for gold labels the component lacks.
         quantize (Optional[str]): "int8" quantizes the transformer when the trained
             component is loaded (CPU inference); None keeps fp32.
+        release_memory (int): Release freed memory every this many updates (0: never).
         scorer (Optional[Callable]): Scoring method.
         """
         check_quantize_mode(name, quantize)
+        self.release_memory = check_release_memory(name, release_memory)
         if unknown_labels not in ("error", "skip"):
             raise ValueError(Errors.E008.format(name=name, setting="unknown_labels", value=unknown_labels, options="'error', 'skip'"))
         self.vocab = vocab
@@ -324,27 +334,33 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         set_dropout_rate(self.model, drop)
         # One forward pass per length group (a transformer batch is padded to its longest
         # sequence); the gradients add up, normalized over the whole batch, and the
-        # optimizer steps once: the same update as one pass, with less padding.
+        # optimizer steps once: the same update as one pass, with less padding. Each group
+        # is backpropagated before the next one's forward pass, so only one group's
+        # activations are alive at a time (training memory).
         groups = padding_groups([len(eg.predicted) for eg in examples], self.cfg.get("max_train_groups", MAX_TRAIN_GROUPS))
         golds = [self._gold_tags(eg) for eg in examples]  # once: they also count skips
         # the labels each token's loss is recorded against: a unit the reader masked is
         # still scored (no gradient), so its loss stays current
         recording = [self._recording_gold(eg, gold) for eg, gold in zip(examples, golds)]
         n_scored = sum(int(mask.sum()) for _, mask in golds)
-        passes, total = [], 0.0
+        done, total = [], 0.0
         for group in groups:
             batch = [examples[i] for i in group]
             logits, backprop = self.model.begin_update([eg.predicted for eg in batch])
             loss, d_logits, per_example, per_token = self._loss(
                 batch, logits, n_scored, golds=[golds[i] for i in group], recording=[recording[i] for i in group]
             )
-            passes.append((batch, backprop, d_logits, per_example, per_token))
-            total += loss
-        all_grads = [self.model.ops.to_numpy(d) for p in passes for d in p[2]]
-        if not self.guard.ok(total, all_grads):
-            return losses
-        for batch, backprop, d_logits, per_example, per_token in passes:
+            if not self.guard.finite(loss, [self.model.ops.to_numpy(d) for d in d_logits]):
+                # the groups before have put gradients in: none of this batch may count
+                discard_gradients(self.model)
+                self.guard.skip()
+                return losses
             backprop(d_logits)
+            del logits, backprop
+            done.append((batch, per_example, per_token))
+            total += loss
+        self.guard.passed()
+        for batch, per_example, per_token in done:
             self.loss_recorder.record(batch, per_example)
             self.loss_recorder.record_tokens(batch, per_token)
         if sgd is not None:

@@ -5,7 +5,6 @@ confidences, `kb_id`s and `_.kb_score` survive) and/or `part-NNNNN.jsonl` (one l
 plus `part-NNNNN.errors.jsonl` when the block had bad records. Each file is written
 beside its target and renamed into place, so a killed worker never leaves a partial shard.
 """
-import ctypes
 import json
 import os
 import resource
@@ -19,6 +18,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span
 
 from ..io import atomic_output
+from ..util import release_free_memory
 from .inputs import BadRecord, Block, Record, read_block
 
 OUTPUT_FORMATS = ("docbin", "jsonl")
@@ -197,16 +197,6 @@ def _kb_score(ent: Span) -> Optional[float]:
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def release_free_memory() -> None:
-    """Hand the heap's free pages back to the OS (glibc's malloc_trim). Batches of other
-    lengths leave freed blocks of other sizes behind, which glibc keeps: without this a
-    worker's RSS creeps up in steps over a long stream."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
 
 
 def memory_mb() -> Tuple[float, float]:
