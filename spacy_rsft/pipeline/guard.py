@@ -56,7 +56,7 @@ def discard_gradients(model: Model) -> None:
     for node in model.walk():
         for name in node.param_names:
             if node.has_grad(name):
-                node.set_grad(name, node.ops.alloc(node.get_grad(name).shape, dtype=node.get_grad(name).dtype))
+                node.get_grad(name).fill(0)
         for shim in node.shims:
             module = getattr(shim, "_model", None)
             if hasattr(module, "zero_grad"):
