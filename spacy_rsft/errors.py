@@ -42,6 +42,12 @@ class Warnings(metaclass=ErrorsWithCodes):
         "reserves {reserved:.2f} CPUs instead, so one stays free for reading and writing; "
         "it still runs as many threads as asked."
     )
+    W009 = (
+        "[{name}] The `type` feature is on, but no entity has a type, so it learns nothing. "
+        "Pass an entities file with a `type` column (e.g. build-kb's entities.jsonl) as "
+        "`[initialize.components.{name}] entities = \"kb_dir/entities.jsonl\"`, or drop "
+        "\"type\" from `features`."
+    )
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -151,6 +157,10 @@ class Errors(metaclass=ErrorsWithCodes):
         "[{name}] The knowledge base from {source} has {got}-dimensional entity vectors, "
         "but this component was trained for {expected}. Use the KB it was trained with, or "
         "rebuild the KB with the same transformer (`build-kb --model`)."
+    )
+    E207 = (
+        "[{name}] Could not read the entities file {path} (`initialize.components.{name}."
+        "entities`): {err}"
     )
     # build-kb and the KB helpers (spacy_rsft.kb)
     E301 = "[build-kb] File {path} does not exist. Check the entities/aliases path."

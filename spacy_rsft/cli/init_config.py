@@ -60,6 +60,7 @@ def make_config(pipeline: str = "ner", target: str = "uniform", model: Optional[
         config = _template("ner")
         el = _template("el")
         config["paths"]["kb"] = el["paths"]["kb"]
+        config["paths"]["entities"] = el["paths"]["entities"]
         config["nlp"]["pipeline"] = ["rsft_ner", "rsft_entity_linker"]
         config["components"]["rsft_entity_linker"] = el["components"]["rsft_entity_linker"]
         config["initialize"]["components"] = el["initialize"]["components"]

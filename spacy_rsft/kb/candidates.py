@@ -11,11 +11,18 @@ stages, stopping at the first that finds something:
 
 Each candidate carries its prior p(e|m) and how it matched (1.0 exact, 0.9 normalized, the
 similarity for fuzzy), which the linker uses as features.
+
+With `expand_mentions` (the default), a mention whose words appear, whole and in order, inside
+a longer mention of the same document with a compatible label takes that mention's candidates:
+a later "Simmons" is looked up as the "Phil Simmons" named earlier, as news text and the AIDA
+preparation of Ganea & Hofmann (2017) do. The other mentions are `doc.ents` when a Span is
+looked up alone, or the mentions passed to `for_doc` (which the linker uses, so expansion also
+works in training, where the predicted doc has no entities yet).
 """
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Set, Union
+from typing import Callable, Dict, List, Optional, Sequence, Set, Union
 
 from spacy.kb import KnowledgeBase
 from spacy.tokens import Span
@@ -50,12 +57,46 @@ class Candidate:
     match: float  # 1.0 exact, 0.9 normalized, the similarity for fuzzy
 
 
+def _words(text: str) -> List[str]:
+    return normalize_alias(text).split()
+
+
+def _contains_words(longer: List[str], shorter: List[str]) -> bool:
+    """Whether `shorter` occurs in `longer` as a run of whole words."""
+    n = len(shorter)
+    return any(longer[i : i + n] == shorter for i in range(len(longer) - n + 1))
+
+
+def expansion_of(mention: Span, others: Sequence[Span]) -> Optional[Span]:
+    """The longest other mention that contains this one's words, whole and in order, with
+    the same label (or either unlabeled); the first such mention on ties. None if there is
+    none.
+
+    mention (Span): The mention.
+    others (Sequence[Span]): The document's mentions (the mention itself may be among them).
+    RETURNS (Optional[Span]): The mention to look up instead.
+    """
+    words = _words(mention.text)
+    if not words:
+        return None
+    best, best_len = None, len(words)
+    for other in others:
+        if mention.label and other.label and mention.label != other.label:
+            continue
+        other_words = _words(other.text)
+        if len(other_words) > best_len and _contains_words(other_words, words):
+            best, best_len = other, len(other_words)
+    return best
+
+
 class CandidateGenerator:
     """Exact, then normalized, then (optionally) fuzzy alias lookup in a KB."""
 
     def __init__(self, normalize: bool = True, fuzzy: bool = False,
-                 fuzzy_threshold: float = 0.5, max_candidates: int = 50) -> None:
+                 fuzzy_threshold: float = 0.5, max_candidates: int = 50,
+                 expand_mentions: bool = True) -> None:
         self.normalize = normalize
+        self.expand_mentions = expand_mentions
         self.fuzzy = fuzzy
         self.fuzzy_threshold = fuzzy_threshold
         self.max_candidates = max_candidates
@@ -85,7 +126,30 @@ class CandidateGenerator:
         RETURNS (List[Candidate]): The candidates.
         """
         if isinstance(mention, Span):
-            mention = mention.text
+            return self.for_doc(kb, [mention], others=mention.doc.ents)[0]
+        return self.lookup(kb, mention)
+
+    def for_doc(self, kb: KnowledgeBase, mentions: Sequence[Span],
+                others: Optional[Sequence[Span]] = None) -> List[List[Candidate]]:
+        """Candidates for the mentions of one document, each expanded (with
+        `expand_mentions`) to the longest other mention that contains it and has candidates.
+
+        kb (KnowledgeBase): The KB.
+        mentions (Sequence[Span]): The mentions to look up.
+        others (Optional[Sequence[Span]]): The document's mentions to expand to; default:
+            `mentions`.
+        RETURNS (List[List[Candidate]]): The candidates of each mention.
+        """
+        others = mentions if others is None else others
+        out = []
+        for mention in mentions:
+            longer = expansion_of(mention, others) if self.expand_mentions else None
+            found = self.lookup(kb, longer.text) if longer is not None else []
+            out.append(found or self.lookup(kb, mention.text))
+        return out
+
+    def lookup(self, kb: KnowledgeBase, mention: str) -> List[Candidate]:
+        """Candidates for a mention text alone (no expansion)."""
         found = self._from_aliases(kb, [mention], 1.0)
         if not found and self.normalize:
             self._index(kb)
@@ -125,7 +189,7 @@ class CandidateGenerator:
 @registry.misc("spacy-rsft.candidate_generator.v1")
 def make_candidate_generator(
     normalize: bool = True, fuzzy: bool = False, fuzzy_threshold: float = 0.5,
-    max_candidates: int = 50,
+    max_candidates: int = 50, expand_mentions: bool = True,
 ) -> Callable[[KnowledgeBase, Union[Span, str]], List[Candidate]]:
     """Registered as `spacy-rsft.candidate_generator.v1` (misc).
 
@@ -133,9 +197,11 @@ def make_candidate_generator(
     fuzzy (bool): Fall back to character-trigram similarity.
     fuzzy_threshold (float): Minimum Jaccard similarity of trigram sets.
     max_candidates (int): Cap on candidates per mention.
+    expand_mentions (bool): Look a mention up as the longest mention of the same document
+        that contains its words ("Simmons" as "Phil Simmons").
     RETURNS (Callable[[KnowledgeBase, Union[Span, str]], List[Candidate]]): The generator.
     """
-    return CandidateGenerator(normalize, fuzzy, fuzzy_threshold, max_candidates)
+    return CandidateGenerator(normalize, fuzzy, fuzzy_threshold, max_candidates, expand_mentions)
 
 
 def doc_text_key(text: str) -> str:
@@ -182,25 +248,49 @@ class DocCandidateGenerator:
 
     def __call__(self, kb: KnowledgeBase, mention: Union[Span, str]) -> List[Candidate]:
         if isinstance(mention, Span):
-            entities = self._doc_table(mention.doc).get(mention.text)
-            if entities is not None:
-                priors = {c.entity_: float(c.prior_prob) for c in kb.get_alias_candidates(mention.text)}
-                found = [Candidate(e, priors.get(e, 0.0), 1.0) for e in entities if kb.contains_entity(e)]
-                found.sort(key=lambda c: (-c.prior, c.entity))
-                return found[: self.fallback.max_candidates]
+            return self.for_doc(kb, [mention], others=mention.doc.ents)[0]
         return self.fallback(kb, mention)
+
+    def for_doc(self, kb: KnowledgeBase, mentions: Sequence[Span],
+                others: Optional[Sequence[Span]] = None) -> List[List[Candidate]]:
+        """The document's sets where they name the mention; the fallback (with its mention
+        expansion) for the rest."""
+        if not mentions:
+            return []
+        table = self._doc_table(mentions[0].doc)
+        out: List[Optional[List[Candidate]]] = [self._from_table(kb, table, m.text) for m in mentions]
+        missing = [i for i, found in enumerate(out) if found is None]
+        if missing:
+            others = mentions if others is None else others
+            looked_up = self.fallback.for_doc(kb, [mentions[i] for i in missing], others=others)
+            for i, found in zip(missing, looked_up):
+                out[i] = found
+        return out
+
+    def _from_table(self, kb: KnowledgeBase, table: Dict[str, List[str]], text: str) -> Optional[List[Candidate]]:
+        entities = table.get(text)
+        if entities is None:
+            return None
+        priors = {c.entity_: float(c.prior_prob) for c in kb.get_alias_candidates(text)}
+        found = [Candidate(e, priors.get(e, 0.0), 1.0) for e in entities if kb.contains_entity(e)]
+        found.sort(key=lambda c: (-c.prior, c.entity))
+        return found[: self.fallback.max_candidates]
 
 
 @registry.misc("spacy-rsft.doc_candidates.v1")
 def make_doc_candidate_generator(
     path: str, normalize: bool = True, fuzzy: bool = False, fuzzy_threshold: float = 0.5,
-    max_candidates: int = 50,
+    max_candidates: int = 50, expand_mentions: bool = True,
 ) -> Callable[[KnowledgeBase, Union[Span, str]], List[Candidate]]:
     """Registered as `spacy-rsft.doc_candidates.v1` (misc): per-document candidate sets
     from `path`, with `spacy-rsft.candidate_generator.v1` as the fallback.
 
     path (str): JSONL of {"doc": N, "candidates": {mention: [entity ids]}}.
-    normalize, fuzzy, fuzzy_threshold, max_candidates: As for the fallback generator.
+    normalize, fuzzy, fuzzy_threshold, max_candidates, expand_mentions: As for the
+        fallback generator (mentions the file has a set for are not expanded: the set is
+        the document's own answer).
     RETURNS (Callable[[KnowledgeBase, Union[Span, str]], List[Candidate]]): The generator.
     """
-    return DocCandidateGenerator(path, CandidateGenerator(normalize, fuzzy, fuzzy_threshold, max_candidates))
+    return DocCandidateGenerator(
+        path, CandidateGenerator(normalize, fuzzy, fuzzy_threshold, max_candidates, expand_mentions)
+    )

@@ -3,9 +3,11 @@
 Input: the docs and, per doc, the (start, end) token offsets of its mentions. Each mention
 is represented by the mean of its own token vectors and the mean of the token vectors in a
 window of `context_window` tokens around it; a linear layer maps that to the entity-vector
-space of the KB plus one extra output, the mention's NIL logit. Two feature weights (for
-the log prior p(e|m) and the alias-match quality) are parameters of the model too, so the
-optimizer trains them with the rest.
+space of the KB plus one extra output, the mention's NIL logit. The weights of the linker's
+ranking features (`W`, one per scalar feature such as the log prior p(e|m); `T`, a mention
+label x entity type table) are parameters of the model too, so the optimizer trains them with
+the rest; the component sets their sizes (`nF`, `nL`, `nT`) from its `features` before
+initializing (see `spacy_rsft.pipeline.link_features`).
 """
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -35,7 +37,7 @@ def build_mention_encoder(
     projection = Linear(nO=nO)
     feature_weights: Model = Model(
         "feature_weights", forward=_no_forward, init=_init_feature_weights,
-        params={"W": None}, dims={"nF": len(FEATURES)},
+        params={"W": None, "T": None}, dims={"nF": len(FEATURES), "nL": None, "nT": None},
     )
     return Model(
         "mention_encoder",
@@ -53,11 +55,13 @@ def _no_forward(model, X, is_train):
 
 
 def _init_feature_weights(model: Model, X=None, Y=None) -> Model:
-    # Start from the prior: the linker's first guess is the KB's most probable entity.
+    # Start from the prior: the linker's first guess is the KB's most probable entity (the
+    # component puts the prior and the match first; it sets the exact initial weights).
     W = model.ops.alloc1f(model.get_dim("nF"))
-    W[0] = 1.0
-    W[1] = 1.0
+    W[: min(2, W.shape[0])] = 1.0
     model.set_param("W", W)
+    if model.has_dim("nL") is True and model.has_dim("nT") is True:
+        model.set_param("T", model.ops.alloc2f(model.get_dim("nL"), model.get_dim("nT")))
     return model
 
 

@@ -1,11 +1,13 @@
 """`rsft_entity_linker`: link `doc.ents` to a spaCy KnowledgeBase, or to NIL.
 
-For each entity the candidate generator (exact, normalized, optionally fuzzy alias lookup)
-proposes KB entities; each candidate is scored by
+For each entity the candidate generator (exact, normalized, optionally fuzzy alias lookup,
+with in-document mention expansion) proposes KB entities; each candidate is scored by
 
-    s(m, e) = <mention vector, entity vector> + w_prior * log p(e|m) + w_match * match(m, e)
+    s(m, e) = <mention vector, entity vector> + sum_f w_f * f(m, e) + T[label(m), type(e)]
 
-and NIL gets its own score from the mention vector. A softmax over candidates + NIL gives
+over the ranking features in `features` (log p(e|m), alias match, popularity, document
+coherence; the label x type table; see `link_features`), and NIL gets its own score from the
+mention vector. A softmax over candidates + NIL gives
 the probabilities: the best one is linked (`ent.kb_id_`), unless it is NIL or its
 probability is under `threshold`. `ent._.kb_score` holds the chosen outcome's probability and
 `ent._.kb_candidates` every candidate with its probability, best first.
@@ -18,7 +20,7 @@ reader): negative c is accepted with probability max(0.05, exp((s_c - max s) / T
 import warnings
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy
 from spacy import util
@@ -32,15 +34,17 @@ from thinc.api import Config, Model, set_dropout_rate
 
 from ..annotations import NIL
 from ..errors import Errors, Warnings
-from ..kb.candidates import Candidate
+from ..kb.candidates import Candidate, normalize_alias
 from ..models.encoder import encoder_config
 from .batching import MAX_BATCH_ITEMS, LengthGroupedPipe, check_release_memory
 from .guard import NonFiniteGuard
+from .link_features import (
+    DEFAULT_FEATURES, LEGACY_FEATURES, EntityTable, MentionFeatures, check_features,
+    initial_weights, mention_features, scalar_features, score_document, type_vocab,
+)
 from .quantization import check_mode as check_quantize_mode
 from .quantization import check_trainable, fp32_weights, quantize_model
 from .recording import ExampleLossRecorder, reference_token_losses
-
-MIN_PRIOR = 1e-4
 
 DEFAULT_EL_MODEL = """
 [model]
@@ -56,6 +60,8 @@ DEFAULT_EL_CONFIG = Config().from_str(DEFAULT_EL_MODEL + encoder_config("model.t
     default_config={
         "model": DEFAULT_EL_CONFIG["model"],
         "candidate_generator": {"@misc": "spacy-rsft.candidate_generator.v1"},
+        "features": DEFAULT_FEATURES,
+        "feature_scale": 100.0,
         "threshold": None,
         "max_train_candidates": 20,
         "hard_negative_temperature": 1.0,
@@ -78,6 +84,8 @@ def make_rsft_entity_linker(
     name: str,
     model: Model,
     candidate_generator: Callable[[KnowledgeBase, Span], List[Candidate]],
+    features: List[str],
+    feature_scale: float,
     threshold: Optional[float],
     max_train_candidates: int,
     hard_negative_temperature: float,
@@ -89,7 +97,15 @@ def make_rsft_entity_linker(
     """Create an `rsft_entity_linker`. The KB comes in `initialize` (`kb_loader`).
 
     model (Model): Mention encoder (`spacy-rsft.MentionEncoder.v1`).
-    candidate_generator (Callable): (kb, mention span) -> candidates.
+    candidate_generator (Callable): (kb, mention span) -> candidates. A generator with a
+        `for_doc(kb, spans)` method gets a document's mentions together (mention expansion).
+    features (List[str]): The ranking features: "log_prior", "match", "popularity",
+        "coherence", "type" (see `spacy_rsft.pipeline.link_features`). Fixed at
+        `initialize`: a trained pipeline keeps the features it was trained with.
+    feature_scale (float): The feature weights are this times their parameters, so they
+        learn this many times faster than the transformer under the same optimizer (Adam
+        moves every parameter by about the learning rate a step: at 2e-4, a weight the
+        prior should outweigh would move by 0.06 in 300 steps). Fixed at `initialize`.
     threshold (Optional[float]): Links with a probability under it become NIL.
     max_train_candidates (int): Candidates per mention in training (gold + sampled hard
         negatives) when there are more.
@@ -103,7 +119,8 @@ def make_rsft_entity_linker(
     scorer (Optional[Callable]): Scoring method.
     """
     return RsftEntityLinker(
-        nlp.vocab, model, name, candidate_generator=candidate_generator, threshold=threshold,
+        nlp.vocab, model, name, candidate_generator=candidate_generator, features=features,
+        feature_scale=feature_scale, threshold=threshold,
         max_train_candidates=max_train_candidates,
         hard_negative_temperature=hard_negative_temperature, use_gold_ents=use_gold_ents,
         quantize=quantize, release_memory=release_memory, scorer=scorer,
@@ -121,19 +138,30 @@ class LinkScores:
         self.nil = nil
 
 
+class GoldMention(NamedTuple):
+    """A trainable gold mention on the predicted doc."""
+
+    start: int
+    end: int
+    gold: str
+    candidates: List[Candidate]
+    label: str
+    key: str  # its normalized text: mentions with the same key do not vote for each other
+
+
 def mention_token_losses(batch: List[Tuple[Example, list]], per_mention: List[List[float]]) -> List[numpy.ndarray]:
     """One loss per predicted token of each example: each gold mention's loss on its tokens,
     NaN elsewhere.
 
-    batch (List[Tuple[Example, list]]): Examples with their (start, end, ...) gold mentions.
+    batch (List[Tuple[Example, list]]): Examples with their gold mentions.
     per_mention (List[List[float]]): The loss of each of those mentions.
     RETURNS (List[ndarray]): The token losses.
     """
     out = []
     for (eg, mentions), values in zip(batch, per_mention):
         losses = numpy.full((len(eg.predicted),), numpy.nan, dtype="float32")
-        for (start, end, _, _), value in zip(mentions, values):
-            losses[start:end] = value
+        for mention, value in zip(mentions, values):
+            losses[mention.start:mention.end] = value
         out.append(losses)
     return out
 
@@ -153,6 +181,8 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         name: str = "rsft_entity_linker",
         *,
         candidate_generator: Callable[[KnowledgeBase, Span], List[Candidate]],
+        features: Sequence[str] = tuple(DEFAULT_FEATURES),
+        feature_scale: float = 100.0,
         threshold: Optional[float] = None,
         max_train_candidates: int = 20,
         hard_negative_temperature: float = 1.0,
@@ -169,7 +199,12 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         self.model = model
         self.name = name
         self.candidate_generator = candidate_generator
+        self.features = check_features(name, features)
+        if not feature_scale > 0:
+            raise ValueError(Errors.E008.format(name=name, setting="feature_scale", value=feature_scale, options="a number > 0"))
+        self.feature_scale = float(feature_scale)
         self.kb: Optional[KnowledgeBase] = None
+        self.entity_table = EntityTable()
         # Settings come from the config every time the component is built; only what the
         # trained weights depend on (the KB's vector length) is saved in cfg.
         self.threshold = threshold
@@ -177,8 +212,13 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         self.hard_negative_temperature = hard_negative_temperature
         self.use_gold_ents = use_gold_ents
         self.quantize = quantize
-        # max_batch_items: inference sub-batch size in tokens (see `pipe`).
-        self.cfg: Dict[str, Any] = {"entity_vector_length": None, "max_batch_items": MAX_BATCH_ITEMS}
+        # max_batch_items: inference sub-batch size in tokens (see `pipe`). The features, the
+        # mention labels and the entity types (the rows and columns of T) are fixed at
+        # initialize: the weights depend on them.
+        self.cfg: Dict[str, Any] = {
+            "entity_vector_length": None, "max_batch_items": MAX_BATCH_ITEMS,
+            "features": None, "feature_scale": None, "mention_labels": None, "entity_types": None,
+        }
         self.loss_recorder = ExampleLossRecorder()
         self._unknown_gold = 0
         # Gold mentions left out of training because no candidate is the gold entity
@@ -219,20 +259,26 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         *,
         nlp: Optional[Language] = None,
         kb_loader: Optional[Callable[[Vocab], KnowledgeBase]] = None,
+        entities: Optional[Union[str, Path]] = None,
     ) -> None:
-        """Load the KB, build the model for its entity vector length, and seed the
-        hard-negative sampling from the pipeline's `[system] seed`.
+        """Load the KB, build the model for its entity vector length and the features, and
+        seed the hard-negative sampling from the pipeline's `[system] seed`.
 
         get_examples (Callable[[], Iterable[Example]]): Training examples.
         nlp (Optional[Language]): The pipeline; its `[system] seed` seeds the hard-negative
             sampling (0 without a pipeline; null, as in spaCy, leaves runs unseeded).
         kb_loader (Optional[Callable[[Vocab], KnowledgeBase]]): Loads the KB, e.g.
             `[initialize.components.rsft_entity_linker.kb_loader] @misc = "spacy.KBFromFile.v1"`.
+        entities (Optional[Union[str, Path]]): An entities file with `id` and optional
+            `frequency` and `type` (build-kb's `entities.jsonl` or its input): the popularity
+            and type features read it. Without it, frequencies come from the KB's own
+            candidates and the `type` feature has no types to learn from (a warning says so).
         """
         validate_get_examples(get_examples, "RsftEntityLinker.initialize")
         if kb_loader is not None:
             self.set_kb(kb_loader)
         kb = self._require_kb()
+        self._init_features(get_examples, kb, entities)
         length = kb.entity_vector_length
         # A new KB may change the vector length only before the model has weights.
         if self.cfg.get("entity_vector_length") not in (None, length) and self._has_weights():
@@ -243,30 +289,84 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         if not docs:
             docs = [Doc(self.vocab, words=["x"])]
         self.model.initialize(X=(docs, [[] for _ in docs]))
+        weights = self.model.get_ref("feature_weights")
+        scale = self.cfg["feature_scale"]
+        weights.set_param("W", self.model.ops.asarray1f(initial_weights(self.cfg["features"]) / scale))
         # Runs with different seeds should differ in their negatives as in everything else.
         seed = nlp.config["system"].get("seed") if nlp is not None else 0
         self._rng = numpy.random.default_rng(seed)
+
+    def _init_features(self, get_examples, kb: KnowledgeBase, entities: Optional[Union[str, Path]]) -> None:
+        """Fix the features, the mention labels (rows of T) and the entity types (columns)."""
+        if entities is not None:
+            try:
+                self.entity_table = EntityTable.from_file(entities, kb)
+            except ValueError as err:
+                raise ValueError(Errors.E207.format(name=self.name, path=entities, err=err)) from None
+        else:
+            self.entity_table = EntityTable.from_kb(kb)
+        if "type" in self.features and len(self.entity_table.type_names) < 2:
+            warnings.warn(Warnings.W009.format(name=self.name))
+        labels = {ent.label_ for eg in get_examples() for ent in eg.reference.ents}
+        self.cfg["features"] = list(self.features)
+        self.cfg["feature_scale"] = self.feature_scale
+        self.cfg["mention_labels"] = type_vocab(labels)
+        self.cfg["entity_types"] = list(self.entity_table.type_names)
+        self._set_feature_dims()
+
+    def _set_feature_dims(self) -> None:
+        """Size W and T for the features in cfg (before initializing or loading weights)."""
+        features = self.cfg["features"] or LEGACY_FEATURES
+        weights = self.model.get_ref("feature_weights")
+        weights.set_dim("nF", len(scalar_features(features)), force=True)
+        if "type" in features:
+            weights.set_dim("nL", len(self.cfg["mention_labels"]), force=True)
+            weights.set_dim("nT", len(self.cfg["entity_types"]), force=True)
 
     def _has_weights(self) -> bool:
         return self.model.get_ref("projection").has_param("W") is True
 
     # -- candidates and scores ----------------------------------------------------------
-    def _candidates(self, mention: Span) -> List[Candidate]:
-        return self.candidate_generator(self._require_kb(), mention)
-
-    def _score_candidates(
-        self, output_row: numpy.ndarray, candidates: List[Candidate]
-    ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-        """Raw scores of candidates + NIL (last), and the inputs needed for gradients."""
+    def _doc_candidates(self, mentions: List[Span]) -> List[List[Candidate]]:
+        """Candidates of one document's mentions: together when the generator can (mention
+        expansion needs the other mentions), else one by one."""
         kb = self._require_kb()
-        length = self.cfg["entity_vector_length"]
-        weights = self.model.ops.to_numpy(self.model.get_ref("feature_weights").get_param("W"))
-        vectors = numpy.asarray([kb.get_vector(c.entity) for c in candidates], dtype="float32").reshape(len(candidates), length)
-        feats = numpy.asarray(
-            [[numpy.log(max(c.prior, MIN_PRIOR)), c.match] for c in candidates], dtype="float32"
-        ).reshape(len(candidates), 2)
-        scores = vectors @ output_row[:length] + feats @ weights
-        return numpy.append(scores, output_row[length]), vectors, feats
+        for_doc = getattr(self.candidate_generator, "for_doc", None)
+        if for_doc is not None:
+            return for_doc(kb, mentions)
+        return [self.candidate_generator(kb, mention) for mention in mentions]
+
+    def _label_index(self, label: str) -> int:
+        labels = self.cfg.get("mention_labels") or []
+        return labels.index(label) if label in labels else 0
+
+    def _feature_params(self) -> Tuple[numpy.ndarray, Optional[numpy.ndarray]]:
+        """The effective feature weights W and label x type table T: the parameters times
+        `feature_scale`."""
+        weights = self.model.get_ref("feature_weights")
+        scale = self.cfg.get("feature_scale") or 1.0
+        W = self.model.ops.to_numpy(weights.get_param("W")) * scale
+        T = self.model.ops.to_numpy(weights.get_param("T")) * scale if weights.has_param("T") else None
+        return W, T
+
+    def _score_mentions(
+        self, outputs: numpy.ndarray, mentions: List[Tuple[List[Candidate], str, str]]
+    ) -> Tuple[List[numpy.ndarray], List[MentionFeatures]]:
+        """Raw scores (candidates + NIL last) of one document's mentions that have
+        candidates, and the feature inputs their gradients need.
+
+        outputs (ndarray): The mention encoder's rows for these mentions.
+        mentions (List[Tuple[List[Candidate], str, str]]): (candidates, label, key) each.
+        """
+        kb = self._require_kb()
+        features = self.cfg["features"] or LEGACY_FEATURES
+        inputs = [
+            mention_features(kb, self.entity_table, features, candidates, self._label_index(label),
+                             key, self.cfg["entity_vector_length"])
+            for candidates, label, key in mentions
+        ]
+        W, T = self._feature_params()
+        return score_document(inputs, outputs, W, T, features), inputs
 
     def _mentions(self, doc: Doc) -> List[Tuple[int, int]]:
         return [(ent.start, ent.end) for ent in doc.ents]
@@ -289,15 +389,21 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         )
         row = 0
         for i, doc in zip(with_ents, batch):
-            for ent in doc.ents:
-                candidates = self._candidates(ent)
-                if candidates:
-                    raw, _, _ = self._score_candidates(outputs[row], candidates)
-                    probs = _softmax(raw)
+            ents = list(doc.ents)
+            all_candidates = self._doc_candidates(ents)
+            linkable = [j for j, candidates in enumerate(all_candidates) if candidates]
+            raws, _ = self._score_mentions(
+                outputs[[row + j for j in linkable]],
+                [(all_candidates[j], ents[j].label_, normalize_alias(ents[j].text)) for j in linkable],
+            )
+            by_mention = dict(zip(linkable, raws))
+            for j, candidates in enumerate(all_candidates):
+                if j in by_mention:
+                    probs = _softmax(by_mention[j])
                     results[i].append(LinkScores([c.entity for c in candidates], probs[:-1], float(probs[-1])))
                 else:
                     results[i].append(LinkScores([], numpy.zeros((0,)), 1.0))
-                row += 1
+            row += len(ents)
         return results
 
     def set_annotations(self, docs: Iterable[Doc], scores: List[List[LinkScores]]) -> None:
@@ -342,13 +448,18 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
             return losses
         set_dropout_rate(self.model, drop)
         docs = [eg.predicted for eg, _ in batch]
-        spans = [[(s, e) for s, e, _, _ in mentions] for _, mentions in batch]
+        spans = [[(m.start, m.end) for m in mentions] for _, mentions in batch]
         outputs, backprop = self.model.begin_update((docs, spans))
-        loss, d_outputs, d_weights, per_example, per_mention = self._loss(batch, self.model.ops.to_numpy(outputs))
-        if not self.guard.ok(loss, [d_outputs, d_weights]):
+        loss, d_outputs, d_weights, per_example, per_mention, d_types = self._loss(batch, self.model.ops.to_numpy(outputs))
+        if not self.guard.ok(loss, [d_outputs, d_weights] + ([d_types] if d_types is not None else [])):
             return losses
         backprop(self.model.ops.asarray2f(d_outputs))
-        self.model.get_ref("feature_weights").inc_grad("W", self.model.ops.asarray1f(d_weights))
+        feature_weights = self.model.get_ref("feature_weights")
+        # d(loss)/d(parameter) = scale * d(loss)/d(effective weight)
+        scale = self.cfg.get("feature_scale") or 1.0
+        feature_weights.inc_grad("W", self.model.ops.asarray1f(d_weights * scale))
+        if d_types is not None:
+            feature_weights.inc_grad("T", self.model.ops.asarray2f(d_types * scale))
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
@@ -357,28 +468,31 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         self.loss_recorder.record_tokens([eg for eg, _ in batch], mention_token_losses(batch, per_mention))
         return losses
 
-    def _gold_mentions(self, eg: Example) -> List[Tuple[int, int, str, List[Candidate]]]:
-        """(start, end, gold id, candidates) of the trainable gold mentions: those with a
-        KB id whose gold entity is among the candidates, or whose gold id is NIL."""
+    def _gold_mentions(self, eg: Example) -> List[GoldMention]:
+        """The trainable gold mentions: those with a KB id whose gold entity is among the
+        candidates, or whose gold id is NIL."""
         kb = self._require_kb()
-        mentions = []
+        spans, golds = [], []
         for ent in eg.reference.ents:
             gold = ent.kb_id_
             if not gold:
                 continue
-            span = eg.predicted.char_span(ent.start_char, ent.end_char, alignment_mode="contract")
+            span = eg.predicted.char_span(ent.start_char, ent.end_char, label=ent.label_, alignment_mode="contract")
             if span is None or len(span) == 0:
                 continue
             if gold != NIL and not kb.contains_entity(gold):
                 # Not in the KB: for this KB the right answer is NIL.
                 self._note_unknown_gold(gold)
                 gold = NIL
-            candidates = self._candidates(span)
+            spans.append(span)
+            golds.append(gold)
+        mentions = []
+        for span, gold, candidates in zip(spans, golds, self._doc_candidates(spans)):
             if gold != NIL and gold not in {c.entity for c in candidates}:
                 # The linker cannot learn a link its candidates do not offer.
                 self.skipped_mentions += 1
                 continue
-            mentions.append((span.start, span.end, gold, candidates))
+            mentions.append(GoldMention(span.start, span.end, gold, candidates, span.label_, normalize_alias(span.text)))
         return mentions
 
     def _note_unknown_gold(self, gold: str) -> None:
@@ -399,36 +513,46 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         return self._loss(batch, outputs)[:4]
 
     def _loss(
-        self, batch: List[Tuple[Example, list]], outputs: numpy.ndarray
-    ) -> Tuple[float, numpy.ndarray, numpy.ndarray, numpy.ndarray, List[List[float]]]:
-        """`get_loss`, plus the loss of every mention of every example."""
+        self, batch: List[Tuple[Example, List[GoldMention]]], outputs: numpy.ndarray
+    ) -> Tuple[float, numpy.ndarray, numpy.ndarray, numpy.ndarray, List[List[float]], Optional[numpy.ndarray]]:
+        """`get_loss`, plus the loss of every mention of every example and the gradient of
+        the label x type table (None when the model has none).
+
+        Coherence is a feature computed from a first pass over the document; the gradient
+        does not flow through that pass (it is the context, taken as given)."""
         length = self.cfg["entity_vector_length"]
+        W, T = self._feature_params()
         d_outputs = numpy.zeros_like(outputs)
-        d_weights = numpy.zeros((2,), dtype="float32")
+        d_weights = numpy.zeros_like(W)
+        d_types = numpy.zeros_like(T) if T is not None else None
         total, per_example, per_mention, row = 0.0, [], [], 0
         n_mentions = sum(len(m) for _, m in batch)
         for _, mentions in batch:
+            raws, inputs = self._score_mentions(
+                outputs[row : row + len(mentions)], [(m.candidates, m.label, m.key) for m in mentions]
+            )
             example_loss = 0.0
             per_mention.append([])
-            for _, _, gold, candidates in mentions:
-                raw, vectors, feats = self._score_candidates(outputs[row], candidates)
-                keep = self._training_subset(raw[:-1], [c.entity for c in candidates], gold)
-                sub = numpy.append(raw[keep], raw[-1])
-                probs = _softmax(sub)
-                target = len(keep) if gold == NIL else keep.index(next(i for i, c in enumerate(candidates) if c.entity == gold))
+            for mention, raw, m in zip(mentions, raws, inputs):
+                entities = [c.entity for c in mention.candidates]
+                keep = self._training_subset(raw[:-1], entities, mention.gold)
+                probs = _softmax(numpy.append(raw[keep], raw[-1]))
+                target = len(keep) if mention.gold == NIL else keep.index(entities.index(mention.gold))
                 value = -float(numpy.log(max(probs[target], 1e-12)))
                 example_loss += value
                 per_mention[-1].append(value)
                 grad = probs.copy()
                 grad[target] -= 1.0
                 grad /= n_mentions
-                d_outputs[row, :length] = grad[:-1] @ vectors[keep]
+                d_outputs[row, :length] = grad[:-1] @ m.vectors[keep]
                 d_outputs[row, length] = grad[-1]
-                d_weights += grad[:-1] @ feats[keep]
+                d_weights += grad[:-1] @ m.feats[keep]
+                if d_types is not None:
+                    numpy.add.at(d_types[m.label], m.types[keep], grad[:-1])
                 row += 1
             total += example_loss
             per_example.append(example_loss / len(mentions))
-        return total, d_outputs, d_weights, numpy.asarray(per_example), per_mention
+        return total, d_outputs, d_weights, numpy.asarray(per_example), per_mention, d_types
 
     def _training_subset(self, scores: numpy.ndarray, entities: List[str], gold: str) -> List[int]:
         """All candidates, or (when there are more than the cap) the gold one plus hard
@@ -505,9 +629,9 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         if not batch:
             return [], numpy.zeros((0,)), []
         docs = [eg.predicted for eg, _ in batch]
-        spans = [[(s, e) for s, e, _, _ in m] for _, m in batch]
+        spans = [[(m.start, m.end) for m in mentions] for _, mentions in batch]
         outputs = self.model.ops.to_numpy(self.model.predict((docs, spans)))
-        _, _, _, per_example, per_mention = self._loss(batch, outputs)
+        _, _, _, per_example, per_mention, _ = self._loss(batch, outputs)
         return positions, per_example, mention_token_losses(batch, per_mention)
 
     # -- scoring ------------------------------------------------------------------------
@@ -532,26 +656,55 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         serialize = {
             "cfg": lambda p: util.srsly.write_json(p, self.cfg),
             "kb": lambda p: self._require_kb().to_disk(p),
+            "entity_table": lambda p: util.srsly.write_json(p, self.entity_table.to_dict()),
             "model": lambda p: self.model.to_disk(p),
         }
         with fp32_weights(self.model):  # a quantized transformer is saved as its fp32 original
             util.to_disk(path, serialize, exclude)
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        """The cfg, entity table and weights (like spaCy's pipes, not the KB: `set_kb`)."""
+        serialize = {
+            "cfg": lambda: util.srsly.json_dumps(self.cfg),
+            "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
+            "entity_table": lambda: util.srsly.json_dumps(self.entity_table.to_dict()),
+            "model": self.model.to_bytes,
+        }
         with fp32_weights(self.model):
-            return super().to_bytes(exclude=exclude)
+            return util.to_bytes(serialize, exclude)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "RsftEntityLinker":
-        super().from_bytes(bytes_data, exclude=exclude)
+        def load_model(b):
+            self.model.set_dim("nO", self.cfg["entity_vector_length"] + 1, force=True)
+            self._set_feature_dims()
+            self.model.from_bytes(b)
+
+        deserialize = {
+            "cfg": lambda b: self._load_cfg(util.srsly.json_loads(b)),
+            "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
+            "entity_table": lambda b: setattr(self, "entity_table", EntityTable.from_dict(util.srsly.json_loads(b))),
+            "model": load_model,
+        }
+        util.from_bytes(bytes_data, deserialize, exclude)
         if self.quantize is not None:
             quantize_model(self.model, self.name)
         return self
+
+    def _load_cfg(self, saved: Dict[str, Any]) -> None:
+        self.cfg.update(saved)
+        if saved.get("features") is None:  # trained before features were configurable
+            self.cfg["features"] = list(LEGACY_FEATURES)
+        if saved.get("feature_scale") is None:
+            self.cfg["feature_scale"] = 1.0
+        # A trained pipeline keeps its features: its weights were trained for them.
+        self.features = list(self.cfg["features"])
+        self.feature_scale = float(self.cfg["feature_scale"])
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "RsftEntityLinker":
         path = util.ensure_path(path)
 
         def load_cfg(p):
-            self.cfg.update(util.srsly.read_json(p))
+            self._load_cfg(util.srsly.read_json(p))
 
         def load_kb(p):
             kb = InMemoryLookupKB(self.vocab, entity_vector_length=self.cfg["entity_vector_length"])
@@ -562,15 +715,21 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
             self._check_vector_length(kb, str(p))
             self.kb = kb
 
+        def load_table(p):
+            self.entity_table = EntityTable.from_dict(util.srsly.read_json(p))
+
         def load_model(p):
             self.model.set_dim("nO", self.cfg["entity_vector_length"] + 1, force=True)
+            self._set_feature_dims()
             try:
                 with p.open("rb") as file_:
                     self.model.from_bytes(file_.read())
             except (AttributeError, ValueError) as err:
                 raise ValueError(Errors.E205.format(name=self.name, path=p, err=err)) from None
 
-        deserialize = {"cfg": load_cfg, "kb": load_kb, "model": load_model}
+        deserialize = {"cfg": load_cfg, "kb": load_kb, "entity_table": load_table, "model": load_model}
+        if not (path / "entity_table").exists():  # saved before the table existed
+            deserialize.pop("entity_table")
         util.from_disk(path, deserialize, exclude)
         if self.quantize is not None:
             quantize_model(self.model, self.name)
