@@ -211,7 +211,6 @@ class Errors(metaclass=ErrorsWithCodes):
         "[quantize] {path} has no rsft_ner or rsft_entity_linker component to quantize "
         "(pipeline: {pipeline})."
     )
-    # annotate (spacy_rsft.scale)
     E320 = "[annotate] No input files match {pattern!r}. Give a file, a directory or a glob (quote it in the shell)."
     E321 = (
         "[annotate] {path}: unknown input format. Supported suffixes: {suffixes} (JSONL: one "
@@ -239,6 +238,15 @@ class Errors(metaclass=ErrorsWithCodes):
     E328 = "[annotate] Unknown output format(s) {outputs!r}: expected one or more of {formats}."
     E329 = "[annotate] --code {path} is not a file."
     E330 = "[build-kb] Unknown engine {engine!r}: expected 'local' or 'ray'."
+    E331 = (
+        "[calibrate] {path}: {names} are not rsft_ner or rsft_entity_linker components of "
+        "the pipeline {pipeline}; name rsft components with --components, or leave it out."
+    )
+    E332 = (
+        "[calibrate] Could not read the held-out DocBin {path}: {err}. Pass a .spacy file "
+        "with gold entities (and KB ids for the linker), held out from training."
+    )
+    # annotate (spacy_rsft.scale)
     # convert
     E401 = "[convert] {path}:{line}: not valid JSON ({err}). Fix the line: one JSON object a line."
     E402 = (

@@ -8,16 +8,40 @@ from spacy.training import Example
 from spacy.util import registry
 
 from .annotations import NIL
+from .calibration import expected_calibration_error
 
 
 def score_ner(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
     """Entity precision, recall and F1 (micro and per type), exactly as spaCy's `ner`
-    reports them, so the numbers are comparable side by side.
+    reports them, so the numbers are comparable side by side; and the expected calibration
+    error of the entity confidences (`ents_ece`) when the predicted docs carry rsft_ner's span
+    group (`spans_key`, passed from the component's cfg).
 
     examples (Iterable[Example]): Predicted and gold docs.
-    RETURNS (Dict[str, Any]): ents_p, ents_r, ents_f, ents_per_type.
+    RETURNS (Dict[str, Any]): ents_p, ents_r, ents_f, ents_per_type, ents_ece.
     """
-    return ner_score(examples, **kwargs)
+    examples = list(examples)
+    scores = ner_score(examples, **kwargs)
+    spans_key = kwargs.get("spans_key")
+    if spans_key:
+        confidences, right = entity_outcomes(examples, spans_key)
+        scores["ents_ece"] = expected_calibration_error(confidences, right) if confidences else None
+    return scores
+
+
+def entity_outcomes(examples: Iterable[Example], spans_key: str):
+    """The confidence of every entity in the predicted docs' span group `spans_key`, and
+    whether it is right (a gold entity with the same characters and label)."""
+    confidences, right = [], []
+    for eg in examples:
+        group = eg.predicted.spans.get(spans_key)
+        if group is None or "scores" not in group.attrs:
+            continue
+        gold = {(e.start_char, e.end_char, e.label_) for e in eg.reference.ents}
+        for span, score in zip(group, group.attrs["scores"]):
+            confidences.append(float(score))
+            right.append((span.start_char, span.end_char, span.label_) in gold)
+    return confidences, right
 
 
 @registry.scorers("spacy-rsft.ner_scorer.v1")
@@ -39,6 +63,7 @@ def score_links(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
     examples = list(examples)
     scores = Scorer.score_links(examples, negative_labels=[NIL])
     inkb = inkb_correct = nil_gold = nil_pred = nil_both = cand_hit = at1 = at5 = 0
+    confidences, right = [], []
     for eg in examples:
         predicted = {(e.start_char, e.end_char): e for e in eg.predicted.ents}
         for gold in eg.reference.ents:
@@ -47,6 +72,9 @@ def score_links(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
             pred = predicted.get((gold.start_char, gold.end_char))
             pred_id = pred.kb_id_ if pred is not None else NIL
             ranked = [kb_id for kb_id, _ in (pred._.kb_candidates or [])] if pred is not None else []
+            if pred is not None and pred._.kb_score is not None:
+                confidences.append(float(pred._.kb_score))
+                right.append(pred_id == gold.kb_id_)
             if pred is not None and pred_id == NIL:
                 nil_pred += 1
             if gold.kb_id_ == NIL:
@@ -69,6 +97,8 @@ def score_links(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
             "nel_candidate_recall": cand_hit / inkb if inkb else None,
             "nel_recall_at_1": at1 / inkb if inkb else None,
             "nel_recall_at_5": at5 / inkb if inkb else None,
+            # of kb_score, the probability of the chosen outcome (an id or NIL)
+            "nel_ece": expected_calibration_error(confidences, right) if confidences else None,
         }
     )
     return scores

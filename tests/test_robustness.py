@@ -239,3 +239,14 @@ def test_nonfinite_later_length_group_discards_the_whole_batch(tiny_bert, monkey
     monkeypatch.setattr(component, "_loss", real_loss)
     assert math.isfinite(component.update(make_examples(nlp))["rsft_ner"])
     assert component.guard.in_a_row == 0
+
+
+def test_error_and_warning_codes_are_unique():
+    """A repeated code silently replaces the earlier message (a class attribute)."""
+    import re
+    from pathlib import Path
+
+    import spacy_rsft.errors as errors
+
+    codes = re.findall(r"^    ([EW]\d{3}) = ", Path(errors.__file__).read_text(), flags=re.M)
+    assert len(codes) == len(set(codes)), sorted({c for c in codes if codes.count(c) > 1})

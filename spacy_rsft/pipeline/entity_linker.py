@@ -33,6 +33,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
 from ..annotations import NIL
+from ..calibration import expected_calibration_error, fit_temperature, link_nll
 from ..errors import Errors, Warnings
 from ..kb.candidates import Candidate, normalize_alias
 from ..models.encoder import encoder_config
@@ -218,6 +219,8 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         self.cfg: Dict[str, Any] = {
             "entity_vector_length": None, "max_batch_items": MAX_BATCH_ITEMS,
             "features": None, "feature_scale": None, "mention_labels": None, "entity_types": None,
+            # Of the link probabilities (see `calibrate`); 1.0 until calibrated.
+            "temperature": 1.0,
         }
         self.loss_recorder = ExampleLossRecorder()
         self._unknown_gold = 0
@@ -397,9 +400,10 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
                 [(all_candidates[j], ents[j].label_, normalize_alias(ents[j].text)) for j in linkable],
             )
             by_mention = dict(zip(linkable, raws))
+            temperature = float(self.cfg.get("temperature") or 1.0)
             for j, candidates in enumerate(all_candidates):
                 if j in by_mention:
-                    probs = _softmax(by_mention[j])
+                    probs = _softmax(by_mention[j] / temperature)
                     results[i].append(LinkScores([c.entity for c in candidates], probs[:-1], float(probs[-1])))
                 else:
                     results[i].append(LinkScores([], numpy.zeros((0,)), 1.0))
@@ -635,6 +639,62 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         return positions, per_example, mention_token_losses(batch, per_mention)
 
     # -- scoring ------------------------------------------------------------------------
+    # -- calibration --------------------------------------------------------------------
+    def calibration_outcomes(self, examples: Iterable[Example]) -> List[Tuple[numpy.ndarray, int]]:
+        """Per gold mention with candidates that the linker can get right (gold among the
+        candidates, or NIL): its raw scores over all candidates + NIL, and the index of the
+        gold outcome.
+
+        examples (Iterable[Example]): Held-out examples with gold entities and ids.
+        RETURNS (List[Tuple[ndarray, int]]): The outcomes.
+        """
+        examples = list(examples)
+        skipped = self.skipped_mentions  # counted for training only
+        outcomes = []
+        for start in range(0, len(examples), 16):
+            batch = [(eg, m) for eg in examples[start : start + 16] for m in [self._gold_mentions(eg)] if m]
+            if not batch:
+                continue
+            spans = [[(m.start, m.end) for m in mentions] for _, mentions in batch]
+            outputs = self.model.ops.to_numpy(self.model.predict(([eg.predicted for eg, _ in batch], spans)))
+            row = 0
+            for _, mentions in batch:
+                raws, _ = self._score_mentions(outputs[row : row + len(mentions)], [(m.candidates, m.label, m.key) for m in mentions])
+                for mention, raw in zip(mentions, raws):
+                    entities = [c.entity for c in mention.candidates]
+                    if not entities:  # NIL with probability 1 at any temperature
+                        continue
+                    outcomes.append((raw, len(entities) if mention.gold == NIL else entities.index(mention.gold)))
+                row += len(mentions)
+        self.skipped_mentions = skipped
+        return outcomes
+
+    def calibrate(self, examples: Iterable[Example]) -> Dict[str, float]:
+        """Fit the temperature of the link probabilities on held-out examples (the held-out
+        NLL of the gold outcome) and keep it in cfg, saved with the pipeline.
+
+        examples (Iterable[Example]): Held-out examples with gold entities and ids.
+        RETURNS (Dict[str, float]): temperature, mentions, and the ECE of the chosen
+            outcome's probability (`kb_score`) before and after.
+        """
+        outcomes = self.calibration_outcomes(examples)
+        before = self._chosen_ece(outcomes, 1.0)
+        temperature = fit_temperature(lambda T: link_nll(outcomes, T)) if outcomes else 1.0
+        self.cfg["temperature"] = temperature
+        return {"temperature": temperature, "mentions": len(outcomes), "ece_before": before,
+                "ece_after": self._chosen_ece(outcomes, temperature)}
+
+    def _chosen_ece(self, outcomes: List[Tuple[numpy.ndarray, int]], temperature: float) -> float:
+        """ECE of the probability of the outcome `set_annotations` would choose."""
+        confidences, right = [], []
+        for raw, gold in outcomes:
+            probs = _softmax(raw / temperature)
+            best = int(numpy.argmax(probs[:-1]))
+            chosen = best if probs[best] > probs[-1] and (self.threshold is None or probs[best] >= self.threshold) else len(probs) - 1
+            confidences.append(float(probs[chosen]))
+            right.append(chosen == gold)
+        return expected_calibration_error(confidences, right)
+
     def _score_with_ents(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
         examples = list(examples)
         if self.use_gold_ents and not any(len(eg.predicted.ents) for eg in examples):

@@ -21,6 +21,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Linear, Model, set_dropout_rate
 from thinc.types import Floats2d
 
+from ..calibration import entity_bce, entity_confidence, expected_calibration_error, fit_temperature
 from ..errors import Errors, Warnings
 from ..models.encoder import encoder_config
 from ..ty import unmasked_reference
@@ -163,6 +164,8 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
             "max_batch_items": MAX_BATCH_ITEMS,
             # Forward passes a training batch may be split into by length (see `update`).
             "max_train_groups": MAX_TRAIN_GROUPS,
+            # Of the entity confidences (see `calibrate`); 1.0 until calibrated.
+            "temperature": 1.0,
         }
         # Per-example losses of the latest updates, keyed by the reader's example id;
         # collected by the rejection-sampling reader with `pop_recorded_losses`.
@@ -277,16 +280,13 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         docs (Iterable[Doc]): The docs.
         scores (List[ndarray]): Output of `predict`.
         """
-        allowed, start, end = transition_mask(self.tags)
-        tags = self.tags
+        temperature = float(self.cfg.get("temperature") or 1.0)
         for doc, log_probs in zip(docs, scores):
-            path = constrained_viterbi(log_probs, allowed, start, end)
-            token_log_probs = log_probs[numpy.arange(len(path)), path]
             spans, confidences = [], []
-            for begin, stop, label in spans_from_tags([tags[i] for i in path]):
+            for begin, stop, label, path in self._decode(log_probs):
                 spans.append(Span(doc, begin, stop, label=label))
                 # The probability that every token of the span gets exactly its tag.
-                confidences.append(float(numpy.exp(token_log_probs[begin:stop].sum())))
+                confidences.append(entity_confidence(log_probs[begin:stop], path[begin:stop], temperature))
             doc.spans[self.spans_key] = SpanGroup(
                 doc,
                 name=self.spans_key,
@@ -294,6 +294,52 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
                 attrs={"scores": numpy.asarray(confidences, dtype="float32")},
             )
             self._set_ents(doc, spans)
+
+    def _decode(self, log_probs: numpy.ndarray) -> List[Tuple[int, int, str, numpy.ndarray]]:
+        """(start, end, label, tag path of the doc) of each entity of the best valid tag
+        sequence."""
+        if getattr(self, "_mask_tags", None) != self.tags:  # the mask of the current tag set
+            self._mask, self._mask_tags = transition_mask(self.tags), self.tags
+        allowed, start, end = self._mask
+        path = numpy.asarray(constrained_viterbi(log_probs, allowed, start, end), dtype="int64")
+        return [(b, e, label, path) for b, e, label in spans_from_tags([self.tags[i] for i in path])]
+
+    # -- calibration ----------------------------------------------------------------
+    def calibration_outcomes(self, examples: Iterable[Example]) -> List[Tuple[numpy.ndarray, numpy.ndarray, bool]]:
+        """Per predicted entity of the examples' docs: its tokens' tag log-probabilities,
+        their decoded tags, and whether it is right (the same characters and label as a
+        gold entity). The inputs of `calibrate`.
+
+        examples (Iterable[Example]): Held-out examples (not the training data).
+        RETURNS (List[Tuple[ndarray, ndarray, bool]]): The outcomes.
+        """
+        examples = list(examples)
+        docs = [eg.predicted for eg in examples]
+        outcomes = []
+        for start in range(0, len(docs), 32):
+            batch = examples[start : start + 32]
+            for eg, log_probs in zip(batch, self.predict([eg.predicted for eg in batch])):
+                gold = {(e.start_char, e.end_char, e.label_) for e in eg.reference.ents}
+                doc = eg.predicted
+                for b, e, label, path in self._decode(log_probs):
+                    key = (doc[b].idx, doc[e - 1].idx + len(doc[e - 1]), label)
+                    outcomes.append((log_probs[b:e], path[b:e], key in gold))
+        return outcomes
+
+    def calibrate(self, examples: Iterable[Example]) -> Dict[str, float]:
+        """Fit the temperature of the entity confidences on held-out examples (it does not
+        change which entities are predicted) and keep it in cfg, saved with the pipeline.
+
+        examples (Iterable[Example]): Held-out examples with gold entities.
+        RETURNS (Dict[str, float]): temperature, entities, ece_before, ece_after.
+        """
+        outcomes = self.calibration_outcomes(examples)
+        right = [r for _, _, r in outcomes]
+        before = expected_calibration_error([entity_confidence(lp, t, 1.0) for lp, t, _ in outcomes], right)
+        temperature = fit_temperature(lambda T: entity_bce(outcomes, T)) if outcomes else 1.0
+        after = expected_calibration_error([entity_confidence(lp, t, temperature) for lp, t, _ in outcomes], right)
+        self.cfg["temperature"] = temperature
+        return {"temperature": temperature, "entities": len(outcomes), "ece_before": before, "ece_after": after}
 
     def _set_ents(self, doc: Doc, predicted: List[Span]) -> None:
         if self.cfg["overwrite_ents"] or not doc.ents:
