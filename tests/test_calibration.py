@@ -118,9 +118,26 @@ def test_linker_calibrate(tiny_bert, tmp_path):
     nlp.to_disk(tmp_path / "in")
     results = calibrate_pipeline(tmp_path / "in", tmp_path / "heldout.spacy", tmp_path / "out")
     assert spacy.load(tmp_path / "out").get_pipe("rsft_entity_linker").cfg["temperature"] == pytest.approx(results["rsft_entity_linker"]["temperature"])
+    chosen = calibrate_pipeline(tmp_path / "in", tmp_path / "heldout.spacy", tmp_path / "thr", choose_threshold=True)
+    threshold = chosen["rsft_entity_linker"]["threshold"]
+    assert spacy.load(tmp_path / "thr").get_pipe("rsft_entity_linker").threshold == threshold
+    assert spacy.load(tmp_path / "thr").config["components"]["rsft_entity_linker"]["threshold"] == threshold
     (tmp_path / "bad.spacy").write_bytes(b"not a docbin")
     with pytest.raises(ValueError, match=r"E332.*bad.spacy"):
         calibrate_pipeline(tmp_path / "in", tmp_path / "bad.spacy", tmp_path / "out2")
     with pytest.raises(ValueError, match=r"E331.*nope"):
         calibrate_pipeline(tmp_path / "in", tmp_path / "heldout.spacy", tmp_path / "out2", ["nope"])
     assert not (tmp_path / "out2").exists()
+
+
+def test_threshold_choice_maximizes_heldout_micro_f():
+    from spacy_rsft.pipeline.entity_linker import link_micro_f
+
+    # three mentions: a confident right link, an unsure wrong link (gold NIL), and an unsure
+    # link whose gold entity is not a candidate: a threshold between the two wins
+    outcomes = [(numpy.asarray([4.0, 0.0, 0.0]), 0), (numpy.asarray([1.0, 0.0, 0.8]), 2),
+                (numpy.asarray([1.0, 0.5, 0.6]), -1)]
+    f = {t: link_micro_f(outcomes, 1.0, t) for t in (None, 0.5, 0.99)}
+    assert f[None] == pytest.approx(2 / 5)  # tp 1, fp 2, fn 1
+    assert f[0.5] == pytest.approx(2 / 3)  # tp 1, fp 0, fn 1
+    assert f[0.99] == 0.0

@@ -58,6 +58,8 @@ def calibrate_cli(
     heldout_path: Path = typer.Argument(..., help="Held-out .spacy data (not the training or evaluation set)", exists=True, dir_okay=False),
     output_path: Path = typer.Argument(..., help="Where to write the calibrated pipeline (may be the input)"),
     components: str = typer.Option(None, "--components", "-c", help="Comma-separated rsft components (default: all)"),
+    threshold: bool = typer.Option(False, "--threshold", help="Also choose the linker's NIL threshold on the held-out data (best micro F)"),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the results as JSON here"),
 ) -> None:
     """Fit the temperature of rsft_ner's entity confidences and rsft_entity_linker's link
     probabilities on held-out data (temperature scaling), so that a 0.9 means right 90% of
@@ -65,14 +67,23 @@ def calibrate_cli(
     from .calibrate import calibrate_pipeline
 
     try:
-        results = calibrate_pipeline(input_path, heldout_path, output_path, components.split(",") if components else None)
+        results = calibrate_pipeline(input_path, heldout_path, output_path, components.split(",") if components else None,
+                                     choose_threshold=threshold)
     except ValueError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(1)
     for name, r in results.items():
         n = r.get("entities", r.get("mentions"))
         typer.echo(f"{name}: temperature {r['temperature']:.3f} on {n} held-out outcomes; "
-                   f"ECE {r['ece_before']:.4f} -> {r['ece_after']:.4f}")
+                   f"ECE {r['ece_before']:.4f} -> {r['ece_after']:.4f}"
+                   + (f"; threshold {r['threshold']} (held-out micro F {r['heldout_micro_f']:.4f})" if "threshold" in r else ""))
+    if output is not None:
+        import srsly
+
+        from ..io import atomic_output
+
+        with atomic_output(output) as tmp:
+            srsly.write_json(tmp, results)
     typer.echo(f"Wrote {output_path}")
 
 

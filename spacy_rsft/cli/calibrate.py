@@ -9,7 +9,7 @@ from .quantize import rsft_components
 
 
 def calibrate_pipeline(input_path: Path, heldout_path: Path, output_path: Path,
-                       components: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
+                       components: Optional[List[str]] = None, choose_threshold: bool = False) -> Dict[str, Dict[str, float]]:
     """Fit each rsft component's temperature on the held-out docs (gold entities, and KB ids
     for the linker) and write the pipeline to `output_path` (atomically; it may be
     `input_path`). Predictions do not change; `rsft_ner`'s entity confidences and the
@@ -19,6 +19,8 @@ def calibrate_pipeline(input_path: Path, heldout_path: Path, output_path: Path,
     heldout_path (Path): A DocBin held out from training (not the evaluation set).
     output_path (Path): Where to write the calibrated pipeline.
     components (Optional[List[str]]): Component names; default: every rsft component.
+    choose_threshold (bool): Also choose each linker's NIL `threshold` on the held-out data
+        (the best micro F) and write it to the pipeline's config.
     RETURNS (Dict[str, Dict[str, float]]): Per component: temperature, how many outcomes it
         was fitted on, the held-out ECE before and after.
     """
@@ -50,7 +52,13 @@ def calibrate_pipeline(input_path: Path, heldout_path: Path, output_path: Path,
             if other == name:
                 break
             predicted = list(proc.pipe(predicted))
-        results[name] = nlp.get_pipe(name).calibrate([Example(p, g) for p, g in zip(predicted, gold)])
+        examples = [Example(p, g) for p, g in zip(predicted, gold)]
+        pipe = nlp.get_pipe(name)
+        if choose_threshold and nlp.config["components"][name]["factory"] == "rsft_entity_linker":
+            results[name] = pipe.calibrate(examples, choose_threshold=True)
+            nlp.config["components"][name]["threshold"] = pipe.threshold  # a config setting
+        else:
+            results[name] = pipe.calibrate(examples)
     with atomic_output(output_path) as tmp:
         nlp.to_disk(tmp)
     return results

@@ -172,6 +172,32 @@ def _softmax(x: numpy.ndarray) -> numpy.ndarray:
     return e / e.sum()
 
 
+def chosen_outcome(raw: numpy.ndarray, temperature: float, threshold: Optional[float]) -> Tuple[int, float]:
+    """The outcome `set_annotations` chooses from raw scores (the last index for NIL), and its
+    probability."""
+    probs = _softmax(raw / temperature)
+    best = int(numpy.argmax(probs[:-1]))
+    if probs[best] > probs[-1] and (threshold is None or probs[best] >= threshold):
+        return best, float(probs[best])
+    return len(probs) - 1, float(probs[-1])
+
+
+def link_micro_f(outcomes: List[Tuple[numpy.ndarray, int]], temperature: float, threshold: Optional[float]) -> float:
+    """spaCy's link micro F with NIL as the negative label, from raw scores and gold indices
+    (-1: an in-KB gold that is not a candidate): a wrong link is a false positive and (for an
+    in-KB gold) a false negative; NIL for an in-KB gold only the latter."""
+    tp = fp = fn = 0
+    for raw, gold in outcomes:
+        chosen, _ = chosen_outcome(raw, temperature, threshold)
+        nil_pred, nil_gold = chosen == len(raw) - 1, gold == len(raw) - 1
+        if chosen == gold:
+            tp += not nil_gold
+            continue
+        fn += not nil_gold
+        fp += not nil_pred
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
 class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
     """Transformer-backed entity linker with candidate scores and a trained NIL option."""
 
@@ -472,9 +498,10 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         self.loss_recorder.record_tokens([eg for eg, _ in batch], mention_token_losses(batch, per_mention))
         return losses
 
-    def _gold_mentions(self, eg: Example) -> List[GoldMention]:
+    def _gold_mentions(self, eg: Example, keep_unreachable: bool = False) -> List[GoldMention]:
         """The trainable gold mentions: those with a KB id whose gold entity is among the
-        candidates, or whose gold id is NIL."""
+        candidates, or whose gold id is NIL (with `keep_unreachable`, also those whose gold
+        entity is not among the candidates, uncounted)."""
         kb = self._require_kb()
         spans, golds = [], []
         for ent in eg.reference.ents:
@@ -492,7 +519,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
             golds.append(gold)
         mentions = []
         for span, gold, candidates in zip(spans, golds, self._doc_candidates(spans)):
-            if gold != NIL and gold not in {c.entity for c in candidates}:
+            if gold != NIL and gold not in {c.entity for c in candidates} and not keep_unreachable:
                 # The linker cannot learn a link its candidates do not offer.
                 self.skipped_mentions += 1
                 continue
@@ -640,19 +667,21 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
 
     # -- scoring ------------------------------------------------------------------------
     # -- calibration --------------------------------------------------------------------
-    def calibration_outcomes(self, examples: Iterable[Example]) -> List[Tuple[numpy.ndarray, int]]:
+    def calibration_outcomes(self, examples: Iterable[Example], unreachable: bool = False) -> List[Tuple[numpy.ndarray, int]]:
         """Per gold mention with candidates that the linker can get right (gold among the
         candidates, or NIL): its raw scores over all candidates + NIL, and the index of the
-        gold outcome.
+        gold outcome (the last for NIL).
 
         examples (Iterable[Example]): Held-out examples with gold entities and ids.
+        unreachable (bool): Also the mentions whose gold entity is not among the candidates,
+            with index -1 (always wrong unless NIL is chosen; they count for the threshold).
         RETURNS (List[Tuple[ndarray, int]]): The outcomes.
         """
         examples = list(examples)
-        skipped = self.skipped_mentions  # counted for training only
         outcomes = []
         for start in range(0, len(examples), 16):
-            batch = [(eg, m) for eg in examples[start : start + 16] for m in [self._gold_mentions(eg)] if m]
+            batch = [(eg, m) for eg in examples[start : start + 16]
+                     for m in [self._gold_mentions(eg, keep_unreachable=True)] if m]
             if not batch:
                 continue
             spans = [[(m.start, m.end) for m in mentions] for _, mentions in batch]
@@ -664,36 +693,49 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
                     entities = [c.entity for c in mention.candidates]
                     if not entities:  # NIL with probability 1 at any temperature
                         continue
-                    outcomes.append((raw, len(entities) if mention.gold == NIL else entities.index(mention.gold)))
+                    if mention.gold == NIL:
+                        gold = len(entities)
+                    elif mention.gold in entities:
+                        gold = entities.index(mention.gold)
+                    elif unreachable:
+                        gold = -1
+                    else:
+                        continue
+                    outcomes.append((raw, gold))
                 row += len(mentions)
-        self.skipped_mentions = skipped
         return outcomes
 
-    def calibrate(self, examples: Iterable[Example]) -> Dict[str, float]:
+    def calibrate(self, examples: Iterable[Example], choose_threshold: bool = False) -> Dict[str, Any]:
         """Fit the temperature of the link probabilities on held-out examples (the held-out
-        NLL of the gold outcome) and keep it in cfg, saved with the pipeline.
+        NLL of the gold outcome) and keep it in cfg, saved with the pipeline; optionally
+        choose the NIL `threshold` that maximizes the held-out micro F (NIL as negative).
 
         examples (Iterable[Example]): Held-out examples with gold entities and ids.
-        RETURNS (Dict[str, float]): temperature, mentions, and the ECE of the chosen
-            outcome's probability (`kb_score`) before and after.
+        choose_threshold (bool): Also set `self.threshold` (a config setting: whoever saves
+            the pipeline must write it to the config, as `calibrate_pipeline` does).
+        RETURNS (Dict[str, Any]): temperature, mentions, the ECE of the chosen outcome's
+            probability (`kb_score`) before and after, and the threshold with its micro F.
         """
-        outcomes = self.calibration_outcomes(examples)
-        before = self._chosen_ece(outcomes, 1.0)
+        everything = self.calibration_outcomes(examples, unreachable=True)
+        outcomes = [(raw, gold) for raw, gold in everything if gold >= 0]
+        before = self._chosen_ece(outcomes, 1.0, self.threshold)
         temperature = fit_temperature(lambda T: link_nll(outcomes, T)) if outcomes else 1.0
         self.cfg["temperature"] = temperature
-        return {"temperature": temperature, "mentions": len(outcomes), "ece_before": before,
-                "ece_after": self._chosen_ece(outcomes, temperature)}
+        result = {"temperature": temperature, "mentions": len(outcomes), "ece_before": before}
+        if choose_threshold:
+            grid = [None] + [round(t, 2) for t in numpy.arange(0.05, 0.96, 0.05)]
+            scored = [(link_micro_f(everything, temperature, t), t) for t in grid]
+            best_f = max(f for f, _ in scored)
+            # the lowest threshold that reaches the best F (None first): reject no more than needed
+            self.threshold = next(t for f, t in scored if f == best_f)
+            result.update({"threshold": self.threshold, "heldout_micro_f": best_f})
+        result["ece_after"] = self._chosen_ece(outcomes, temperature, self.threshold)
+        return result
 
-    def _chosen_ece(self, outcomes: List[Tuple[numpy.ndarray, int]], temperature: float) -> float:
+    def _chosen_ece(self, outcomes: List[Tuple[numpy.ndarray, int]], temperature: float, threshold: Optional[float]) -> float:
         """ECE of the probability of the outcome `set_annotations` would choose."""
-        confidences, right = [], []
-        for raw, gold in outcomes:
-            probs = _softmax(raw / temperature)
-            best = int(numpy.argmax(probs[:-1]))
-            chosen = best if probs[best] > probs[-1] and (self.threshold is None or probs[best] >= self.threshold) else len(probs) - 1
-            confidences.append(float(probs[chosen]))
-            right.append(chosen == gold)
-        return expected_calibration_error(confidences, right)
+        chosen = [(chosen_outcome(raw, temperature, threshold), gold) for raw, gold in outcomes]
+        return expected_calibration_error([p for (_, p), _ in chosen], [c == gold for (c, _), gold in chosen])
 
     def _score_with_ents(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
         examples = list(examples)
