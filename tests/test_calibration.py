@@ -86,7 +86,7 @@ def test_ner_calibrate_changes_confidences_not_entities(noisy_ner, tmp_path):
     ner.cfg["temperature"] = 1.0
 
 
-def test_linker_calibrate(tiny_bert, tmp_path):
+def test_linker_calibrate(tiny_bert, tmp_path, monkeypatch):
     from test_entity_linker import TRAIN, make_el_nlp, make_examples as el_examples, toy_kb_dir  # noqa: F401
     from spacy_rsft.kb.builder import build_kb
     from test_entity_linker import ALIASES, ENTITIES, write_jsonl
@@ -118,8 +118,21 @@ def test_linker_calibrate(tiny_bert, tmp_path):
     nlp.to_disk(tmp_path / "in")
     results = calibrate_pipeline(tmp_path / "in", tmp_path / "heldout.spacy", tmp_path / "out")
     assert spacy.load(tmp_path / "out").get_pipe("rsft_entity_linker").cfg["temperature"] == pytest.approx(results["rsft_entity_linker"]["temperature"])
+    # the chosen threshold is written to the saved config (forced here: the toy data's best is None)
+    from spacy_rsft.pipeline.entity_linker import RsftEntityLinker
+
+    calibrate = RsftEntityLinker.calibrate
+
+    def forced(self, examples, choose_threshold=False):
+        result = calibrate(self, examples, choose_threshold=choose_threshold)
+        self.threshold = result["threshold"] = 0.42
+        return result
+
+    monkeypatch.setattr(RsftEntityLinker, "calibrate", forced)
     chosen = calibrate_pipeline(tmp_path / "in", tmp_path / "heldout.spacy", tmp_path / "thr", choose_threshold=True)
+    monkeypatch.undo()
     threshold = chosen["rsft_entity_linker"]["threshold"]
+    assert threshold == 0.42
     assert spacy.load(tmp_path / "thr").get_pipe("rsft_entity_linker").threshold == threshold
     assert spacy.load(tmp_path / "thr").config["components"]["rsft_entity_linker"]["threshold"] == threshold
     (tmp_path / "bad.spacy").write_bytes(b"not a docbin")

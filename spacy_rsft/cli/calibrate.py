@@ -43,7 +43,7 @@ def calibrate_pipeline(input_path: Path, heldout_path: Path, output_path: Path,
         raise ValueError(Errors.E332.format(path=heldout_path, err=_describe(err))) from None
     if not gold:
         raise ValueError(Errors.E332.format(path=heldout_path, err="it holds no docs"))
-    results = {}
+    results, thresholds = {}, {}
     for name in names:
         # What runs before the component (a shared transformer, the NER before a linker)
         # annotates the predicted docs first, as in `nlp(text)`.
@@ -56,11 +56,20 @@ def calibrate_pipeline(input_path: Path, heldout_path: Path, output_path: Path,
         pipe = nlp.get_pipe(name)
         if choose_threshold and nlp.config["components"][name]["factory"] == "rsft_entity_linker":
             results[name] = pipe.calibrate(examples, choose_threshold=True)
-            nlp.config["components"][name]["threshold"] = pipe.threshold  # a config setting
+            thresholds[name] = pipe.threshold
         else:
             results[name] = pipe.calibrate(examples)
     with atomic_output(output_path) as tmp:
         nlp.to_disk(tmp)
+        if thresholds:
+            # The threshold is a config setting (`nlp.config` is rebuilt on every access,
+            # so it is set in the written config.cfg).
+            from thinc.api import Config
+
+            config = Config().from_disk(tmp / "config.cfg", interpolate=False)
+            for name, threshold in thresholds.items():
+                config["components"][name]["threshold"] = threshold
+            config.to_disk(tmp / "config.cfg")
     return results
 
 

@@ -182,6 +182,21 @@ def derive(folder: Path) -> None:
     save(noisy_sents, report, conll / "train_noisy.spacy", conll / "train_noisy_sents.spacy")
 
 
+HELDOUT_EVERY = 20
+
+
+def heldout(folder: Path) -> None:
+    """AIDA train split for calibration: every 20th document (5%) held out, the rest to
+    train on. The linker's temperature and NIL threshold are fitted on the held-out part,
+    never on testa, which the results are measured on."""
+    aida = folder / "aida"
+    _, docs = read_docs(aida / "train.spacy")
+    kept = [doc for i, doc in enumerate(docs) if i % HELDOUT_EVERY]
+    held = [doc for i, doc in enumerate(docs) if not i % HELDOUT_EVERY]
+    save(kept, {"held_out_every": HELDOUT_EVERY, "role": "train"}, aida / "train.spacy", aida / "train_fit.spacy")
+    save(held, {"held_out_every": HELDOUT_EVERY, "role": "heldout"}, aida / "train.spacy", aida / "heldout.spacy")
+
+
 def tenth(full: Path, out: Path) -> None:
     names = ["conll/train.spacy", "conll/valid.spacy", "aida/train.spacy", "aida/testa.spacy"]
     names += [str(p.relative_to(full)) for p in sorted((full / "noisebench").glob("*.spacy"))]
@@ -268,9 +283,11 @@ def save(docs: List[Doc], report: Dict, source: Path, path: Path) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 2 and sys.argv[1] in ("derive", "tenth", "noisebench"):
+    if len(sys.argv) > 2 and sys.argv[1] in ("derive", "tenth", "noisebench", "heldout"):
         if sys.argv[1] == "derive":
             derive(Path(sys.argv[2]))
+        elif sys.argv[1] == "heldout":
+            heldout(Path(sys.argv[2]))
         elif sys.argv[1] == "tenth":
             tenth(Path(sys.argv[2]), Path(sys.argv[3]))
         else:

@@ -38,6 +38,10 @@ def summarize(plan: Plan, out: Path, gpu_id: int = -1) -> Dict:
     metrics = read_json(out / "metrics.json")
     if metrics is not None:
         result["metrics"] = metrics
+    for name in ("metrics_uncalibrated", "calibration"):  # linkers calibrated on held-out data
+        extra = read_json(out / f"{name}.json")
+        if extra is not None:
+            result[name] = extra
     epochs = read_stats(out / "sampler_stats.jsonl")
     if epochs:
         result["sampler"] = sampler_summary(epochs)

@@ -114,12 +114,28 @@ def run(bench: Benchmark, plan: Plan, force: bool = False, env: Optional[Dict[st
     else:
         train(plan, out, env, log)
         if plan.system.suite == "el":
-            call([sys.executable, str(SCRIPTS / "el_evaluate.py"), str(out / "model-best"), str(plan.inputs["dev"]), "--output", str(out / "metrics.json")], env, log)
+            evaluate_linker(plan, out, env, log)
     result = summarize(plan, out, gpu_id=int((env or {}).get("RSFT_BENCH_GPU", "-1")))
     result["fingerprint"] = fingerprint
     write_json(target, result)
     print(f"{label}: wrote {target.relative_to(bench.root)}", flush=True)
     return True
+
+
+def evaluate_linker(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> None:
+    """Evaluate model-best on dev. With a held-out input, first as trained
+    (metrics_uncalibrated.json), then calibrate it on the held-out data (temperature and NIL
+    threshold; calibration.json) and evaluate again (metrics.json)."""
+    model = out / "model-best"
+
+    def evaluate(target: str) -> None:
+        call([sys.executable, str(SCRIPTS / "el_evaluate.py"), str(model), str(plan.inputs["dev"]), "--output", str(out / target)], env, log)
+
+    if "heldout" in plan.inputs:
+        evaluate("metrics_uncalibrated.json")
+        call([sys.executable, "-m", "spacy_rsft", "calibrate", str(model), str(plan.inputs["heldout"]), str(model),
+              "--threshold", "--output", str(out / "calibration.json")], env, log)
+    evaluate("metrics.json")
 
 
 def train(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> None:
