@@ -12,6 +12,7 @@ from spacy.tokens import DocBin
 from spacy.util import registry
 from thinc.api import Config
 
+from spacy_rsft.cli.calibrate import calibrate_pipeline
 from spacy_rsft.cli.init_config import PIPELINES, config_text, make_config, write_config
 from spacy_rsft.kb.builder import build_kb
 
@@ -113,13 +114,18 @@ def test_ner_and_el_config_trains(tmp_path, tiny_bert):
         doc.ents = [doc.char_span(s, e, label=l, kb_id=k) for s, e, l, k in spans]
         docs.append(doc)
     DocBin(docs=docs * 3).to_disk(tmp_path / "train.spacy")
-    (tmp_path / "e.jsonl").write_text('{"id": "Q1", "name": "Paris"}\n')
-    build_kb(tmp_path / "e.jsonl", None, tmp_path / "kb", tiny_bert, progress=False)
+    # The README's "link your own KB" walk-through: entities (with types) and aliases ->
+    # build-kb -> init-config ner+el -> spacy train -> calibrate -> nlp(text).
+    (tmp_path / "e.jsonl").write_text('{"id": "Q1", "name": "Paris", "type": "GPE", "frequency": 90}\n')
+    (tmp_path / "a.jsonl").write_text('{"alias": "Paris", "entity": "Q1", "count": 3}\n')
+    build_kb(tmp_path / "e.jsonl", tmp_path / "a.jsonl", tmp_path / "kb", tiny_bert, progress=False)
     config_path = write_config(tmp_path / "config.cfg", "ner+el", target="hard", model=tiny_bert)
     overrides = {
         "paths.train": str(tmp_path / "train.spacy"),
         "paths.dev": str(tmp_path / "train.spacy"),
         "paths.kb": str(tmp_path / "kb" / "kb"),
+        "paths.entities": str(tmp_path / "kb" / "entities.jsonl"),
+        "components.rsft_entity_linker.features": ["log_prior", "match", "popularity", "coherence", "type"],
         "training.optimizer.learn_rate.total_steps": 6,
         "training.eval_frequency": 3,
     }
@@ -127,5 +133,13 @@ def test_ner_and_el_config_trains(tmp_path, tiny_bert):
     loaded = spacy.load(tmp_path / "out" / "model-last")
     assert loaded.pipe_names == ["rsft_ner", "rsft_entity_linker"]
     assert "nel_micro_f" in loaded.meta["performance"]
+    assert "nel_ece" in loaded.meta["performance"] and "ents_ece" in loaded.meta["performance"]
     assert loaded.config.interpolate()["training"]["max_steps"] == 6
     assert Config().from_disk(config_path)["corpora"]["train"]["target"] == "hard"
+    el = loaded.get_pipe("rsft_entity_linker")
+    assert el.entity_table.types == {"Q1": "GPE"} and el.cfg["entity_types"] == ["", "GPE"]
+    results = calibrate_pipeline(tmp_path / "out" / "model-last", tmp_path / "train.spacy", tmp_path / "final", choose_threshold=True)
+    assert set(results) == {"rsft_ner", "rsft_entity_linker"}
+    final = spacy.load(tmp_path / "final")
+    doc = final("Paris is the capital of France .")
+    assert all(ent.kb_id_ in ("Q1", "NIL") and 0.0 <= ent._.kb_score <= 1.0 for ent in doc.ents)

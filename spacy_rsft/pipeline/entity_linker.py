@@ -78,6 +78,7 @@ DEFAULT_EL_CONFIG = Config().from_str(DEFAULT_EL_MODEL + encoder_config("model.t
         "nel_inkb_accuracy": None,
         "nel_nil_f": None,
         "nel_candidate_recall": None,
+        "nel_ece": None,
     },
 )
 def make_rsft_entity_linker(

@@ -65,6 +65,7 @@ DEFAULT_NER_CONFIG = Config().from_str(DEFAULT_NER_MODEL + encoder_config("model
         "ents_p": 0.0,
         "ents_r": 0.0,
         "ents_per_type": None,
+        "ents_ece": None,
     },
 )
 def make_rsft_ner(
