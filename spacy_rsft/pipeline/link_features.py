@@ -171,9 +171,14 @@ def score_document(
     if "coherence" not in columns or len(mentions) < 2:
         return raws
     col = columns.index("coherence")
-    expected = [_softmax(raw)[:-1] @ m.vectors for m, raw in zip(mentions, raws)]
+    expected = numpy.vstack([_softmax(raw)[:-1] @ m.vectors for m, raw in zip(mentions, raws)])
+    # context of a mention = all expected vectors minus those of the mentions with its text
+    by_key: Dict[str, numpy.ndarray] = {}
+    for m, e in zip(mentions, expected):
+        by_key[m.key] = by_key.get(m.key, 0.0) + e
+    total = expected.sum(axis=0)
     for i, m in enumerate(mentions):
-        context = sum((e for j, e in enumerate(expected) if j != i and mentions[j].key != m.key), numpy.zeros((length,), dtype="float32"))
+        context = total - by_key[m.key]
         norm = float(numpy.linalg.norm(context))
         if norm == 0.0:
             continue
