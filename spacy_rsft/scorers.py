@@ -63,7 +63,6 @@ def score_links(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
     examples = list(examples)
     scores = Scorer.score_links(examples, negative_labels=[NIL])
     inkb = inkb_correct = nil_gold = nil_pred = nil_both = cand_hit = at1 = at5 = 0
-    confidences, right = [], []
     for eg in examples:
         predicted = {(e.start_char, e.end_char): e for e in eg.predicted.ents}
         for gold in eg.reference.ents:
@@ -72,9 +71,6 @@ def score_links(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
             pred = predicted.get((gold.start_char, gold.end_char))
             pred_id = pred.kb_id_ if pred is not None else NIL
             ranked = [kb_id for kb_id, _ in (pred._.kb_candidates or [])] if pred is not None else []
-            if pred is not None and pred._.kb_score is not None:
-                confidences.append(float(pred._.kb_score))
-                right.append(pred_id == gold.kb_id_)
             if pred is not None and pred_id == NIL:
                 nil_pred += 1
             if gold.kb_id_ == NIL:
@@ -86,6 +82,7 @@ def score_links(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
             cand_hit += gold.kb_id_ in ranked
             at1 += gold.kb_id_ in ranked[:1]
             at5 += gold.kb_id_ in ranked[:5]
+    confidences, right = link_outcomes(examples)
     nil_p = nil_both / nil_pred if nil_pred else None
     nil_r = nil_both / nil_gold if nil_gold else None
     scores.update(
@@ -102,6 +99,21 @@ def score_links(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         }
     )
     return scores
+
+
+def link_outcomes(examples: Iterable[Example]):
+    """The `kb_score` of every predicted entity at a gold mention with a KB id (the
+    probability of the chosen outcome, an id or NIL), and whether the choice is right."""
+    confidences, right = [], []
+    for eg in examples:
+        predicted = {(e.start_char, e.end_char): e for e in eg.predicted.ents}
+        for gold in eg.reference.ents:
+            pred = predicted.get((gold.start_char, gold.end_char))
+            if not gold.kb_id_ or pred is None or pred._.kb_score is None:
+                continue
+            confidences.append(float(pred._.kb_score))
+            right.append(pred.kb_id_ == gold.kb_id_)
+    return confidences, right
 
 
 @registry.scorers("spacy-rsft.el_scorer.v1")

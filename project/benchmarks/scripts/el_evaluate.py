@@ -13,7 +13,8 @@ from spacy.tokens import DocBin
 from spacy.training import Example
 
 from spacy_rsft.io import atomic_output
-from spacy_rsft.scorers import score_links
+from spacy_rsft.calibration import reliability_bins
+from spacy_rsft.scorers import link_outcomes, score_links
 
 
 def main() -> None:
@@ -35,7 +36,10 @@ def main() -> None:
     with nlp.select_pipes(disable=[n for n in nlp.pipe_names if n in ("ner", "rsft_ner", "entity_ruler")]):
         predicted = list(nlp.pipe(docs))
     seconds = time.perf_counter() - start
-    scores = score_links([Example(p, r) for p, r in zip(predicted, refs)])
+    examples = [Example(p, r) for p, r in zip(predicted, refs)]
+    scores = score_links(examples)
+    # kb_score against correctness, binned: the report's reliability plot
+    scores["nel_reliability"] = reliability_bins(*link_outcomes(examples))
     scores.pop("nel_f_per_type", None)
     if "rsft_entity_linker" not in nlp.pipe_names:
         # Candidate recall and recall@k read the ranked candidates rsft_entity_linker keeps
@@ -44,7 +48,7 @@ def main() -> None:
             scores[key] = None
     scores["mentions_per_second"] = round(n_mentions / seconds, 1)
     scores["mentions"] = n_mentions
-    print(json.dumps(scores, indent=1))
+    print(json.dumps({k: v for k, v in scores.items() if k != "nel_reliability"}, indent=1))
     if args.output:
         with atomic_output(args.output) as tmp:
             tmp.write_text(json.dumps(scores, indent=1), encoding="utf8")

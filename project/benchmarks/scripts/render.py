@@ -102,6 +102,28 @@ def plot_group(systems: Dict[str, Dict], names: List[str], title: str, path: Pat
     return True
 
 
+def plot_reliability(systems: Dict[str, Dict], names: List[str], title: str, path: Path) -> bool:
+    """Reliability diagram of the linkers' kb_score on dev: accuracy against mean confidence
+    per bin (the diagonal is perfect calibration), after calibration where it ran."""
+    binned = {n: ((first_run(systems[n]) or {}).get("metrics") or {}).get("nel_reliability") for n in names}
+    binned = {n: b for n, b in binned.items() if b}
+    if not binned:
+        return False
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    for name, bins in binned.items():
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", label=name)
+    ax.set_xlabel("kb_score (mean confidence in the bin)")
+    ax.set_ylabel("share of links right")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return True
+
+
 def group_section(results: Dict, group: str, spec: Dict, figures: Path) -> List[str]:
     systems = results["systems"]
     names = [n for n in spec.get("also", []) if n in systems]
@@ -118,6 +140,8 @@ def group_section(results: Dict, group: str, spec: Dict, figures: Path) -> List[
     lines += el_rows(systems, names) if is_el else ner_rows(systems, names)
     if plot_group(systems, names, spec["title"], figures / f"{group}.png"):
         lines += ["", f"![{group}: dev score against update steps](figures/{group}.png)"]
+    if is_el and plot_reliability(systems, names, f"{spec['title']}: reliability of kb_score", figures / f"{group}_reliability.png"):
+        lines += ["", f"![{group}: reliability of kb_score on dev](figures/{group}_reliability.png)"]
     return lines
 
 
