@@ -238,6 +238,18 @@ class Errors(metaclass=ErrorsWithCodes):
     E328 = "[annotate] Unknown output format(s) {outputs!r}: expected one or more of {formats}."
     E329 = "[annotate] --code {path} is not a file."
     E330 = "[build-kb] Unknown engine {engine!r}: expected 'local' or 'ray'."
+    E333 = (
+        "[{name}] quantize = \"int8\" quantizes a transformer inside the component, and this "
+        "one listens to a shared `transformer` component, which int8 does not reach yet. Set "
+        "quantize to null, or use a pipeline with a transformer per component "
+        "(`init-config -p ner+el --separate`)."
+    )
+    E334 = (
+        "[{name}] This component listens to a shared `transformer` component, which has not "
+        "run on these docs. Run the pipeline's transformer first (`nlp(text)` and `nlp.pipe` "
+        "do), or, in the rejection-sampling reader, keep `scoring = \"cached\"` (the "
+        "default), which records losses during training."
+    )
     E331 = (
         "[calibrate] {path}: {names} are not rsft_ner or rsft_entity_linker components of "
         "the pipeline {pipeline}; name rsft components with --components, or leave it out."

@@ -62,7 +62,13 @@ def test_written_config_is_the_config_with_comments(tmp_path):
 
 def test_options():
     config = make_config("ner+el", target="denoise+balanced", model="roberta-base")
-    assert config["nlp"]["pipeline"] == ["rsft_ner", "rsft_entity_linker"]
+    # one shared transformer, both components listen to it
+    assert config["nlp"]["pipeline"] == ["transformer", "rsft_ner", "rsft_entity_linker"]
+    for name in ("rsft_ner", "rsft_entity_linker"):
+        assert config["components"][name]["model"]["tok2vec"]["@architectures"] == "spacy-transformers.TransformerListener.v1"
+    assert config["components"]["transformer"]["model"]["name"] == "${paths.model}"
+    separate = make_config("ner+el", shared=False)
+    assert separate["nlp"]["pipeline"] == ["rsft_ner", "rsft_entity_linker"]
     assert config["corpora"]["train"]["target"] == "denoise+balanced"
     assert config["paths"]["model"] == "roberta-base"
     assert config["training"]["score_weights"]["ents_f"] == 0.5
@@ -131,7 +137,7 @@ def test_ner_and_el_config_trains(tmp_path, tiny_bert):
     }
     train(config_path, tmp_path / "out", overrides=overrides)
     loaded = spacy.load(tmp_path / "out" / "model-last")
-    assert loaded.pipe_names == ["rsft_ner", "rsft_entity_linker"]
+    assert loaded.pipe_names == ["transformer", "rsft_ner", "rsft_entity_linker"]
     assert "nel_micro_f" in loaded.meta["performance"]
     assert "nel_ece" in loaded.meta["performance"] and "ents_ece" in loaded.meta["performance"]
     assert loaded.config.interpolate()["training"]["max_steps"] == 6

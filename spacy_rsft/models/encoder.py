@@ -9,7 +9,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 from spacy.tokens import Doc, Span
 from spacy.util import registry
-from spacy_transformers.architectures import transformer_tok2vec_v3
+from spacy_transformers.architectures import create_TransformerModel_v3, transformer_tok2vec_v3
 from thinc.api import Model, reduce_mean
 from thinc.types import Floats2d, Ragged
 
@@ -144,3 +144,33 @@ def build_transformer_encoder(
         grad_scaler_config=dict(grad_scaler_config),
     )
     return model
+
+
+@registry.architectures("spacy-rsft.TransformerModel.v1")
+def build_shared_transformer(
+    name: str = PACKAGED_MODEL,
+    get_spans: Optional[Callable[[List[Doc]], List[List[Span]]]] = None,
+    tokenizer_config: Dict = {"use_fast": True},
+    transformer_config: Dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: Dict = {},
+) -> Model:
+    """Registered as `spacy-rsft.TransformerModel.v1`: the model of a shared `transformer`
+    component (spacy-transformers' `TransformerModel.v3`), with the model name checked up
+    front as in `TransformerEncoder.v1`. The rsft components read it through
+    `spacy-transformers.TransformerListener.v1` as their `tok2vec`: one forward pass for both.
+
+    name, get_spans, tokenizer_config, transformer_config, mixed_precision,
+    grad_scaler_config: As for `spacy-rsft.TransformerEncoder.v1`.
+    RETURNS (Model): The transformer model.
+    """
+    if get_spans is None:
+        get_spans = registry.span_getters.get("spacy-transformers.strided_spans.v1")(window=128, stride=96)
+    return create_TransformerModel_v3(
+        name=resolve_model_name(name, component="transformer"),
+        get_spans=get_spans,
+        tokenizer_config=dict(tokenizer_config),
+        transformer_config=dict(transformer_config),
+        mixed_precision=mixed_precision,
+        grad_scaler_config=dict(grad_scaler_config),
+    )

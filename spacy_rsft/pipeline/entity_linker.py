@@ -37,6 +37,7 @@ from ..calibration import expected_calibration_error, fit_temperature, link_nll
 from ..errors import Errors, Warnings
 from ..kb.candidates import Candidate, normalize_alias
 from ..models.encoder import encoder_config
+from ..models.tagger import check_upstream_ran, is_listener
 from .batching import MAX_BATCH_ITEMS, LengthGroupedPipe, check_release_memory
 from .guard import NonFiniteGuard
 from .link_features import (
@@ -414,6 +415,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         if not with_ents:
             return results
         batch = [docs[i] for i in with_ents]
+        check_upstream_ran(self.model, batch, self.name)
         outputs = self.model.ops.to_numpy(
             self.model.predict((batch, [self._mentions(doc) for doc in batch]))
         )
@@ -470,12 +472,15 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         validate_examples(examples, "RsftEntityLinker.update")
         check_trainable(self.model, self.name)
         self._require_kb()
+        # A listener of a shared transformer must see the whole batch the transformer ran on;
+        # an embedded transformer runs on the examples that have gold mentions only.
+        listens = is_listener(self.model.get_ref("tok2vec"))
         batch = []
         for eg in examples:
             mentions = self._gold_mentions(eg)
-            if mentions:
+            if mentions or listens:
                 batch.append((eg, mentions))
-        if not batch:
+        if not any(mentions for _, mentions in batch):
             return losses
         set_dropout_rate(self.model, drop)
         docs = [eg.predicted for eg, _ in batch]
@@ -494,9 +499,11 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
-        self.loss_recorder.record([eg for eg, _ in batch], per_example)
+        scored = [i for i, (_, mentions) in enumerate(batch) if mentions]
+        self.loss_recorder.record([batch[i][0] for i in scored], per_example[scored])
         # each mention's loss on its tokens: the reader's span units (entity spans) get it
-        self.loss_recorder.record_tokens([eg for eg, _ in batch], mention_token_losses(batch, per_mention))
+        token_losses = mention_token_losses(batch, per_mention)
+        self.loss_recorder.record_tokens([batch[i][0] for i in scored], [token_losses[i] for i in scored])
         return losses
 
     def _gold_mentions(self, eg: Example, keep_unreachable: bool = False) -> List[GoldMention]:
@@ -583,7 +590,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
                     numpy.add.at(d_types[m.label], m.types[keep], grad[:-1])
                 row += 1
             total += example_loss
-            per_example.append(example_loss / len(mentions))
+            per_example.append(example_loss / len(mentions) if mentions else numpy.nan)
         return total, d_outputs, d_weights, numpy.asarray(per_example), per_mention, d_types
 
     def _training_subset(self, scores: numpy.ndarray, entities: List[str], gold: str) -> List[int]:
@@ -662,6 +669,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
             return [], numpy.zeros((0,)), []
         docs = [eg.predicted for eg, _ in batch]
         spans = [[(m.start, m.end) for m in mentions] for _, mentions in batch]
+        check_upstream_ran(self.model, docs, self.name)
         outputs = self.model.ops.to_numpy(self.model.predict((docs, spans)))
         _, _, _, per_example, per_mention, _ = self._loss(batch, outputs)
         return positions, per_example, mention_token_losses(batch, per_mention)
@@ -686,6 +694,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
             if not batch:
                 continue
             spans = [[(m.start, m.end) for m in mentions] for _, mentions in batch]
+            check_upstream_ran(self.model, [eg.predicted for eg, _ in batch], self.name)
             outputs = self.model.ops.to_numpy(self.model.predict(([eg.predicted for eg, _ in batch], spans)))
             row = 0
             for _, mentions in batch:

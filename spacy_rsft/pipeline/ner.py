@@ -24,6 +24,7 @@ from thinc.types import Floats2d
 from ..calibration import entity_bce, entity_confidence, expected_calibration_error, fit_temperature
 from ..errors import Errors, Warnings
 from ..models.encoder import encoder_config
+from ..models.tagger import check_upstream_ran, is_listener
 from ..ty import unmasked_reference
 from .batching import MAX_BATCH_ITEMS, MAX_TRAIN_GROUPS, LengthGroupedPipe, check_release_memory, padding_groups
 from .guard import NonFiniteGuard, discard_gradients
@@ -265,6 +266,7 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         """
         docs = list(docs)
         non_empty = [doc for doc in docs if len(doc)]
+        check_upstream_ran(self.model, non_empty, self.name)
         logits = self.model.predict(non_empty) if non_empty else []
         results: List[numpy.ndarray] = []
         it = iter(logits)
@@ -375,8 +377,12 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         examples = list(examples)
         validate_examples(examples, "RsftEntityRecognizer.update")
         check_trainable(self.model, self.name)
-        examples = [eg for eg in examples if len(eg.predicted)]
-        if not examples:
+        # A listener of a shared transformer must see the whole batch the transformer ran on,
+        # in one pass; an embedded transformer runs on the non-empty docs, by length group.
+        listens = is_listener(self.model.get_ref("tok2vec"))
+        if not listens:
+            examples = [eg for eg in examples if len(eg.predicted)]
+        if not any(len(eg.predicted) for eg in examples):
             return losses
         set_dropout_rate(self.model, drop)
         # One forward pass per length group (a transformer batch is padded to its longest
@@ -384,7 +390,9 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         # optimizer steps once: the same update as one pass, with less padding. Each group
         # is backpropagated before the next one's forward pass, so only one group's
         # activations are alive at a time (training memory).
-        groups = padding_groups([len(eg.predicted) for eg in examples], self.cfg.get("max_train_groups", MAX_TRAIN_GROUPS))
+        groups = [list(range(len(examples)))] if listens else padding_groups(
+            [len(eg.predicted) for eg in examples], self.cfg.get("max_train_groups", MAX_TRAIN_GROUPS)
+        )
         golds = [self._gold_tags(eg) for eg in examples]  # once: they also count skips
         # the labels each token's loss is recorded against: a unit the reader masked is
         # still scored (no gradient), so its loss stays current

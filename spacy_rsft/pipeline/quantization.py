@@ -49,6 +49,10 @@ def quantize_model(model: Model, name: str) -> int:
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
+    from ..models.tagger import is_listener
+
+    if is_listener(model):
+        raise ValueError(Errors.E333.format(name=name))
     count = 0
     for shim in hf_shims(model):
         if getattr(shim, FP32_ATTR, None) is not None:

@@ -1,0 +1,115 @@
+"""rsft_ner and rsft_entity_linker listening to one shared `transformer` component."""
+import json
+
+import pytest
+import spacy
+from spacy.training import Example
+from spacy.util import load_model_from_config, registry
+from thinc.api import fix_random_seed
+
+from spacy_rsft.cli.init_config import make_config
+from spacy_rsft.kb.builder import build_kb
+
+registry.ensure_populated()
+
+def _spans(text, *mentions):
+    """(start, end, label, kb_id) of each (words, label, kb_id), found left to right."""
+    out, start = [], 0
+    for words, label, kb_id in mentions:
+        start = text.index(words, start)
+        out.append((start, start + len(words), label, kb_id))
+        start += len(words)
+    return out
+
+
+MARY = "Mary Smith went from Paris to France and back again to Paris ."
+DATA = [
+    ("Paris is the capital of France .", _spans("Paris is the capital of France .", ("Paris", "LOC", "Q1"), ("France", "LOC", "Q2"))),
+    ("", []),  # an empty doc in the batch: the listeners must still see the whole batch
+    ("Nothing happened in the long and quiet afternoon at all today .", []),
+    ("Jorvik is old .", [(0, 6, "LOC", "NIL")]),
+    (MARY, _spans(MARY, ("Mary Smith", "PER", "NIL"), ("Paris", "LOC", "Q1"), ("France", "LOC", "Q2"), ("Paris", "LOC", "Q1"))),
+]
+
+
+@pytest.fixture(scope="module")
+def shared_nlp(tmp_path_factory, tiny_bert):
+    tmp = tmp_path_factory.mktemp("shared")
+    (tmp / "e.jsonl").write_text('{"id": "Q1", "name": "Paris"}\n{"id": "Q2", "name": "France"}\n')
+    (tmp / "a.jsonl").write_text('{"alias": "Paris", "entity": "Q1", "count": 3}\n{"alias": "France", "entity": "Q2", "count": 3}\n')
+    build_kb(tmp / "e.jsonl", tmp / "a.jsonl", tmp / "kb", tiny_bert, progress=False)
+    config = make_config("ner+el", model=tiny_bert)
+    config["paths"]["kb"] = str(tmp / "kb" / "kb")
+    config["components"]["rsft_ner"]["model"]["hidden_width"] = 32
+    fix_random_seed(0)
+    nlp = load_model_from_config(config, auto_fill=True, validate=True)
+
+    def examples():
+        out = []
+        for text, ents in DATA:
+            ref = nlp.make_doc(text)
+            ref.ents = [ref.char_span(s, e, label=l, kb_id=k) for s, e, l, k in ents]
+            out.append(Example(nlp.make_doc(text), ref))
+        return out
+
+    optimizer = nlp.initialize(examples, sgd=None)
+    optimizer.learn_rate = 0.002  # not the config's 200-step warm-up
+    history = [nlp.update(examples(), sgd=optimizer) for _ in range(12)]
+    return nlp, history, tmp
+
+
+def test_one_transformer_for_both(shared_nlp):
+    from spacy_transformers.layers import TransformerModel
+
+    nlp, history, _ = shared_nlp
+    assert nlp.pipe_names == ["transformer", "rsft_ner", "rsft_entity_linker"]
+    for name in ("rsft_ner", "rsft_entity_linker"):
+        assert not any(isinstance(node, TransformerModel) for node in nlp.get_pipe(name).model.walk())
+    # both components learned through the shared transformer
+    assert history[-1]["rsft_ner"] < history[0]["rsft_ner"]
+    assert history[-1]["rsft_entity_linker"] < history[0]["rsft_entity_linker"]
+    assert history[-1]["transformer"] > 0
+
+
+def test_saves_loads_and_links_identically(shared_nlp, tmp_path):
+    nlp, _, _ = shared_nlp
+    texts = [text for text, _ in DATA] + ["Paris and France ."]
+
+    def annotations(pipeline):
+        out = []
+        for doc in pipeline.pipe(texts):
+            out.append([(e.start, e.end, e.label_, e.kb_id_, round(e._.kb_score, 5)) for e in doc.ents])
+        return out
+
+    before = annotations(nlp)
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    assert annotations(loaded) == before
+    # the linker also links entities that come from elsewhere (gold spans, a ruler)
+    with loaded.select_pipes(disable=["rsft_ner"]):
+        doc = loaded.make_doc("Paris is the capital of France .")
+        doc.ents = [doc.char_span(0, 5, label="LOC")]
+        for _, proc in loaded.pipeline:
+            doc = proc(doc)
+    assert doc.ents[0].kb_id_ in ("Q1", "NIL") and doc.ents[0]._.kb_candidates
+
+
+def test_int8_on_a_listening_component_is_a_clear_error(shared_nlp, tmp_path):
+    from spacy_rsft.cli.quantize import quantize_pipeline
+
+    nlp, _, _ = shared_nlp
+    nlp.to_disk(tmp_path / "p")
+    with pytest.raises(ValueError, match=r"E333.*rsft_ner.*shared `transformer`"):
+        quantize_pipeline(tmp_path / "p", tmp_path / "q")
+    assert not (tmp_path / "q").exists()
+
+
+def test_scoring_docs_the_transformer_did_not_see_is_a_clear_error(shared_nlp):
+    nlp, _, _ = shared_nlp
+    text, ents = DATA[0]
+    ref = nlp.make_doc(text)
+    ref.ents = [ref.char_span(s, e, label=l, kb_id=k) for s, e, l, k in ents]
+    eg = Example(nlp.make_doc(text), ref)
+    for name in ("rsft_ner", "rsft_entity_linker"):
+        with pytest.raises(ValueError, match=rf"E334.*{name}"):
+            nlp.get_pipe(name).get_example_losses([eg])
