@@ -87,9 +87,9 @@ def test_ner_calibrate_changes_confidences_not_entities(noisy_ner, tmp_path):
 
 
 def test_linker_calibrate(tiny_bert, tmp_path, monkeypatch):
-    from test_entity_linker import TRAIN, make_el_nlp, make_examples as el_examples, toy_kb_dir  # noqa: F401
     from spacy_rsft.kb.builder import build_kb
-    from test_entity_linker import ALIASES, ENTITIES, write_jsonl
+    from test_entity_linker import ALIASES, ENTITIES, make_el_nlp, write_jsonl
+    from test_entity_linker import make_examples as el_examples
 
     build_kb(write_jsonl(tmp_path / "e.jsonl", ENTITIES), write_jsonl(tmp_path / "a.jsonl", ALIASES), tmp_path / "kb", tiny_bert, progress=False)
     fix_random_seed(0)

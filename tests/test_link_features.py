@@ -4,7 +4,6 @@ import json
 import warnings
 from pathlib import Path
 
-import numpy
 import pytest
 import spacy
 from spacy.kb import InMemoryLookupKB

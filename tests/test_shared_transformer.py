@@ -1,6 +1,4 @@
 """rsft_ner and rsft_entity_linker listening to one shared `transformer` component."""
-import json
-
 import pytest
 import spacy
 from spacy.training import Example
