@@ -22,6 +22,7 @@ works in training, where the predicted doc has no entities yet).
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Dict, List, Optional, Sequence, Set, Union
 
 from spacy.kb import KnowledgeBase
@@ -34,6 +35,7 @@ _PUNCT = re.compile(r"[^\w\s]", flags=re.UNICODE)
 _SPACE = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=1 << 16)
 def normalize_alias(text: str) -> str:
     """Fold case, accents-preserving Unicode form, punctuation and whitespace.
 
@@ -81,9 +83,9 @@ def expansion_of(mention: Span, others: Sequence[Span]) -> Optional[Span]:
         return None
     best, best_len = None, len(words)
     for other in others:
-        if mention.label and other.label and mention.label != other.label:
+        if len(other) <= 0 or (mention.label and other.label and mention.label != other.label):
             continue
-        other_words = _words(other.text)
+        other_words = _words(other.text)  # normalize_alias is cached: one pass per text
         if len(other_words) > best_len and _contains_words(other_words, words):
             best, best_len = other, len(other_words)
     return best
