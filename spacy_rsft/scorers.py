@@ -58,7 +58,8 @@ def score_links(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
 
     examples (Iterable[Example]): Examples whose predicted entities were linked.
     RETURNS (Dict[str, Any]): nel_micro_p/r/f (spaCy's `score_links`, NIL as negative),
-        nel_inkb_accuracy, nel_nil_p/r/f, nel_candidate_recall, nel_recall_at_1/5.
+        nel_inkb_accuracy, nel_nil_p/r/f, nel_candidate_recall, nel_recall_at_1/5, nel_ece,
+        and the end-to-end nel_e2e_inkb_p/r/f (see `score_links_end_to_end`).
     """
     examples = list(examples)
     scores = Scorer.score_links(examples, negative_labels=[NIL])
@@ -83,6 +84,7 @@ def score_links(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
             at1 += gold.kb_id_ in ranked[:1]
             at5 += gold.kb_id_ in ranked[:5]
     confidences, right = link_outcomes(examples)
+    scores.update(score_links_end_to_end(examples))
     nil_p = nil_both / nil_pred if nil_pred else None
     nil_r = nil_both / nil_gold if nil_gold else None
     scores.update(
@@ -99,6 +101,31 @@ def score_links(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         }
     )
     return scores
+
+
+def score_links_end_to_end(examples: Iterable[Example]) -> Dict[str, Any]:
+    """The standard end-to-end entity-linking score (GERBIL's strong-match InKB micro P/R/F,
+    as reported on AIDA): a predicted link counts when its span (characters) and its KB id
+    both equal a gold one. Gold mentions without a KB id or with NIL are left out; predicted
+    entities that are not linked (NIL or no id) are not links. A link on a span the NER got
+    wrong, or on a gold NIL mention, is a false positive; with gold mentions this equals
+    the micro F of in-KB links.
+
+    examples (Iterable[Example]): Predicted docs (entities from any NER, linked) and gold.
+    RETURNS (Dict[str, Any]): nel_e2e_inkb_p, nel_e2e_inkb_r, nel_e2e_inkb_f (None where
+        undefined).
+    """
+    tp = n_pred = n_gold = 0
+    for eg in examples:
+        gold = {(e.start_char, e.end_char, e.kb_id_) for e in eg.reference.ents if e.kb_id_ and e.kb_id_ != NIL}
+        pred = {(e.start_char, e.end_char, e.kb_id_) for e in eg.predicted.ents if e.kb_id_ and e.kb_id_ != NIL}
+        tp += len(gold & pred)
+        n_gold += len(gold)
+        n_pred += len(pred)
+    p = tp / n_pred if n_pred else None
+    r = tp / n_gold if n_gold else None
+    f = 2 * tp / (n_pred + n_gold) if n_gold else None  # 0 when nothing is predicted
+    return {"nel_e2e_inkb_p": p, "nel_e2e_inkb_r": r, "nel_e2e_inkb_f": f}
 
 
 def link_outcomes(examples: Iterable[Example]):

@@ -164,6 +164,9 @@ class Plan:
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode("utf8")).hexdigest()
 
 
+STEP_SETTINGS = ("training.max_steps", "training.optimizer.learn_rate.total_steps", "training.eval_frequency")
+
+
 def make_plan(bench: Benchmark, system: System, scale: Scale, seed: int, model: str) -> Plan:
     """The effective config of one run: systems/NAME.cfg's [benchmark] base config, merged
     with the rest of the system file, then the scale's settings for the suite (where the
@@ -181,6 +184,12 @@ def make_plan(bench: Benchmark, system: System, scale: Scale, seed: int, model: 
         return Plan(system, scale, seed, kind, Config(), inputs, options, clean_train=clean_train)
     config = Config().from_disk(bench.root / "configs" / base, interpolate=False).merge(spec)
     overrides = {key: value for key, value in scale.settings.get(system.suite, {}).items() if has_key(config, key)}
+    # `steps_factor = N`: N times the scale's step budget (and evaluation interval), e.g. for
+    # an anchor cheap enough to be given more updates than the systems it is compared with
+    factor = int(options.pop("steps_factor", 1))
+    for key in STEP_SETTINGS:
+        if factor != 1 and key in overrides:
+            overrides[key] = int(overrides[key]) * factor
     overrides["system.seed"] = seed
     if has_key(config, "paths.model"):
         overrides["paths.model"] = model

@@ -12,12 +12,19 @@ where the benchmark needs every system to be run the same way:
 
 Everything else (architectures, widths, learning rates, dropout) is spaCy's default.
 
+The end-to-end anchor (`-p ner,entity_linker`) also gets a sentencizer in front (spaCy's
+`entity_linker` needs sentence boundaries), the KB from ${paths.kb} and the KB's entity
+vector width.
+
 usage: python scripts/make_anchor_configs.py OUTPUT_DIR
 """
 import sys
 from pathlib import Path
 
 from spacy.cli.init_config import init_config
+
+# The AIDA KB's entity vectors (build-kb encodes descriptions with the packaged MiniLM)
+KB_VECTOR_WIDTH = 384
 
 BATCHER = {
     "@batchers": "spacy.batch_by_words.v1",
@@ -52,6 +59,25 @@ def anchor_config(gpu: bool):
     return config
 
 
+def e2e_anchor_config():
+    """spaCy's `ner` + `entity_linker` sharing a CNN tok2vec, as `spacy init config -p
+    ner,entity_linker` writes it, trained the way the benchmark trains every system."""
+    config = anchor_config(gpu=False)
+    default = init_config(lang="en", pipeline=["ner", "entity_linker"], optimize="efficiency", gpu=False,
+                          pretraining=False, silent=True)
+    config["paths"]["kb"] = None
+    config["nlp"]["pipeline"] = ["sentencizer", "tok2vec", "ner", "entity_linker"]
+    config["components"]["sentencizer"] = {"factory": "sentencizer"}
+    linker = dict(default["components"]["entity_linker"])
+    linker["entity_vector_length"] = KB_VECTOR_WIDTH
+    config["components"]["entity_linker"] = linker
+    config["initialize"]["components"]["entity_linker"] = {
+        "kb_loader": {"@misc": "spacy.KBFromFile.v1", "kb_path": "${paths.kb}"}
+    }
+    config["training"]["score_weights"] = dict(default["training"]["score_weights"])
+    return config
+
+
 def main() -> None:
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -59,6 +85,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     anchor_config(gpu=False).to_disk(out / "spacy_ner_cnn.cfg")
     anchor_config(gpu=True).to_disk(out / "spacy_ner_trf.cfg")
+    e2e_anchor_config().to_disk(out / "spacy_ner_el_anchor.cfg")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ def summarize(plan: Plan, out: Path, gpu_id: int = -1) -> Dict:
     metrics = read_json(out / "metrics.json")
     if metrics is not None:
         result["metrics"] = metrics
-    for name in ("metrics_uncalibrated", "calibration"):  # linkers calibrated on held-out data
+    # linkers calibrated on held-out data; end-to-end pipelines' linker on the gold mentions
+    for name in ("metrics_uncalibrated", "calibration", "metrics_gold"):
         extra = read_json(out / f"{name}.json")
         if extra is not None:
             result[name] = extra

@@ -84,6 +84,32 @@ def el_rows(systems: Dict[str, Dict], names: List[str]) -> List[str]:
     return lines
 
 
+def e2e_rows(systems: Dict[str, Dict], names: List[str]) -> List[str]:
+    """End to end from raw text (after calibration where the run was calibrated: the NIL
+    threshold changes which links are made), and the same pipeline's linker on the gold
+    mentions."""
+    lines = [
+        "| system | InKB micro F1, end to end | P | R | NER F1 | NER ECE | in-KB accuracy, gold mentions | link ECE, gold mentions | words/s, end to end | train time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        system, run = systems[name], first_run(systems[name])
+        m = (run or {}).get("metrics")
+        if not m:
+            lines.append(f"| {system['title']} | not run yet | | | | | | | | |")
+            continue
+        gold = run.get("metrics_gold") or {}
+        raw = run.get("metrics_uncalibrated")
+        pct = lambda d, key: fmt(100 * d[key], 1) if d.get(key) is not None else "–"  # noqa: E731
+        f1 = pct(m, "nel_e2e_inkb_f") if raw is None else f"{pct(raw, 'nel_e2e_inkb_f')} → {pct(m, 'nel_e2e_inkb_f')}"
+        lines.append(
+            f"| {system['title']} | **{f1}** | {pct(m, 'nel_e2e_inkb_p')} | {pct(m, 'nel_e2e_inkb_r')} | {pct(m, 'ents_f')} | "
+            f"{pct(m, 'ents_ece')} | {pct(gold, 'nel_inkb_accuracy')} | {pct(gold, 'nel_ece')} | "
+            f"{fmt(m.get('words_per_second'))} | {minutes(run.get('train_wall_seconds'))} |"
+        )
+    return lines
+
+
 def plot_group(systems: Dict[str, Dict], names: List[str], title: str, path: Path) -> bool:
     curves = {n: first_run(systems[n]).get("curve") for n in names if first_run(systems[n]) and first_run(systems[n]).get("curve")}
     if not curves:
@@ -136,8 +162,12 @@ def group_section(results: Dict, group: str, spec: Dict, figures: Path) -> List[
         data = (first_run(systems[name]) or {}).get("train_data")
         if data and name == own[-1]:
             lines += [f"Training set: `{json.dumps({k: v for k, v in data.items() if k != 'input'})}`", ""]
-    is_el = all(systems[n]["suite"] == "el" for n in own)
-    lines += el_rows(systems, names) if is_el else ner_rows(systems, names)
+    suites = {systems[n]["suite"] for n in own}
+    is_el = suites == {"el"}
+    if suites == {"e2e"}:
+        lines += e2e_rows(systems, names)
+    else:
+        lines += el_rows(systems, names) if is_el else ner_rows(systems, names)
     if plot_group(systems, names, spec["title"], figures / f"{group}.png"):
         lines += ["", f"![{group}: dev score against update steps](figures/{group}.png)"]
     if is_el and plot_reliability(systems, names, f"{spec['title']}: reliability of kb_score", figures / f"{group}_reliability.png"):

@@ -13,7 +13,8 @@ interruption, a changed system file reruns exactly that system, and results comm
 from another machine are not run again. `--force` reruns anyway.
 
 Each run: `spacy train` through train.py (or el-baseline for a prior) into
-training/SCALE/NAME/seedN/, then the suite's evaluation (the linkers: el_evaluate.py), then
+training/SCALE/NAME/seedN/, then the suite's evaluation (the linkers: el_evaluate.py; end to end:
+e2e_evaluate.py), then
 metrics.py's summary of what was written. Every step is a subprocess, so one run's memory
 never carries into the next.
 
@@ -115,6 +116,8 @@ def run(bench: Benchmark, plan: Plan, force: bool = False, env: Optional[Dict[st
         train(plan, out, env, log)
         if plan.system.suite == "el":
             evaluate_linker(plan, out, env, log)
+        elif plan.system.suite == "e2e":
+            evaluate_end_to_end(plan, out, env, log)
     result = summarize(plan, out, gpu_id=int((env or {}).get("RSFT_BENCH_GPU", "-1")))
     result["fingerprint"] = fingerprint
     write_json(target, result)
@@ -136,6 +139,25 @@ def evaluate_linker(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None,
         call([sys.executable, "-m", "spacy_rsft", "calibrate", str(model), str(plan.inputs["heldout"]), str(model),
               "--threshold", "--output", str(out / "calibration.json")], env, log)
     evaluate("metrics.json")
+
+
+def evaluate_end_to_end(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> None:
+    """Evaluate model-best on the test set from raw text (e2e_evaluate.py). With a held-out
+    input, first as trained (metrics_uncalibrated.json), then calibrated on it (both
+    components' temperatures and the linker's NIL threshold; calibration.json). Then the
+    linker alone on the gold mentions (metrics_gold.json)."""
+    model = out / "model-best"
+    test = str(plan.inputs["test"])
+
+    def evaluate(script: str, target: str) -> None:
+        call([sys.executable, str(SCRIPTS / script), str(model), test, "--output", str(out / target)], env, log)
+
+    if "heldout" in plan.inputs:
+        evaluate("e2e_evaluate.py", "metrics_uncalibrated.json")
+        call([sys.executable, "-m", "spacy_rsft", "calibrate", str(model), str(plan.inputs["heldout"]), str(model),
+              "--threshold", "--output", str(out / "calibration.json")], env, log)
+    evaluate("e2e_evaluate.py", "metrics.json")
+    evaluate("el_evaluate.py", "metrics_gold.json")
 
 
 def train(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> None:
