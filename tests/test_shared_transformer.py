@@ -92,6 +92,43 @@ def test_saves_loads_and_links_identically(shared_nlp, tmp_path):
     assert doc.ents[0].kb_id_ in ("Q1", "NIL") and doc.ents[0]._.kb_candidates
 
 
+def _annotations(pipeline, texts):
+    return [[(e.start, e.end, e.label_, e.kb_id_, round(e._.kb_score, 5)) for e in doc.ents] for doc in pipeline.pipe(texts)]
+
+
+@pytest.mark.slow
+def test_spacy_package_installs_and_links_identically(shared_nlp, tmp_path):
+    """`spacy package` of the shared pipeline builds an sdist that installs and loads by
+    name (spacy-rsft among its requirements) and gives the same entities and links."""
+    import json
+    import subprocess
+    import sys
+
+    nlp, _, _ = shared_nlp
+    texts = [text for text, _ in DATA]
+    nlp.to_disk(tmp_path / "pipe")
+
+    def run(*cmd, **kwargs):
+        done = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, **kwargs)
+        assert done.returncode == 0, f"{cmd[:3]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        return done
+
+    (tmp_path / "out").mkdir()
+    run("-m", "spacy", "package", str(tmp_path / "pipe"), str(tmp_path / "out"), "--name", "shared_test",
+        "--version", "0.0.1", "--build", "sdist", "--force")
+    meta = json.loads((tmp_path / "out" / "en_shared_test-0.0.1" / "meta.json").read_text())
+    assert any(r.startswith("spacy-rsft") for r in meta["requirements"])
+    sdist = next((tmp_path / "out").glob("*/dist/*.tar.gz"))
+    run("-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(tmp_path / "site"), str(sdist))
+    script = ("import json, sys, spacy; nlp = spacy.load('en_shared_test'); "
+              "print(json.dumps([[(e.start, e.end, e.label_, e.kb_id_, round(e._.kb_score, 5)) for e in d.ents] "
+              "for d in nlp.pipe(json.loads(sys.argv[1]))]))")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path / "site")}
+    out = run("-c", script, json.dumps(texts), env=env, cwd=str(tmp_path))
+    installed = [[tuple(ent) for ent in doc] for doc in json.loads(out.stdout.strip().splitlines()[-1])]
+    assert installed == _annotations(nlp, texts)
+
+
 def test_int8_on_a_listening_component_is_a_clear_error(shared_nlp, tmp_path):
     from spacy_rsft.cli.quantize import quantize_pipeline
 
