@@ -240,9 +240,14 @@ class Errors(metaclass=ErrorsWithCodes):
     E330 = "[build-kb] Unknown engine {engine!r}: expected 'local' or 'ray'."
     E333 = (
         "[{name}] quantize = \"int8\" quantizes a transformer inside the component, and this "
-        "one listens to a shared `transformer` component, which int8 does not reach yet. Set "
-        "quantize to null, or use a pipeline with a transformer per component "
-        "(`init-config -p ner+el --separate`)."
+        "one listens to a shared `transformer` component. Set quantize to null here and "
+        "quantize the shared transformer instead: `python -m spacy_rsft quantize IN OUT` does "
+        "(its factory becomes `rsft_transformer` with quantize = \"int8\")."
+    )
+    E335 = (
+        "[quantize] {name} in {path} listens to the shared transformer `{upstream}`: int8 "
+        "applies there, to every component that listens to it. Name `{upstream}` instead "
+        "(or leave --components out)."
     )
     E334 = (
         "[{name}] This component listens to a shared `transformer` component, which has not "

@@ -134,9 +134,46 @@ def test_int8_on_a_listening_component_is_a_clear_error(shared_nlp, tmp_path):
 
     nlp, _, _ = shared_nlp
     nlp.to_disk(tmp_path / "p")
+    # quantize belongs on the shared transformer: the component's own setting is refused
     with pytest.raises(ValueError, match=r"E333.*rsft_ner.*shared `transformer`"):
-        quantize_pipeline(tmp_path / "p", tmp_path / "q")
+        spacy.load(tmp_path / "p", config={"components": {"rsft_ner": {"quantize": "int8"}}})
+    with pytest.raises(ValueError, match=r"E335.*rsft_ner.*`transformer`"):
+        quantize_pipeline(tmp_path / "p", tmp_path / "q", components=["rsft_ner"])
     assert not (tmp_path / "q").exists()
+
+
+def test_int8_quantizes_the_shared_transformer(shared_nlp, tmp_path):
+    """`quantize` on a shared pipeline reaches its one transformer: both components read
+    int8 outputs, the copy saves fp32 weights, predictions stay valid and close, and the
+    quantized transformer refuses to train."""
+    import torch
+    from spacy_rsft.cli.quantize import quantize_pipeline
+    from spacy_rsft.pipeline.quantization import hf_shims, is_quantized
+
+    nlp, _, _ = shared_nlp
+    texts = [text for text, _ in DATA] + ["Paris and France ."]
+    nlp.to_disk(tmp_path / "p")
+    assert quantize_pipeline(tmp_path / "p", tmp_path / "q") == ["transformer"]
+    quantized = spacy.load(tmp_path / "q")
+    transformer = quantized.get_pipe("transformer")
+    assert quantized.config["components"]["transformer"]["factory"] == "rsft_transformer"
+    assert transformer.quantize == "int8" and is_quantized(transformer.model)
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in hf_shims(transformer.model)[0]._model.modules())
+    for name in ("rsft_ner", "rsft_entity_linker"):
+        assert quantized.get_pipe(name).quantize is None
+    fp32, int8 = _annotations(nlp, texts), _annotations(quantized, texts)
+    for doc_fp32, doc_int8 in zip(fp32, int8):
+        for ent in doc_int8:
+            assert 0.0 <= ent[4] <= 1.0 and (ent[3] in ("Q1", "Q2", "NIL"))
+    # the same entities and links on this toy model (its margins are wide)
+    assert [[e[:4] for e in d] for d in int8] == [[e[:4] for e in d] for d in fp32]
+    # saved again, the weights on disk are the fp32 ones: with quantize off it is the original
+    quantized.to_disk(tmp_path / "q2")
+    plain = spacy.load(tmp_path / "q2", config={"components": {"transformer": {"quantize": None}}})
+    assert not is_quantized(plain.get_pipe("transformer").model)
+    assert _annotations(plain, texts) == fp32
+    with pytest.raises(ValueError, match=r"E317.*transformer"):
+        quantized.get_pipe("transformer").update([])
 
 
 def test_scoring_docs_the_transformer_did_not_see_is_a_clear_error(shared_nlp):

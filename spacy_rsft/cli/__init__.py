@@ -37,9 +37,10 @@ def tiny_model_cli(
 def quantize_cli(
     input_path: Path = typer.Argument(..., help="A trained pipeline", exists=True, file_okay=False),
     output_path: Path = typer.Argument(..., help="Where to write the quantized copy"),
-    components: str = typer.Option(None, "--components", "-c", help="Comma-separated rsft components (default: all)"),
+    components: str = typer.Option(None, "--components", "-c", help="Comma-separated rsft components or shared transformers (default: all)"),
 ) -> None:
-    """Copy a pipeline with quantize = "int8" on its rsft components: when loaded, their
+    """Copy a pipeline with quantize = "int8" on its rsft components, or on the shared
+    transformer they listen to (its factory becomes rsft_transformer): when loaded, the
     transformer runs with int8 dynamic quantization of its linear layers (CPU only). The
     weights stay fp32 on disk; set quantize back to null to train or run on a GPU."""
     from .quantize import quantize_pipeline
