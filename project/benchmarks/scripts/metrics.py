@@ -14,6 +14,8 @@ from typing import Dict, List, Optional
 
 import numpy
 
+from spacy_rsft.sampling import detection
+
 from bench import Plan, read_json
 
 VERSIONS = ["spacy", "spacy-transformers", "transformers", "torch", "thinc", "spacy-rsft"]
@@ -95,87 +97,15 @@ def sampler_summary(epochs: List[Dict]) -> Dict:
     }
 
 
-def noisy_units(units: Dict, clean: List, noisy: List) -> numpy.ndarray:
-    """Which units carry label noise: an entity unit whose span and label are not a clean
-    entity; an outside token inside a clean entity; a sentence or example whose entities
-    differ from the clean ones."""
-    flags = numpy.zeros((len(units["doc"]),), dtype=bool)
-    for u, (d, start, end, entity) in enumerate(zip(units["doc"], units["start"], units["end"], units["entity"])):
-        gold = {(e.start, e.end, e.label_) for e in clean[d].ents if start <= e.start and e.end <= end}
-        labels = {(e.start, e.end, e.label_) for e in noisy[d].ents if start <= e.start and e.end <= end}
-        if entity:
-            flags[u] = not labels <= gold
-        elif units["unit"] == "span":
-            flags[u] = any(e.start <= start < e.end for e in clean[d].ents)
-        else:
-            flags[u] = gold != labels
-    return flags
-
-
-def auroc(scores: numpy.ndarray, positive: numpy.ndarray) -> Optional[float]:
-    """Area under the ROC curve of `scores` for `positive` (ties count half): the chance
-    that a random positive scores above a random negative."""
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if not n_pos or not n_neg:
-        return None
-    order = numpy.argsort(scores, kind="mergesort")
-    ranks = numpy.empty(len(scores))
-    sorted_scores = scores[order]
-    # average rank of each run of ties (1-based)
-    _, first, counts = numpy.unique(sorted_scores, return_index=True, return_counts=True)
-    for start, count in zip(first, counts):
-        ranks[order[start : start + count]] = start + (count + 1) / 2
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def unit_noise_detection(epochs: List[Dict], units: Dict, clean_path: Path, noisy_path: Path) -> Dict:
-    """How well rejection finds the units whose labels differ from the clean ones, per
-    sampled epoch: precision and recall of "rejected", the AUROC of the rejection
-    probability (1 - acceptance; flat below the rejection quantile, so it also reflects how
-    much was rejected) and the AUROC of the loss the sampler ranks by (`loss_auroc`: how
-    well the ranking itself separates noisy from clean units), over all units and per kind
-    (entity spans, outside tokens) for span units."""
+    """spacy_rsft's `unit_noise_detection` on the clean and noisy training files."""
     import spacy
     from spacy.tokens import DocBin
 
     vocab = spacy.blank("en").vocab
     clean = list(DocBin().from_disk(clean_path).get_docs(vocab))
     noisy = list(DocBin().from_disk(noisy_path).get_docs(vocab))
-    flags = noisy_units(units, clean, noisy)
-    kinds = {"all": numpy.ones_like(flags)}
-    if units["unit"] == "span":
-        entity = numpy.asarray(units["entity"], dtype=bool)
-        kinds.update({"entity": entity, "outside": ~entity})
-    rows = []
-    for epoch in epochs:
-        if epoch.get("warmup") or "acceptance" not in epoch:
-            continue
-        acceptance = numpy.asarray(epoch["acceptance"], dtype="float64")
-        losses = numpy.asarray([numpy.nan if v is None else v for v in epoch.get("losses", [])], dtype="float64")
-        rejected = numpy.ones_like(flags)
-        rejected[epoch["accepted_indices"]] = False
-        row: Dict = {"epoch": epoch["epoch"]}
-        for kind, members in kinds.items():
-            f, r = flags[members], rejected[members]
-            row[kind] = {
-                "noisy": int(f.sum()),
-                "units": int(members.sum()),
-                "rejected": int(r.sum()),
-                "precision": float((f & r).sum() / r.sum()) if r.any() else None,
-                "recall": float((f & r).sum() / f.sum()) if f.any() else None,
-                "auroc": auroc(1.0 - acceptance[members], f),
-                "loss_auroc": _loss_auroc(losses, members, flags),
-            }
-        rows.append(row)
-    return {"unit": units["unit"], "context": units.get("context"), "epochs": rows}
-
-
-def _loss_auroc(losses: numpy.ndarray, members: numpy.ndarray, flags: numpy.ndarray) -> Optional[float]:
-    """AUROC of the units' losses (those known) for noisy; None without per-unit losses."""
-    if losses.shape != flags.shape:
-        return None
-    known = members & ~numpy.isnan(losses)
-    return auroc(losses[known], flags[known])
+    return detection.unit_noise_detection(epochs, units, clean, noisy)
 
 
 def machine(gpu_id: int = -1) -> Dict:
