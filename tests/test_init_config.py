@@ -48,9 +48,18 @@ def debug_inputs(tmp_path_factory, tiny_bert):
             "paths.kb": str(tmp / "kb" / "kb")}
 
 
-@pytest.mark.parametrize("pipeline,filename", [("ner", "rsft_ner.cfg"), ("el", "rsft_el.cfg")])
-def test_project_configs_are_in_sync(pipeline, filename):
-    assert (PROJECT_CONFIGS / filename).read_text() == config_text(pipeline)
+@pytest.mark.parametrize("pipeline,target,filename", [("ner", "uniform", "rsft_ner.cfg"), ("el", "uniform", "rsft_el.cfg"),
+                                                     ("ner", "denoise", "rsft_ner_denoise.cfg")])
+def test_project_configs_are_in_sync(pipeline, target, filename):
+    assert (PROJECT_CONFIGS / filename).read_text() == config_text(pipeline, target)
+
+
+def test_denoise_gets_the_reader_settings_the_evidence_supports():
+    reader = make_config("ner", target="denoise")["corpora"]["train"]
+    assert (reader["unit"], reader["span_kinds"], reader["noise_rate_estimate"]) == ("span", "outside", "max")
+    # other targets keep the reader's defaults (whole examples)
+    assert "unit" not in make_config("ner", target="hard")["corpora"]["train"]
+    assert "unit" not in make_config("ner", target="denoise+balanced")["corpora"]["train"]
 
 
 def test_written_config_is_the_config_with_comments(tmp_path):
