@@ -25,7 +25,12 @@ def test_project_all_on_demo(tmp_path, tiny_bert):
             assert (root / output).exists(), f"{step} did not write {output}"
     report = (root / "training" / "report.md").read_text()
     assert re.search(r"\| uniform \| \d+\.\d \| \d+\.\d \| \d+\.\d \|", report)
-    assert re.search(r"\| 1 \| 300 \| \d+ \| 0\.\d\d \|", report)
+    # denoise as init-config writes it: span units (entity spans and outside tokens), so an
+    # epoch proposes every token of the 300 sentences' ~4,500
+    assert re.search(r"\| 1 \| \d{4} \| \d+ \| [01]\.\d\d \|", report)
+    # how well rejection found the demo's missed entities, from the clean labels
+    assert "How well rejection found the noise" in report
+    assert re.search(r"\| 1 \| \d{4} \| \d+ \| \d+ \| ", report)
     assert re.search(r"\| prior baseline \| \d+\.\d \|", report)
     assert re.search(r"\| rsft_entity_linker \| \d+\.\d \|", report)
     log = list(srsly.read_jsonl(root / "training" / "ner_uniform_log.jsonl"))

@@ -1,7 +1,11 @@
 """Write training/report.md and its PNG plots from the training logs, the sampler's
 per-epoch stats and the evaluation metrics.
 
-usage: python scripts/report.py TRAINING_DIR [--mislabeled FILE] [--target NAME]
+usage: python scripts/report.py TRAINING_DIR [--mislabeled FILE] [--clean FILE --train FILE] [--target NAME]
+
+With the clean labels of the training set (--clean: JSONL of the training sentences with their
+clean entities; --train: the DocBin trained on), the report says how well the rejection found
+the mislabeled units, per sampled epoch (spacy_rsft.sampling.detection).
 """
 import argparse
 import json
@@ -14,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from spacy_rsft.io import atomic_output  # noqa: E402
+from spacy_rsft.sampling.detection import unit_noise_detection  # noqa: E402
 
 RUNS = [("uniform", "ner_uniform"), ("rsft", "ner_rsft")]
 
@@ -63,16 +68,30 @@ def plot_acceptance(stats: List[Dict], path: Path, target: str) -> None:
     left.set_ylabel("acceptance rate")
     left.set_title(f"Sampler acceptance per epoch ({target})")
     left.grid(alpha=0.3)
-    sampled = [s for s in stats if not s["warmup"] and s.get("accepted_losses")]
+    sampled = [s for s in stats if not s["warmup"] and (s.get("accepted_losses") or s.get("losses"))]
     if sampled:
         last = sampled[-1]
-        right.hist(last["accepted_losses"], bins=30, alpha=0.7, label="accepted")
-        right.hist(last.get("rejected_losses", []), bins=30, alpha=0.7, label="rejected")
+        accepted, rejected = split_losses(last)
+        right.hist(accepted, bins=30, alpha=0.7, label="accepted")
+        right.hist(rejected, bins=30, alpha=0.7, label="rejected")
+        right.set_yscale("log")  # units: thousands accepted, a few rejected
         right.set_title(f"Losses at epoch {last['epoch']}")
         right.legend()
-    right.set_xlabel("example loss (mean token cross-entropy)")
-    right.set_ylabel("examples")
+    unit = stats[0].get("unit", "example") if stats else "example"
+    right.set_xlabel(f"{unit} loss (mean token cross-entropy)")
+    right.set_ylabel(f"{unit}s")
     save_figure(fig, path)
+
+
+def split_losses(epoch: Dict):
+    """The accepted and the rejected units' losses of one epoch's stats (example units
+    list them; finer units give every unit's loss and the accepted indices)."""
+    if epoch.get("accepted_losses") is not None:
+        return epoch["accepted_losses"], epoch.get("rejected_losses", [])
+    losses, accepted = epoch["losses"], set(epoch["accepted_indices"])
+    kept = [v for i, v in enumerate(losses) if v is not None and i in accepted]
+    dropped = [v for i, v in enumerate(losses) if v is not None and i not in accepted]
+    return kept, dropped
 
 
 def plot_per_label(metrics: Dict[str, Dict], path: Path) -> None:
@@ -115,6 +134,45 @@ def mislabeled_rates(stats: List[Dict], mislabeled: List[int]) -> Optional[Dict[
     return {"mislabeled": acc_bad, "clean": acc_clean, "epochs": len(sampled)}
 
 
+def clean_and_noisy_docs(clean_path: Path, train_path: Path, lang: str = "en"):
+    """The training docs as trained on, and the same docs with the clean labels."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank(lang)
+    noisy = list(DocBin().from_disk(train_path).get_docs(nlp.vocab))
+    rows = read_jsonl(clean_path)
+    if len(rows) != len(noisy):
+        raise SystemExit(f"{clean_path} has {len(rows)} sentences and {train_path} {len(noisy)} docs: not the same training set.")
+    clean = []
+    for doc, row in zip(noisy, rows):
+        copy = doc.copy()
+        spans = [copy.char_span(e["start"], e["end"], label=e["label"]) for e in row["entities"]]
+        if any(span is None for span in spans) or copy.text != row["text"]:
+            raise SystemExit(f"{clean_path}: a sentence or entity does not match {train_path} ({row['text'][:60]!r}).")
+        copy.ents = spans
+        clean.append(copy)
+    return clean, noisy
+
+
+def detection_lines(stats: List[Dict], units: Dict, clean, noisy) -> List[str]:
+    """Per sampled epoch: how many of the units with wrong labels (outside tokens inside a
+    clean entity, for the demo's missed entities) were rejected, and how cleanly."""
+    found = unit_noise_detection(stats, units, clean, noisy)
+    kind = "outside" if units["unit"] == "span" else "all"
+    what = "tokens outside the labelled entities" if kind == "outside" else f"{units['unit']} units"
+    lines = [
+        "", f"How well rejection found the noise ({what}; noisy: inside an entity the labels miss):", "",
+        "| epoch | units | noisy | rejected | precision | recall | AUROC of the loss |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in found["epochs"]:
+        d = row[kind]
+        auroc = "n/a" if d["loss_auroc"] is None else f"{d['loss_auroc']:.3f}"
+        lines.append(f"| {row['epoch']} | {d['units']} | {d['noisy']} | {d['rejected']} | {fmt(d['precision'])} | {fmt(d['recall'])} | {auroc} |")
+    return lines
+
+
 def fmt(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
@@ -123,6 +181,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("training_dir", type=Path)
     parser.add_argument("--mislabeled", type=Path, default=None)
+    parser.add_argument("--clean", type=Path, default=None)
+    parser.add_argument("--train", type=Path, default=None)
     parser.add_argument("--target", default="rsft")
     args = parser.parse_args()
     out = args.training_dir
@@ -147,14 +207,19 @@ def main() -> None:
         cells = [fmt((metrics[n].get("ents_per_type") or {}).get(label, {}).get("f")) for n, _ in RUNS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "![Dev F1 against steps](f1_vs_steps.png)", "", "![Per-label F1](per_label.png)", ""]
-    lines += ["## The sampler", "", "| epoch | proposed | accepted | rate | mean loss accepted | mean loss rejected |", "|---|---|---|---|---|---|"]
+    unit = (stats["rsft"][0].get("unit") or "example") if stats["rsft"] else "example"
+    lines += ["## The sampler", "", f"| epoch | {unit} units proposed | accepted | rate | mean loss accepted | mean loss rejected |", "|---|---|---|---|---|---|"]
     for s in stats["rsft"]:
         mla, mlr = s["mean_loss_accepted"], s["mean_loss_rejected"]
         lines.append(
             f"| {s['epoch']}{' (warm-up)' if s['warmup'] else ''} | {s['proposed']} | {s['accepted']} | {s['acceptance_rate']:.2f} | "
             f"{'n/a' if mla is None else f'{mla:.3f}'} | {'n/a' if mlr is None else f'{mlr:.3f}'} |"
         )
-    rates = mislabeled_rates(stats["rsft"], mislabeled)
+    units_path = out / "ner_rsft_stats.units.json"
+    units = read_json(units_path)
+    rates = mislabeled_rates(stats["rsft"], mislabeled) if units.get("unit", "example") == "example" else None
+    if units and args.clean and args.train:
+        lines += detection_lines(stats["rsft"], units, *clean_and_noisy_docs(args.clean, args.train))
     if rates:
         lines += [
             "",
