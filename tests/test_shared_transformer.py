@@ -69,20 +69,18 @@ def test_one_transformer_for_both(shared_nlp):
     assert history[-1]["transformer"] > 0
 
 
+def _annotations(pipeline, texts):
+    return [[(e.start, e.end, e.label_, e.kb_id_, round(e._.kb_score, 5)) for e in doc.ents] for doc in pipeline.pipe(texts)]
+
+
 def test_saves_loads_and_links_identically(shared_nlp, tmp_path):
     nlp, _, _ = shared_nlp
     texts = [text for text, _ in DATA] + ["Paris and France ."]
 
-    def annotations(pipeline):
-        out = []
-        for doc in pipeline.pipe(texts):
-            out.append([(e.start, e.end, e.label_, e.kb_id_, round(e._.kb_score, 5)) for e in doc.ents])
-        return out
-
-    before = annotations(nlp)
+    before = _annotations(nlp, texts)
     nlp.to_disk(tmp_path / "p")
     loaded = spacy.load(tmp_path / "p")
-    assert annotations(loaded) == before
+    assert _annotations(loaded, texts) == before
     # the linker also links entities that come from elsewhere (gold spans, a ruler)
     with loaded.select_pipes(disable=["rsft_ner"]):
         doc = loaded.make_doc("Paris is the capital of France .")
@@ -90,10 +88,6 @@ def test_saves_loads_and_links_identically(shared_nlp, tmp_path):
         for _, proc in loaded.pipeline:
             doc = proc(doc)
     assert doc.ents[0].kb_id_ in ("Q1", "NIL") and doc.ents[0]._.kb_candidates
-
-
-def _annotations(pipeline, texts):
-    return [[(e.start, e.end, e.label_, e.kb_id_, round(e._.kb_score, 5)) for e in doc.ents] for doc in pipeline.pipe(texts)]
 
 
 @pytest.mark.slow

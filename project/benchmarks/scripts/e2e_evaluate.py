@@ -17,7 +17,8 @@ import spacy
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from spacy_rsft.io import atomic_output
+from bench import write_json
+from spacy_rsft.annotations import NIL
 from spacy_rsft.scorers import score_links_end_to_end, score_ner
 
 NER_FACTORIES = ("ner", "rsft_ner")
@@ -45,7 +46,7 @@ def main() -> None:
     scores = score_ner(examples, spans_key=spans_key)
     scores.update(score_links_end_to_end(examples))
     n_words = sum(len(doc) for doc in predicted)
-    n_links = sum(1 for doc in predicted for ent in doc.ents if ent.kb_id_ and ent.kb_id_ != "NIL")
+    n_links = sum(1 for doc in predicted for ent in doc.ents if ent.kb_id_ and ent.kb_id_ != NIL)
     scores.update({
         "words": n_words,
         "seconds": round(seconds, 2),
@@ -55,8 +56,7 @@ def main() -> None:
     })
     print(json.dumps({k: v for k, v in scores.items() if k != "ents_per_type"}, indent=1))
     if args.output:
-        with atomic_output(args.output) as tmp:
-            tmp.write_text(json.dumps(scores, indent=1), encoding="utf8")
+        write_json(args.output, scores)
 
 
 if __name__ == "__main__":

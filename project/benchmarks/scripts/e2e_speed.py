@@ -15,9 +15,8 @@ from pathlib import Path
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_rsft.io import atomic_output
 
-from bench import load_benchmark
+from bench import load_benchmark, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = {"e2e_spacy": "entity_linker", "e2e_rsft": "rsft_entity_linker"}
@@ -72,8 +71,7 @@ def main() -> None:
         entry["ratio_to_spacy_pipeline"] = round(entry["words_per_second_median"] / spacy_wps, 3)
     print(json.dumps(result, indent=1))
     output = args.output or ROOT / "results" / args.scale / "e2e_speed.json"
-    with atomic_output(output) as tmp:
-        tmp.write_text(json.dumps(result, indent=1), encoding="utf8")
+    write_json(output, result)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import spacy
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from spacy_rsft.io import atomic_output
+from bench import write_json
 from spacy_rsft.calibration import reliability_bins
 from spacy_rsft.scorers import link_outcomes, score_links
 
@@ -50,8 +50,7 @@ def main() -> None:
     scores["mentions"] = n_mentions
     print(json.dumps({k: v for k, v in scores.items() if k != "nel_reliability"}, indent=1))
     if args.output:
-        with atomic_output(args.output) as tmp:
-            tmp.write_text(json.dumps(scores, indent=1), encoding="utf8")
+        write_json(args.output, scores)
 
 
 if __name__ == "__main__":

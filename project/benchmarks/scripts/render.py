@@ -32,6 +32,11 @@ def minutes(seconds: Optional[float]) -> str:
     return "–" if seconds is None else f"{seconds / 60:.1f} min"
 
 
+def pct(scores: Dict, key: str) -> str:
+    """A 0-1 score as a percentage, "–" where it is missing."""
+    return fmt(100 * scores[key], 1) if scores.get(key) is not None else "–"
+
+
 def first_run(system: Dict) -> Optional[Dict]:
     runs = system.get("runs") or {}
     return runs[min(runs, key=int)] if runs else None
@@ -72,7 +77,6 @@ def el_rows(systems: Dict[str, Dict], names: List[str]) -> List[str]:
             lines.append(f"| {system['title']} | not run yet | | | | | | | | |")
             continue
         raw = run.get("metrics_uncalibrated") or m
-        pct = lambda d, key: fmt(100 * d[key], 1) if d.get(key) is not None else "–"  # noqa: E731
         ece = pct(m, "nel_ece") if raw is m else f"{pct(raw, 'nel_ece')} → {pct(m, 'nel_ece')}"
         cal = next(iter((run.get("calibration") or {}).values()), None)
         fitted = f"{cal['temperature']:.2f}, {cal.get('threshold')}" if cal else "–"
@@ -100,7 +104,6 @@ def e2e_rows(systems: Dict[str, Dict], names: List[str]) -> List[str]:
             continue
         gold = run.get("metrics_gold") or {}
         raw = run.get("metrics_uncalibrated")
-        pct = lambda d, key: fmt(100 * d[key], 1) if d.get(key) is not None else "–"  # noqa: E731
         f1 = pct(m, "nel_e2e_inkb_f") if raw is None else f"{pct(raw, 'nel_e2e_inkb_f')} → {pct(m, 'nel_e2e_inkb_f')}"
         lines.append(
             f"| {system['title']} | **{f1}** | {pct(m, 'nel_e2e_inkb_p')} | {pct(m, 'nel_e2e_inkb_r')} | {pct(m, 'ents_f')} | "

@@ -13,9 +13,8 @@ interruption, a changed system file reruns exactly that system, and results comm
 from another machine are not run again. `--force` reruns anyway.
 
 Each run: `spacy train` through train.py (or el-baseline for a prior) into
-training/SCALE/NAME/seedN/, then the suite's evaluation (the linkers: el_evaluate.py; end to end:
-e2e_evaluate.py), then
-metrics.py's summary of what was written. Every step is a subprocess, so one run's memory
+training/SCALE/NAME/seedN/, then the suite's evaluation (linkers: el_evaluate.py; end to
+end: e2e_evaluate.py), then metrics.py's summary of what was written. Every step is a subprocess, so one run's memory
 never carries into the next.
 
 `--jobs N` runs N at a time (each with its share of the CPU threads and its output in
