@@ -6,7 +6,7 @@ import spacy
 import torch
 from spacy_transformers.layers import TransformerModel
 
-from spacy_rsft.models.bucketing import ATTR, length_buckets
+from spacy_rsft.models.bucketing import ATTR, length_buckets, real_lengths
 from spacy_rsft.models.encoder import build_shared_transformer, build_transformer_encoder
 from spacy_rsft.testing import make_tiny_bert
 
@@ -42,6 +42,14 @@ def test_length_buckets_partition():
     assert len(length_buckets(lengths, call_cost=10_000)) == 1
     assert len(length_buckets(lengths, call_cost=0)) == len(set(lengths))
     assert length_buckets([], call_cost=64) == []
+
+
+def test_real_lengths_need_right_padding():
+    right = numpy.array([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype="f")
+    assert real_lengths(right) == [3, 4, 1]
+    # Left padding cannot be trimmed from the right: no buckets, one batch.
+    left = numpy.array([[0, 1, 1, 1], [1, 1, 1, 1]], dtype="f")
+    assert real_lengths(left) is None
 
 
 def test_length_buckets_minimise_padding_plus_calls():

@@ -62,15 +62,25 @@ def length_buckets(lengths: Sequence[int], call_cost: Optional[int] = None) -> L
     return buckets[::-1]
 
 
-def _bucket_batch(wordpieces: WordpieceBatch, indices: List[int]) -> WordpieceBatch:
-    width = max(wordpieces.lengths[i] for i in indices)
+def real_lengths(attention_mask) -> Optional[List[int]]:
+    """Wordpieces per span, from the attention mask; None unless every span's real
+    wordpieces come first (right padding), which trimming the padded columns needs."""
+    mask = numpy.asarray(attention_mask) > 0
+    lengths = mask.sum(axis=1)
+    if not (mask == (numpy.arange(mask.shape[1]) < lengths[:, None])).all():
+        return None  # left padding (some tokenizers): run as one batch
+    return [int(n) for n in lengths]
+
+
+def _bucket_batch(wordpieces: WordpieceBatch, indices: List[int], lengths: List[int]) -> WordpieceBatch:
+    width = max(lengths[i] for i in indices)
     rows = numpy.asarray(indices)
     type_ids = wordpieces.token_type_ids
     return WordpieceBatch(
         strings=[wordpieces.strings[i] for i in indices],
         input_ids=wordpieces.input_ids[rows, :width],
         attention_mask=wordpieces.attention_mask[rows, :width],
-        lengths=[wordpieces.lengths[i] for i in indices],
+        lengths=[wordpieces.lengths[i] for i in indices],  # as spacy-transformers counts them
         token_type_ids=type_ids[rows, :width] if type_ids is not None else None,
     )
 
@@ -114,14 +124,15 @@ def run_in_buckets(transformer: Model, wordpieces: WordpieceBatch, is_train: boo
     import torch
     from transformers.modeling_outputs import BaseModelOutput
 
-    buckets = length_buckets(wordpieces.lengths)
+    lengths = real_lengths(wordpieces.attention_mask)
+    buckets = length_buckets(lengths) if lengths is not None else []
     if len(buckets) <= 1:
         return transformer(wordpieces, is_train)
-    first = transformer(_bucket_batch(wordpieces, buckets[0]), is_train)
+    first = transformer(_bucket_batch(wordpieces, buckets[0], lengths), is_train)
     if not set(first[0].keys()) <= _SUPPORTED_OUTPUTS:
         # e.g. attentions requested in transformer_config: not laid out here; one call.
         return transformer(wordpieces, is_train)
-    results = [first] + [transformer(_bucket_batch(wordpieces, bucket), is_train) for bucket in buckets[1:]]
+    results = [first] + [transformer(_bucket_batch(wordpieces, bucket, lengths), is_train) for bucket in buckets[1:]]
     outputs = [output for output, _ in results]
     width = wordpieces.input_ids.shape[1]
     model_output = _lay_out(outputs, buckets, len(wordpieces.lengths), width)

@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--settings", default="0,1", help="Comma-separated release_memory values")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
-    overrides = parse_config_overrides(rest)
+    overrides = parse_config_overrides(list(rest))  # it empties the list it is given
     overrides["training.max_steps"] = args.steps
     if args.child is not None:  # one setting, in this fresh process; OUTPUT is its own file
         setting = "ab" if args.child == "ab" else int(args.child)

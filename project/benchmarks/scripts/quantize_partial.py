@@ -1,0 +1,78 @@
+"""int8 with some Linear layers left in fp32: dev F1 and words/s of one trained rsft_ner for
+fp32, int8 everywhere (what `quantize = "int8"` does: per-channel weight scales) and int8
+with the FFN output projections, or the whole FFN, kept in fp32. The speed is measured
+round-robin in one process (median of --rounds), swapping the transformer in place.
+
+usage: python scripts/quantize_partial.py MODEL_DIR DEV.spacy OUTPUT.json [--rounds 3]
+"""
+import argparse
+import copy
+import re
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import spacy
+import torch
+from spacy.tokens import DocBin
+from spacy.training import Example
+from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+from bench import write_json
+from quantize_layers import FFN_OUT
+from spacy_rsft.pipeline.quantization import hf_shims
+
+VARIANTS = {
+    "int8, all Linear layers": None,
+    "int8, FFN output projections fp32": FFN_OUT,
+    "int8, FFN fp32": FFN_OUT + "|intermediate",
+}
+
+
+def quantized(fp32: torch.nn.Module, keep_fp32) -> torch.nn.Module:
+    names = [n for n, m in fp32.named_modules() if isinstance(m, torch.nn.Linear)]
+    chosen = {n: per_channel_dynamic_qconfig for n in names if keep_fp32 is None or not re.search(keep_fp32, n)}
+    return quantize_dynamic(copy.deepcopy(fp32), chosen, dtype=torch.qint8).eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model", type=Path)
+    parser.add_argument("dev", type=Path)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")  # torch.ao's deprecation notices
+    nlp = spacy.load(args.model)
+    gold = list(DocBin().from_disk(args.dev).get_docs(nlp.vocab))
+    examples = [Example(nlp.make_doc(d.text), d) for d in gold]
+    texts = [d.text for d in gold]
+    words = sum(len(d) for d in gold)
+    shim = hf_shims(nlp.get_pipe("rsft_ner").model)[0]
+    models = {"fp32": shim._model}
+    models.update({name: quantized(shim._model, keep) for name, keep in VARIANTS.items()})
+    report = {"model": str(args.model), "dev": str(args.dev), "words": words, "rounds": args.rounds, "systems": {}}
+    for name, model in models.items():
+        shim._model = model
+        scores = nlp.evaluate(examples)
+        report["systems"][name] = {"ents_f": round(100 * scores["ents_f"], 2), "seconds": []}
+        print(name, report["systems"][name]["ents_f"], flush=True)
+    for _ in range(args.rounds):  # round-robin: every variant sees the same machine load
+        for name, model in models.items():
+            shim._model = model
+            start = time.perf_counter()
+            for _doc in nlp.pipe(texts, batch_size=64):
+                pass
+            report["systems"][name]["seconds"].append(round(time.perf_counter() - start, 2))
+    fp32 = report["systems"]["fp32"]
+    for name, system in report["systems"].items():
+        system["words_per_second"] = round(words / statistics.median(system["seconds"]))
+        system["speed_vs_fp32"] = round(system["words_per_second"] / round(words / statistics.median(fp32["seconds"])), 3)
+        system["ents_f_vs_fp32"] = round(system["ents_f"] - fp32["ents_f"], 2)
+    print(report)
+    write_json(args.output, report)
+
+
+if __name__ == "__main__":
+    main()
