@@ -40,8 +40,12 @@ def test_quantized_pipeline_predicts_valid_entities_close_to_fp32(trained):
     assert ner.quantize == "int8" and is_quantized(ner.model) and not is_quantized(fp32.get_pipe("rsft_ner").model)
     import torch
 
-    linears = [m for shim in hf_shims(ner.model) for m in shim._model.modules() if type(m).__name__ == "Linear"]
-    assert linears and all(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in linears)
+    layers = dict(hf_shims(ner.model)[0]._model.named_modules())
+    # The FFN down-projections (in > out features) stay fp32, every other Linear is int8.
+    down = [n for n, m in layers.items() if n.endswith(".output.dense") and "attention" not in n]
+    assert down and all(type(layers[n]) is torch.nn.Linear for n in down)
+    others = [n for n, m in layers.items() if n.endswith(("query", "key", "value", "intermediate.dense", "attention.output.dense"))]
+    assert others and all(isinstance(layers[n], torch.ao.nn.quantized.dynamic.Linear) for n in others)
     # close to fp32: the same tag at almost every token, probabilities within a few points
     for a, b in zip(log_probs(fp32, texts), log_probs(int8, texts)):
         assert a.shape == b.shape
@@ -51,6 +55,24 @@ def test_quantized_pipeline_predicts_valid_entities_close_to_fp32(trained):
         for span in doc.spans["rsft_ner"]:
             assert 0 <= span.start < span.end <= len(doc)
         assert all(0.0 <= s <= 1.0 for s in doc.spans["rsft_ner"].attrs["scores"])
+
+
+def test_int8_all_quantizes_every_linear_layer(trained, tmp_path):
+    import torch
+
+    quantize_pipeline(trained / "fp32", tmp_path / "all", mode="int8-all")
+    ner = spacy.load(tmp_path / "all").get_pipe("rsft_ner")
+    assert ner.quantize == "int8-all"
+    modules = list(hf_shims(ner.model)[0]._model.modules())
+    assert not any(type(m) is torch.nn.Linear for m in modules)
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in modules)
+    texts = [t for t, _ in TRAIN_DATA]
+    fp32 = spacy.load(trained / "fp32")
+    for a, b in zip(log_probs(fp32, texts), log_probs(spacy.load(tmp_path / "all"), texts)):
+        assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.9
+    with pytest.raises(ValueError, match="E008.*int4"):
+        quantize_pipeline(trained / "fp32", tmp_path / "bad", mode="int4")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_quantized_pipeline_saves_fp32_weights_and_reloads_the_same(trained, tmp_path):

@@ -38,19 +38,20 @@ def quantize_cli(
     input_path: Path = typer.Argument(..., help="A trained pipeline", exists=True, file_okay=False),
     output_path: Path = typer.Argument(..., help="Where to write the quantized copy"),
     components: str = typer.Option(None, "--components", "-c", help="Comma-separated rsft components or shared transformers (default: all)"),
+    mode: str = typer.Option("int8", "--mode", "-m", help="int8 (FFN down-projections stay fp32; the accurate choice) or int8-all (every linear layer)"),
 ) -> None:
-    """Copy a pipeline with quantize = "int8" on its rsft components, or on the shared
+    """Copy a pipeline with quantize = "int8" (or --mode int8-all) on its rsft components, or on the shared
     transformer they listen to (its factory becomes rsft_transformer): when loaded, the
     transformer runs with int8 dynamic quantization of its linear layers (CPU only). The
     weights stay fp32 on disk; set quantize back to null to train or run on a GPU."""
     from .quantize import quantize_pipeline
 
     try:
-        names = quantize_pipeline(input_path, output_path, components.split(",") if components else None)
+        names = quantize_pipeline(input_path, output_path, components.split(",") if components else None, mode=mode)
     except ValueError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(1)
-    typer.echo(f"Wrote {output_path}: int8 transformer for {', '.join(names)}")
+    typer.echo(f"Wrote {output_path}: {mode} transformer for {', '.join(names)}")
 
 
 @app.command("calibrate")

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..errors import Errors
+from ..pipeline.quantization import check_mode
 from ..io import atomic_output
 
 RSFT_FACTORIES = ("rsft_ner", "rsft_entity_linker")
@@ -47,7 +48,8 @@ def quantize_targets(config) -> List[str]:
     return [n for n in config["nlp"]["pipeline"] if n in targets]
 
 
-def quantize_pipeline(input_path: Path, output_path: Path, components: Optional[List[str]] = None) -> List[str]:
+def quantize_pipeline(input_path: Path, output_path: Path, components: Optional[List[str]] = None,
+                      mode: str = "int8") -> List[str]:
     """Write a copy of the pipeline at `input_path` to `output_path` that runs its
     transformers with int8 dynamic quantization when loaded: `quantize = "int8"` on each rsft
     component with a transformer of its own, and on each shared transformer the rsft
@@ -58,11 +60,13 @@ def quantize_pipeline(input_path: Path, output_path: Path, components: Optional[
     output_path (Path): Where to write the copy.
     components (Optional[List[str]]): Component names (rsft components, shared
         transformers); default: all of them.
+    mode (str): "int8" (the FFN down-projections stay fp32) or "int8-all".
     RETURNS (List[str]): The components set to quantize.
     """
     import spacy
     from spacy.util import load_config
 
+    check_mode("python -m spacy_rsft quantize", mode)
     config = load_config(Path(input_path) / "config.cfg")
     targets = quantize_targets(config)
     pipeline = config["nlp"]["pipeline"]
@@ -82,7 +86,7 @@ def quantize_pipeline(input_path: Path, output_path: Path, components: Optional[
     for name in names:
         if config["components"][name]["factory"] in TRANSFORMER_FACTORIES:
             overrides[f"components.{name}.factory"] = "rsft_transformer"
-        overrides[f"components.{name}.quantize"] = "int8"
+        overrides[f"components.{name}.quantize"] = mode
     nlp = spacy.load(input_path, config=overrides)
     with atomic_output(output_path) as tmp:
         nlp.to_disk(tmp)

@@ -16,7 +16,9 @@ from thinc.api import Model
 
 from ..errors import Errors
 
-QUANTIZE_MODES = ("int8",)
+# "int8": every Linear layer but the down-projections (FFN output), which stay fp32;
+# "int8-all": every Linear layer. See `quantized_layers`.
+QUANTIZE_MODES = ("int8", "int8-all")
 # The shim attribute that keeps the fp32 transformer of a quantized one (for saving).
 FP32_ATTR = "_rsft_fp32_model"
 
@@ -39,11 +41,32 @@ def is_quantized(model: Model) -> bool:
     return any(getattr(shim, FP32_ATTR, None) is not None for shim in hf_shims(model))
 
 
-def quantize_model(model: Model, name: str) -> int:
+def quantized_layers(transformer, mode: str) -> List[str]:
+    """The names of the Linear layers that `mode` quantizes.
+
+    "int8" leaves the down-projections (in_features > out_features: the FFN output
+    projection of every layer, 1,536 -> 384 in MiniLM) in fp32. Their input is the GELU
+    output, whose outlier activations lose most to int8's on-the-fly activation scale: on a
+    CoNLL-trained rsft_ner, quantizing everything cost 0.72 dev F1 and everything but the
+    down-projections 0.22, at 1.31x and 1.28x fp32's words/s
+    (project/benchmarks/results/full/quantize_partial_conll.json). "int8-all" quantizes
+    every Linear layer. The rule reads layer shapes, not names, so it holds for any encoder.
+    """
+    import torch
+
+    return [
+        layer_name
+        for layer_name, module in transformer.named_modules()
+        if isinstance(module, torch.nn.Linear) and (mode == "int8-all" or module.in_features <= module.out_features)
+    ]
+
+
+def quantize_model(model: Model, name: str, mode: str = "int8") -> int:
     """Quantize the Linear layers of every (loaded) transformer in `model` to int8, in place.
 
     model (Model): The component's model.
     name (str): The component's name, for errors.
+    mode (str): "int8" or "int8-all" (see `quantized_layers`).
     RETURNS (int): How many transformers were quantized (already quantized ones count).
     """
     import torch
@@ -66,7 +89,7 @@ def quantize_model(model: Model, name: str) -> int:
         # Per-channel weight scales: with one scale per matrix, the outlier weights of
         # MiniLM's FFN output projections cost 4.4 dev F1 on a NoiseBench model (1.0 with
         # per-channel scales); see the README's int8 results.
-        spec = {torch.nn.Linear: per_channel_dynamic_qconfig}
+        spec = {layer: per_channel_dynamic_qconfig for layer in quantized_layers(transformer, mode)}
         with warnings.catch_warnings():
             # torch.ao's notices that eager quantization moves to torchao: it still works in
             # the pinned torch, and the notices say nothing a pipeline user can act on

@@ -30,9 +30,10 @@ def make_rsft_transformer(nlp: Language, name: str, model: Model, set_extra_anno
     """spacy-transformers' `transformer` component with a `quantize` setting.
 
     model, set_extra_annotations, max_batch_items: As for spacy-transformers' `transformer`.
-    quantize (Optional[str]): "int8": when the trained pipeline is loaded, run the
-        transformer with int8 dynamic quantization of its Linear layers (CPU inference only;
-        every component listening to it reads the quantized outputs).
+    quantize (Optional[str]): "int8" or "int8-all": when the trained pipeline is
+        loaded, run the transformer with int8 dynamic quantization of its Linear layers (all
+        but the FFN down-projections, or all; CPU inference only; every component listening
+        to it reads the quantized outputs).
     """
     return RsftTransformer(nlp.vocab, model, set_extra_annotations, name=name,
                            max_batch_items=max_batch_items, quantize=quantize)
@@ -47,7 +48,7 @@ class RsftTransformer(Transformer):
 
     def _quantize_loaded(self) -> None:
         if self.quantize is not None:
-            quantize_model(self.model, self.name)
+            quantize_model(self.model, self.name, self.quantize)
 
     def initialize(self, get_examples: Callable, *, nlp: Optional[Language] = None) -> None:
         check_trainable(self.model, self.name)
