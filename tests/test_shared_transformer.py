@@ -179,3 +179,29 @@ def test_scoring_docs_the_transformer_did_not_see_is_a_clear_error(shared_nlp):
     for name in ("rsft_ner", "rsft_entity_linker"):
         with pytest.raises(ValueError, match=rf"E334.*{name}"):
             nlp.get_pipe(name).get_example_losses([eg])
+
+
+def test_fresh_scoring_runs_the_shared_transformer_first(shared_nlp):
+    """The reader's `scoring = "fresh"` pass goes component by component: the shared
+    transformer annotates the copies, then both listeners score them."""
+    from spacy_rsft.sampling.scoring import fresh_losses
+
+    nlp, _, _ = shared_nlp
+    examples = []
+    for text, ents in DATA:
+        ref = nlp.make_doc(text)
+        ref.ents = [ref.char_span(s, e, label=l, kb_id=k) for s, e, l, k in ents]
+        examples.append(Example(nlp.make_doc(text), ref))
+    per_example = fresh_losses(nlp, examples)
+    assert per_example.shape == (len(examples),)
+    nonempty = [i for i, eg in enumerate(examples) if len(eg.reference)]
+    assert all(per_example[i] > 0 for i in nonempty)
+    ner_alone = nlp.get_pipe("rsft_ner").get_example_losses(
+        [Example(nlp.get_pipe("transformer")(eg.predicted.copy()), eg.reference) for eg in examples])
+    # Both listeners scored: the linker adds its loss wherever an in-KB mention is linked.
+    linked = [i for i, eg in enumerate(examples) if any(e.kb_id_ not in ("", "NIL") for e in eg.reference.ents)]
+    assert linked and all(per_example[i] > ner_alone[i] for i in linked)
+    per_token = fresh_losses(nlp, examples, per_token=True)
+    assert [len(v) for v in per_token] == [len(eg.reference) for eg in examples]
+    # The examples themselves were not annotated by the scoring pass.
+    assert all(eg.predicted._.trf_data is None and not eg.predicted.ents for eg in examples)

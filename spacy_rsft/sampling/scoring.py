@@ -60,9 +60,9 @@ def _nan_add(a: Optional[numpy.ndarray], b: numpy.ndarray) -> numpy.ndarray:
     if a is None:
         return numpy.asarray(b, dtype="float32")
     both_nan = numpy.isnan(a) & numpy.isnan(b)
-    out = numpy.nan_to_num(a) + numpy.nan_to_num(b)
-    out[both_nan] = numpy.nan
-    return out
+    # numpy.where, not item assignment: per example these are 0-d (two components scoring
+    # the same example, e.g. ner+el)
+    return numpy.where(both_nan, numpy.nan, numpy.nan_to_num(a) + numpy.nan_to_num(b)).astype("float32")
 
 
 def _main_score_keys(nlp: Language, name: str) -> Dict[str, float]:
