@@ -2,10 +2,10 @@
 
 spacy-transformers pads every strided span of a batch to the batch's longest span, so the
 short last window of each document is mostly padding: on CoNLL dev, in `nlp.pipe`'s
-length-grouped batches, the transformer sees 1.42 padded wordpieces per real one. Sorting
-the spans by length and running them in buckets, each padded only to its own longest span,
-brings that to about 1.1 (`scripts/bucket_speed.py` in the benchmark project measures what
-it is worth). The outputs are laid back out as one batch padded to the longest span, in the
+length-grouped batches, 27.4% of the wordpieces the transformer computes are padding.
+Sorting the spans by length and running them in buckets, each padded only to its own
+longest span, brings that to 11.5% (`scripts/bucket_speed.py` in the benchmark project
+measures both, and what it is worth in words/s). The outputs are laid back out as one batch padded to the longest span, in the
 original order, so everything downstream (alignment, pooling, `doc._.trf_data`, listeners)
 is unchanged; the positions beyond a span's length, which nothing reads, are zero instead
 of the transformer's output for padding. Real positions are the same numbers: padding is
@@ -163,7 +163,7 @@ def bucketed_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Ful
     else:
         align = get_alignment(flat_spans, wordpieces.strings, tokenizer.all_special_tokens)
     wordpieces, align = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
-    if model.attrs.get(ATTR, True) and len(flat_spans) > 1:
+    if model.attrs.get(ATTR, True):
         model_output, bp_tensors = run_in_buckets(transformer, wordpieces, is_train)
     else:
         model_output, bp_tensors = transformer(wordpieces, is_train)

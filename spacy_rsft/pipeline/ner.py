@@ -99,7 +99,7 @@ def make_rsft_ner(
     release_memory (int): Every this many updates, and after every `pipe` stream, hand
         the memory glibc keeps back to the OS, so a long training run's memory stays flat
         (see `LengthGroupedPipe`). 0 (default): never; 1 holds training at about 2.2 GB
-        instead of a peak that grows with the steps, for ~17% slower updates.
+        instead of a peak that grows with the steps, for 13-17% slower updates.
     scorer (Optional[Callable]): Scoring method.
     """
     return RsftEntityRecognizer(

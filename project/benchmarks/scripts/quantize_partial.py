@@ -1,6 +1,7 @@
 """int8 with some Linear layers left in fp32: dev F1 and words/s of one trained rsft_ner for
-fp32, int8 everywhere (what `quantize = "int8"` does: per-channel weight scales) and int8
-with the FFN output projections, or the whole FFN, kept in fp32. The speed is measured
+fp32, the two `quantize` modes (`int8-all`: every Linear layer; `int8`: all but the FFN
+down-projections; per-channel weight scales, chosen by the component's own
+`quantized_layers`), and int8 with the whole FFN kept in fp32. The speed is measured
 round-robin in one process (median of --rounds), swapping the transformer in place.
 
 usage: python scripts/quantize_partial.py MODEL_DIR DEV.spacy OUTPUT.json [--rounds 3]
@@ -21,18 +22,18 @@ from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
 from bench import write_json
 from quantize_layers import FFN_OUT
-from spacy_rsft.pipeline.quantization import hf_shims
+from spacy_rsft.pipeline.quantization import hf_shims, quantized_layers
 
+# Variant name -> the Linear layers it quantizes.
 VARIANTS = {
-    "int8, all Linear layers": None,
-    "int8, FFN output projections fp32": FFN_OUT,
-    "int8, FFN fp32": FFN_OUT + "|intermediate",
+    "int8, all Linear layers": lambda fp32: quantized_layers(fp32, "int8-all"),
+    "int8, FFN output projections fp32": lambda fp32: quantized_layers(fp32, "int8"),
+    "int8, FFN fp32": lambda fp32: [n for n in quantized_layers(fp32, "int8-all") if not re.search(FFN_OUT + "|intermediate", n)],
 }
 
 
-def quantized(fp32: torch.nn.Module, keep_fp32) -> torch.nn.Module:
-    names = [n for n, m in fp32.named_modules() if isinstance(m, torch.nn.Linear)]
-    chosen = {n: per_channel_dynamic_qconfig for n in names if keep_fp32 is None or not re.search(keep_fp32, n)}
+def quantized(fp32: torch.nn.Module, names) -> torch.nn.Module:
+    chosen = {n: per_channel_dynamic_qconfig for n in names}
     return quantize_dynamic(copy.deepcopy(fp32), chosen, dtype=torch.qint8).eval()
 
 
@@ -53,7 +54,7 @@ def main() -> None:
     words = sum(len(d) for d in gold)
     shim = hf_shims(nlp.get_pipe("rsft_ner").model)[0]
     models = {"fp32": shim._model}
-    models.update({name: quantized(shim._model, keep) for name, keep in VARIANTS.items()})
+    models.update({name: quantized(shim._model, layers(shim._model)) for name, layers in VARIANTS.items()})
     report = {"model": str(args.model), "dev": str(args.dev), "words": words, "rounds": args.rounds, "systems": {}}
     for name, model in models.items():
         shim._model = model
