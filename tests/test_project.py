@@ -16,7 +16,10 @@ PROJECT = Path(__file__).resolve().parents[1] / "project"
 def test_project_all_on_demo(tmp_path, tiny_bert):
     root = tmp_path / "project"
     shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns("assets", "corpus", "training", "benchmarks"))
-    overrides = {"vars.model": tiny_bert, "vars.max_steps": 12, "vars.el_max_steps": 6, "vars.eval_frequency": 6, "vars.el_eval_frequency": 6}
+    # 12 updates of 500 words: past the first epoch of the demo's ~4,500 words, so the
+    # sampler's tables have a sampled epoch
+    overrides = {"vars.model": tiny_bert, "vars.max_steps": 12, "vars.batch_size": 500,
+                 "vars.el_max_steps": 6, "vars.eval_frequency": 6, "vars.el_eval_frequency": 6}
     project_run(root, "all", overrides=overrides, capture=True)
     config = load_project_config(root, overrides=overrides)
     commands = {c["name"]: c for c in config["commands"]}

@@ -1,7 +1,7 @@
 """Train one benchmark run with `spacy train` (in this process) and record what the
 benchmark reports about its training: wall time, words seen, words/second, peak memory,
-and the dev score at every evaluation together with the step, the seconds and the words
-seen so far (spaCy's console logger keeps only the step and the scores).
+and the dev score at every evaluation together with the step, the seconds, the words seen
+and the resident and peak memory so far (spaCy's console logger keeps only the step and the scores).
 
 usage: python scripts/train.py CONFIG OUTPUT_DIR [spacy train overrides]
 
@@ -17,7 +17,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from spacy import util
 from spacy.cli._util import parse_config_overrides
@@ -29,6 +29,16 @@ from bench import write_json
 LOGGER_NAME = "spacy-rsft-bench.TimedLogger.v1"
 GPU_ENV = "RSFT_BENCH_GPU"
 _records: List[Dict] = []
+
+
+def memory_mb() -> Dict[str, Optional[int]]:
+    """Resident memory now (Linux; None elsewhere) and the peak so far, in MB: recorded at
+    every evaluation, so that every run shows whether its memory grows with its steps."""
+    now = None
+    if Path("/proc/self/statm").exists():
+        with open("/proc/self/statm") as file_:
+            now = round(int(file_.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20)
+    return {"rss_mb": now, "peak_rss_mb_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
 @util.registry.loggers(LOGGER_NAME)
@@ -53,6 +63,7 @@ def timed_logger(progress_bar=None, console_output=True, output_file=None):
                         "words": info["words"],
                         "score": info["score"],
                         "scores": info["other_scores"],
+                        **memory_mb(),
                     }
                 )
 
