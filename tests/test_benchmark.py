@@ -195,6 +195,10 @@ def test_runner_trains_records_and_reruns_only_what_changed(tiny_benchmark, tiny
     assert uniform["settings"]["training.max_steps"] == 4 and uniform["settings"]["system.seed"] == 0
     assert set(uniform["best_scores"]) >= {"ents_f", "ents_p", "ents_r"}
     assert uniform["sampler"]["epochs"] >= 1 and uniform["train_peak_rss_mb"] > 0
+    # memory at every evaluation: [step, resident MB, peak MB so far], the peak never falling
+    memory = uniform["memory_curve"]
+    assert [m[0] for m in memory] == [0, 2, 4] and all(0 < m[1] <= m[2] for m in memory)
+    assert [m[2] for m in memory] == sorted(m[2] for m in memory)
     assert (root / "training" / "tiny" / "ner_uniform" / "seed0" / "model-best").is_dir()
     # nothing changed: nothing reruns
     out = run_suite(root, tiny_bert, "--seeds", "0", "--only", "ner_cnn,ner_uniform")

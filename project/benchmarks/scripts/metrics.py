@@ -67,6 +67,9 @@ def training_summary(train: Dict) -> Dict:
         "train_peak_rss_mb": train["peak_rss_mb"],
         "curve": [[e["step"], e["score"], e["seconds"]] for e in evaluations],
         "best_scores": flat_scores(best["scores"]) if best else {},
+        # [step, resident MB, peak MB so far] at every evaluation (train.py records them since
+        # this stop; earlier runs have none): does memory grow with the steps?
+        "memory_curve": [[e["step"], e["rss_mb"], e["peak_rss_mb_so_far"]] for e in evaluations if "rss_mb" in e],
     }
 
 
