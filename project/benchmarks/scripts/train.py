@@ -31,14 +31,24 @@ GPU_ENV = "RSFT_BENCH_GPU"
 _records: List[Dict] = []
 
 
+_peak_mb = 0
+
+
 def memory_mb() -> Dict[str, Optional[int]]:
     """Resident memory now (Linux; None elsewhere) and the peak so far, in MB: recorded at
-    every evaluation, so that every run shows whether its memory grows with its steps."""
+    every evaluation, so that every run shows whether its memory grows with its steps.
+
+    The peak is the highest of the kernel's high-water mark and every reading so far: the
+    kernel's per-thread RSS counters are synced lazily, so `ru_maxrss` can lag a fresh
+    /proc reading by a little (seen in a test: now above the "peak")."""
+    global _peak_mb
     now = None
     if Path("/proc/self/statm").exists():
         with open("/proc/self/statm") as file_:
             now = round(int(file_.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20)
-    return {"rss_mb": now, "peak_rss_mb_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    high_water = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    _peak_mb = max(_peak_mb, high_water, now or 0)
+    return {"rss_mb": now, "peak_rss_mb_so_far": _peak_mb}
 
 
 @util.registry.loggers(LOGGER_NAME)
