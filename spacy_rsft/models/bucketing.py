@@ -5,8 +5,8 @@ short last window of each document is mostly padding: on CoNLL dev, in `nlp.pipe
 length-grouped batches, 27.4% of the wordpieces the transformer computes are padding.
 Sorting the spans by length and running them in buckets, each padded only to its own
 longest span, brings that to 11.5% (`scripts/bucket_speed.py` in the benchmark project
-measures both, and what it is worth in words/s). The outputs are laid back out as one batch padded to the longest span, in the
-original order, so everything downstream (alignment, pooling, `doc._.trf_data`, listeners)
+measures both, and what it is worth in words/s). The outputs are laid back out as one batch
+padded to the longest span, in the original order, so everything downstream (alignment, pooling, `doc._.trf_data`, listeners)
 is unchanged; the positions beyond a span's length, which nothing reads, are zero instead
 of the transformer's output for padding. Real positions are the same numbers: padding is
 masked out of attention.

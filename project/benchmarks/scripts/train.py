@@ -17,12 +17,13 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from spacy import util
 from spacy.cli._util import parse_config_overrides
 from spacy.cli.train import train
 from spacy.training.loggers import console_logger_v3
+from spacy_rsft.scale.shards import memory_mb as process_memory_mb
 
 from bench import write_json
 
@@ -31,24 +32,20 @@ GPU_ENV = "RSFT_BENCH_GPU"
 _records: List[Dict] = []
 
 
-_peak_mb = 0
+_peak_mb = 0.0
 
 
-def memory_mb() -> Dict[str, Optional[int]]:
-    """Resident memory now (Linux; None elsewhere) and the peak so far, in MB: recorded at
-    every evaluation, so that every run shows whether its memory grows with its steps.
+def memory_record() -> Dict[str, int]:
+    """Resident memory now and the peak so far, in MB: recorded at every evaluation, so that
+    every run shows whether its memory grows with its steps.
 
     The peak is the highest of the kernel's high-water mark and every reading so far: the
     kernel's per-thread RSS counters are synced lazily, so `ru_maxrss` can lag a fresh
     /proc reading by a little (seen in a test: now above the "peak")."""
     global _peak_mb
-    now = None
-    if Path("/proc/self/statm").exists():
-        with open("/proc/self/statm") as file_:
-            now = round(int(file_.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20)
-    high_water = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    _peak_mb = max(_peak_mb, high_water, now or 0)
-    return {"rss_mb": now, "peak_rss_mb_so_far": _peak_mb}
+    now, high_water = process_memory_mb()
+    _peak_mb = max(_peak_mb, now, high_water)
+    return {"rss_mb": round(now), "peak_rss_mb_so_far": round(_peak_mb)}
 
 
 @util.registry.loggers(LOGGER_NAME)
@@ -73,7 +70,7 @@ def timed_logger(progress_bar=None, console_output=True, output_file=None):
                         "words": info["words"],
                         "score": info["score"],
                         "scores": info["other_scores"],
-                        **memory_mb(),
+                        **memory_record(),
                     }
                 )
 
