@@ -70,6 +70,11 @@ def training_summary(train: Dict) -> Dict:
         # [step, resident MB, peak MB so far] at every evaluation (train.py records them since
         # this stop; earlier runs have none): does memory grow with the steps?
         "memory_curve": [[e["step"], e["rss_mb"], e["peak_rss_mb_so_far"]] for e in evaluations if "rss_mb" in e],
+        # [step, heap in use, heap free but kept, mmapped, torch tensors Python holds] (MB)
+        "heap_curve": [
+            [e["step"], e["heap_in_use_mb"], e["heap_free_mb"], e["heap_mmapped_mb"], e["tensor_mb"]]
+            for e in evaluations if "heap_in_use_mb" in e
+        ],
     }
 
 

@@ -11,11 +11,14 @@ Writes OUTPUT_DIR/model-best, OUTPUT_DIR/model-last (spaCy's) and OUTPUT_DIR/tra
 Earlier models and train.json in OUTPUT_DIR are removed first, so a rerun never mixes two
 runs.
 """
+import ctypes
+import gc
 import os
 import resource
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Dict, List
 
@@ -48,6 +51,38 @@ def memory_record() -> Dict[str, int]:
     return {"rss_mb": round(now), "peak_rss_mb_so_far": round(_peak_mb)}
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def heap_record() -> Dict[str, float]:
+    """Where the resident memory is, to tell a leak from fragmentation: glibc's heap
+    (`mallinfo2`: bytes in use, bytes free but kept, bytes in mmapped blocks) and the bytes
+    of the torch tensors Python still holds. A leak shows as rising `heap_in_use_mb` (and
+    `tensor_mb`, if the tensors are reachable from Python); fragmentation as rising
+    `heap_free_mb` with a level `heap_in_use_mb`. Empty where the C library is not glibc
+    2.33+ (mallinfo2)."""
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    import torch  # imported by spaCy's plugins already; here only to count its tensors
+
+    with warnings.catch_warnings():  # isinstance touches deprecated torch aliases
+        warnings.simplefilter("ignore")
+        tensors = [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]
+    return {
+        "heap_in_use_mb": round(info.uordblks / 2**20),
+        "heap_free_mb": round(info.fordblks / 2**20),
+        "heap_mmapped_mb": round(info.hblkhd / 2**20),
+        "tensor_mb": round(sum(t.element_size() * t.nelement() for t in tensors) / 2**20),
+        "tensors": len(tensors),
+    }
+
+
 @util.registry.loggers(LOGGER_NAME)
 def timed_logger(progress_bar=None, console_output=True, output_file=None):
     """spaCy's console logger, plus every evaluation's step, words and seconds kept here.
@@ -71,6 +106,7 @@ def timed_logger(progress_bar=None, console_output=True, output_file=None):
                         "score": info["score"],
                         "scores": info["other_scores"],
                         **memory_record(),
+                        **heap_record(),
                     }
                 )
 
