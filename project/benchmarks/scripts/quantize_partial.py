@@ -1,7 +1,9 @@
 """int8 with some Linear layers left in fp32: dev F1 and words/s of one trained rsft_ner for
 fp32, the two `quantize` modes (`int8-all`: every Linear layer; `int8`: all but the FFN
 down-projections; per-channel weight scales, chosen by the component's own
-`quantized_layers`), and int8 with the whole FFN kept in fp32. The speed is measured
+`quantized_layers`), int8 with the whole FFN kept in fp32, all with torch's default scheme
+(7-bit activations, 8-bit weights); and the two modes with the package's scheme (8-bit
+activations, 7-bit weights: `int8_scheme`, what `quantize` does since it was added). The speed is measured
 round-robin in one process (median of --rounds), swapping the transformer in place.
 
 usage: python scripts/quantize_partial.py MODEL_DIR DEV.spacy OUTPUT.json [--rounds 3]
@@ -22,19 +24,25 @@ from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
 from bench import write_json
 from quantize_layers import FFN_OUT
-from spacy_rsft.pipeline.quantization import hf_shims, quantized_layers
+from spacy_rsft.pipeline.quantization import hf_shims, int8_scheme, quantized_layers
 
-# Variant name -> the Linear layers it quantizes.
+# Variant name -> (the Linear layers it quantizes, the scheme: torch's default with 7-bit
+# activations and 8-bit weights, or the package's with 8-bit activations and 7-bit weights).
 VARIANTS = {
-    "int8, all Linear layers": lambda fp32: quantized_layers(fp32, "int8-all"),
-    "int8, FFN output projections fp32": lambda fp32: quantized_layers(fp32, "int8"),
-    "int8, FFN fp32": lambda fp32: [n for n in quantized_layers(fp32, "int8-all") if not re.search(FFN_OUT + "|intermediate", n)],
+    "int8, all Linear layers": (lambda fp32: quantized_layers(fp32, "int8-all"), "torch"),
+    "int8, FFN output projections fp32": (lambda fp32: quantized_layers(fp32, "int8"), "torch"),
+    "int8, FFN fp32": (lambda fp32: [n for n in quantized_layers(fp32, "int8-all") if not re.search(FFN_OUT + "|intermediate", n)], "torch"),
+    "int8, all Linear layers, 8-bit activations 7-bit weights": (lambda fp32: quantized_layers(fp32, "int8-all"), "ours"),
+    "int8, FFN output projections fp32, 8-bit activations 7-bit weights": (lambda fp32: quantized_layers(fp32, "int8"), "ours"),
 }
 
 
-def quantized(fp32: torch.nn.Module, names) -> torch.nn.Module:
-    chosen = {n: per_channel_dynamic_qconfig for n in names}
-    return quantize_dynamic(copy.deepcopy(fp32), chosen, dtype=torch.qint8).eval()
+def quantized(fp32: torch.nn.Module, names, scheme: str = "torch") -> torch.nn.Module:
+    """torch's dynamic int8 (7-bit activations: `reduce_range`; 8-bit weights) or the
+    package's (`int8_scheme`: 8-bit activations, 7-bit weights)."""
+    qconfig, mapping = int8_scheme() if scheme == "ours" else (per_channel_dynamic_qconfig, None)
+    chosen = {n: qconfig for n in names}
+    return quantize_dynamic(copy.deepcopy(fp32), chosen, dtype=torch.qint8, mapping=mapping).eval()
 
 
 def main() -> None:
@@ -54,7 +62,7 @@ def main() -> None:
     words = sum(len(d) for d in gold)
     shim = hf_shims(nlp.get_pipe("rsft_ner").model)[0]
     models = {"fp32": shim._model}
-    models.update({name: quantized(shim._model, layers(shim._model)) for name, layers in VARIANTS.items()})
+    models.update({name: quantized(shim._model, layers(shim._model), scheme) for name, (layers, scheme) in VARIANTS.items()})
     report = {"model": str(args.model), "dev": str(args.dev), "words": words, "rounds": args.rounds, "systems": {}}
     for name, model in models.items():
         shim._model = model
