@@ -59,10 +59,11 @@ class _MallInfo2(ctypes.Structure):
 def heap_record() -> Dict[str, float]:
     """Where the resident memory is, to tell a leak from fragmentation: glibc's heap
     (`mallinfo2`: bytes in use, bytes free but kept, bytes in mmapped blocks) and the bytes
-    of the torch tensors Python still holds. A leak shows as rising `heap_in_use_mb` (and
-    `tensor_mb`, if the tensors are reachable from Python); fragmentation as rising
-    `heap_free_mb` with a level `heap_in_use_mb`. Empty where the C library is not glibc
-    2.33+ (mallinfo2)."""
+    of the torch tensors Python still holds (each storage once; numpy arrays are not
+    tracked by the garbage collector, so thinc's are not counted). A leak shows as rising
+    `heap_in_use_mb` (and `tensor_mb`, if the tensors are reachable from Python);
+    fragmentation as rising `heap_free_mb` with a level `heap_in_use_mb`. Empty where the
+    C library is not glibc 2.33+ (mallinfo2)."""
     try:
         mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
     except (OSError, AttributeError):
@@ -71,15 +72,18 @@ def heap_record() -> Dict[str, float]:
     info = mallinfo2()
     import torch  # imported by spaCy's plugins already; here only to count its tensors
 
+    tensor_storages: Dict[int, int] = {}
     with warnings.catch_warnings():  # isinstance touches deprecated torch aliases
         warnings.simplefilter("ignore")
-        tensors = [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]
+        for obj in gc.get_objects():
+            if isinstance(obj, torch.Tensor) and obj.device.type == "cpu":
+                storage = obj.untyped_storage()  # views share one: count it once
+                tensor_storages[storage.data_ptr()] = storage.nbytes()
     return {
         "heap_in_use_mb": round(info.uordblks / 2**20),
         "heap_free_mb": round(info.fordblks / 2**20),
         "heap_mmapped_mb": round(info.hblkhd / 2**20),
-        "tensor_mb": round(sum(t.element_size() * t.nelement() for t in tensors) / 2**20),
-        "tensors": len(tensors),
+        "tensor_mb": round(sum(tensor_storages.values()) / 2**20),
     }
 
 

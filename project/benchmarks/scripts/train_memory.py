@@ -13,6 +13,13 @@ between two probes (sampled every 0.1 s), and words/s.
 `ab` is the speed comparison in one process, so that whatever else the machine does slows
 both alike: release after every update in odd blocks of 10 updates, never in even ones,
 and the median seconds per update of each (`speed` in the result).
+
+`mmap` trains with release_memory 0 but glibc's mmap threshold fixed at 1 MB (`mallopt`):
+every block of 1 MB or more (a transformer's activations and gradients) is mapped on its
+own and unmapped when freed, so the heap keeps only small objects and cannot fragment
+around tensors. glibc's default threshold adapts upwards to the largest block freed so far
+(up to 32 MB), which puts nearly every tensor of this model on the heap. `abmmap` is its
+speed comparison in one process: the 1 MB threshold in odd blocks, 32 MB in even ones.
 """
 import argparse
 import json
@@ -28,8 +35,10 @@ from pathlib import Path
 from typing import Dict, List
 
 from bench import write_json
+from train import heap_record
 
 PROBE = "spacy-rsft-bench.rss_probe.v1"
+NAMED_SETTINGS = ("ab", "mmap", "abmmap")
 LOGGER = "spacy-rsft-bench.rss_logger.v1"
 _probes: List[Dict] = []
 
@@ -55,6 +64,25 @@ class Sampler(threading.Thread):
     def take(self) -> float:
         high, self.high = self.high, rss_mb()
         return round(high, 1)
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+MMAP_SMALL, MMAP_LARGE = 1 << 20, 32 << 20
+
+
+def set_mmap_threshold(size: int) -> None:
+    """Fix glibc's mmap threshold (this also turns off its adaptive raising)."""
+    import ctypes
+
+    if not ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, size):
+        raise RuntimeError("mallopt(M_MMAP_THRESHOLD) failed")
+
+
+def alternate_mmap(step: int, block: int) -> int:
+    """`abmmap`: the 1 MB threshold in odd blocks, 32 MB in even ones. RETURNS 1 or 0."""
+    value = 1 if (step // block) % 2 else 0
+    set_mmap_threshold(MMAP_SMALL if value else MMAP_LARGE)
+    return value
 
 
 def alternate_release(nlp, step: int, block: int) -> int:
@@ -102,6 +130,8 @@ def train_one(config: str, overrides: Dict, setting, block: int = 10) -> Dict:
                       "rss_mb": round(rss_mb(), 1), "high_since_last_mb": sampler.take()}
             if setting == "ab":
                 record["release_memory"] = alternate_release(nlp, args["step"], block)
+            elif setting == "abmmap":  # the same record field: which half of the A/B
+                record["release_memory"] = alternate_mmap(args["step"], block)
             _probes.append(record)
 
         return probe
@@ -119,7 +149,7 @@ def train_one(config: str, overrides: Dict, setting, block: int = 10) -> Dict:
                     _probes.append(
                         {"event": "evaluation", "step": info["step"], "words": info["words"],
                          "seconds": round(time.perf_counter() - sampler.start_time, 2), "score": info["score"],
-                         "rss_mb": round(rss_mb(), 1), "high_since_last_mb": sampler.take()}
+                         "rss_mb": round(rss_mb(), 1), "high_since_last_mb": sampler.take(), **heap_record()}
                     )
 
             return log, finalize
@@ -131,13 +161,15 @@ def train_one(config: str, overrides: Dict, setting, block: int = 10) -> Dict:
     overrides["training.logger"] = {"@loggers": LOGGER}
     for name, component in util.load_config(config)["components"].items():
         if str(component.get("factory", "")).startswith("rsft_"):
-            overrides[f"components.{name}.release_memory"] = 0 if setting == "ab" else setting
+            overrides[f"components.{name}.release_memory"] = setting if isinstance(setting, int) else 0
+    if setting == "mmap":
+        set_mmap_threshold(MMAP_SMALL)
     with tempfile.TemporaryDirectory() as output:
         start = time.perf_counter()
         train(Path(config), Path(output), overrides=overrides)
         seconds = time.perf_counter() - start
     updates = [p for p in _probes if p["event"] == "update"]
-    speed = speed_by_setting(_probes, block) if setting == "ab" else None
+    speed = speed_by_setting(_probes, block) if setting in ("ab", "abmmap") else None
     evaluations = [p for p in _probes if p["event"] == "evaluation"]
     return {
         "setting": setting,
@@ -162,6 +194,11 @@ def summarize(run: Dict) -> Dict:
         "rss_before_first_update_mb": updates[0]["rss_mb"] if updates else None,
         "peak_by_quarter_mb": [max((p["high_since_last_mb"] for p in q), default=None) for q in quarters],
         "peak_after_evaluations_mb": max((p["high_since_last_mb"] for p in run["probes"] if p["event"] == "evaluation"), default=None),
+        # [step, rss, glibc heap in use, heap free but kept, mmapped, torch tensors held] (MB)
+        "heap_at_evaluations_mb": [
+            [p["step"], p["rss_mb"], p.get("heap_in_use_mb"), p.get("heap_free_mb"), p.get("heap_mmapped_mb"), p.get("tensor_mb")]
+            for p in run["probes"] if p["event"] == "evaluation"
+        ],
     }
 
 
@@ -178,13 +215,13 @@ def main() -> None:
     overrides = parse_config_overrides(list(rest))  # it empties the list it is given
     overrides["training.max_steps"] = args.steps
     if args.child is not None:  # one setting, in this fresh process; OUTPUT is its own file
-        setting = "ab" if args.child == "ab" else int(args.child)
+        setting = args.child if args.child in NAMED_SETTINGS else int(args.child)
         write_json(Path(args.output), train_one(args.config, overrides, setting))
         return
     runs = []
     for setting in args.settings.split(","):
-        if not setting.isdigit() and setting != "ab":
-            sys.exit(f"--settings takes release_memory values (integers >= 0) or ab, got {setting!r}")
+        if not setting.isdigit() and setting not in NAMED_SETTINGS:
+            sys.exit(f"--settings takes release_memory values (integers >= 0), {', '.join(NAMED_SETTINGS)}; got {setting!r}")
         with tempfile.NamedTemporaryFile(suffix=".json") as result:
             command = [sys.executable, __file__, args.config, result.name, "--steps", str(args.steps), "--child", setting, *rest]
             subprocess.run(command, check=True)
