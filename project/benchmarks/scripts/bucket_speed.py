@@ -4,7 +4,7 @@ bucketing.py), side by side with spacy-transformers in the same run.
 Inference: words/s with `nlp.pipe` (batch 64) over CoNLL dev, round-robin, median of --runs,
 for spacy-transformers' MiniLM + `ner` (configs/spacy_ner_trf.cfg), `rsft_ner` with its spans
 padded as spacy-transformers pads them (bucketing off), `rsft_ner` (bucketed, the default)
-and `rsft_ner` int8. Also the share of padding the transformer computes in each mode.
+and `rsft_ner` in both int8 modes (`int8`, `int8-all`). Also the share of padding the transformer computes in each mode.
 
 Training: `rsft_ner` updates over 1,000-word batches of CoNLL train in one process, bucketing
 on and off in alternate blocks of --block updates (so whatever else the machine does slows
@@ -13,7 +13,7 @@ both alike); the median seconds per update of each, the first update of each blo
 The pipelines are initialized, not trained: speed does not depend on the weights except
 through how many entities are found, which costs little next to the transformer.
 
-usage: python scripts/bucket_speed.py [--runs 3] [--updates 40] [--output results/full/bucket_speed.json]
+usage: python scripts/bucket_speed.py [--runs 3] [--updates 40 (0: inference only)] [--output results/full/bucket_speed.json]
 """
 import argparse
 import json
@@ -81,6 +81,7 @@ def build_pipelines(examples, tmp: Path) -> Dict:
     rsft_nlp = initialized(rsft, examples)
     rsft_nlp.to_disk(tmp / "fp32")
     quantize_pipeline(tmp / "fp32", tmp / "int8")
+    quantize_pipeline(tmp / "fp32", tmp / "int8-all", mode="int8-all")
     padded = spacy.load(tmp / "fp32")
     set_bucketing(padded, False)
     return {
@@ -88,6 +89,7 @@ def build_pipelines(examples, tmp: Path) -> Dict:
         "rsft_ner fp32, padded as spacy-transformers": padded,
         "rsft_ner fp32, length buckets": rsft_nlp,
         "rsft_ner int8, length buckets": spacy.load(tmp / "int8"),
+        "rsft_ner int8-all, length buckets": spacy.load(tmp / "int8-all"),
     }
 
 
@@ -167,6 +169,8 @@ def main() -> None:
     }
     print(json.dumps(result, indent=1), flush=True)
     write_json(Path(args.output), result)  # kept if the training part fails
+    if not args.updates:  # --updates 0: inference only
+        return
     result["training"] = training(len(train_docs), args.updates, args.block)
     print(json.dumps(result["training"], indent=1))
     write_json(Path(args.output), result)
