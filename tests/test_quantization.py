@@ -3,6 +3,7 @@ the `quantize` command, save/load, and predictions that stay valid and close to 
 import numpy
 import pytest
 import spacy
+import torch
 
 from spacy_rsft.cli.quantize import quantize_pipeline
 from spacy_rsft.pipeline.quantization import hf_shims, is_quantized
@@ -46,9 +47,10 @@ def test_quantized_pipeline_predicts_valid_entities_close_to_fp32(trained):
     assert down and all(type(layers[n]) is torch.nn.Linear for n in down)
     others = [n for n, m in layers.items() if n.endswith(("query", "key", "value", "intermediate.dense", "attention.output.dense"))]
     assert others and all(isinstance(layers[n], torch.ao.nn.quantized.dynamic.Linear) for n in others)
-    from spacy_rsft.pipeline.quantization import full_range_linear_class
+    if torch.backends.quantized.engine in ("x86", "fbgemm"):  # 8-bit activations
+        from spacy_rsft.pipeline.int8_linear import FullRangeDynamicLinear
 
-    assert all(isinstance(layers[n], full_range_linear_class()) for n in others)  # 8-bit activations
+        assert all(isinstance(layers[n], FullRangeDynamicLinear) for n in others)
     # close to fp32: the same tag at almost every token, probabilities within a few points
     for a, b in zip(log_probs(fp32, texts), log_probs(int8, texts)):
         assert a.shape == b.shape
@@ -122,6 +124,13 @@ def test_quantization_is_refused_on_a_gpu(trained, monkeypatch):
         quantization.quantize_model(model, "rsft_ner")
 
 
+X86_ONLY = pytest.mark.skipif(
+    torch.backends.quantized.engine not in ("x86", "fbgemm"),
+    reason="the 8-bit-activation scheme is x86's (fbgemm); elsewhere torch's default applies",
+)
+
+
+@X86_ONLY
 def test_int8_scheme_is_closer_to_fp32_than_torchs_default_and_cannot_saturate():
     """The quantized Linear layers take 8-bit activations and 7-bit weights (torch's default:
     7 and 8): every weight fits -64..63, so an AVX2 pair sum of u8 x s8 products stays in
@@ -132,7 +141,8 @@ def test_int8_scheme_is_closer_to_fp32_than_torchs_default_and_cannot_saturate()
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    from spacy_rsft.pipeline.quantization import WEIGHT_QUANT_RANGE, full_range_linear_class, int8_scheme
+    from spacy_rsft.pipeline.int8_linear import WEIGHT_QUANT_RANGE, FullRangeDynamicLinear
+    from spacy_rsft.pipeline.quantization import int8_scheme
 
     qconfig, mapping = int8_scheme()
     for seed in range(5):
@@ -142,7 +152,7 @@ def test_int8_scheme_is_closer_to_fp32_than_torchs_default_and_cannot_saturate()
         x[:, 3] *= 30  # one outlier channel sets the per-tensor activation scale
         ours = quantize_dynamic(copy.deepcopy(fp32), {"0": qconfig}, dtype=torch.qint8, mapping=mapping)
         torchs = quantize_dynamic(copy.deepcopy(fp32), {"0": per_channel_dynamic_qconfig}, dtype=torch.qint8)
-        assert isinstance(ours[0], full_range_linear_class()) and not isinstance(torchs[0], full_range_linear_class())
+        assert isinstance(ours[0], FullRangeDynamicLinear) and not isinstance(torchs[0], FullRangeDynamicLinear)
         weight = ours[0].weight().int_repr()
         assert WEIGHT_QUANT_RANGE[0] <= int(weight.min()) and int(weight.max()) <= WEIGHT_QUANT_RANGE[1]
         with torch.no_grad():
@@ -150,3 +160,15 @@ def test_int8_scheme_is_closer_to_fp32_than_torchs_default_and_cannot_saturate()
             error_ours = float((ours(x) - reference).norm() / reference.norm())
             error_torch = float((torchs(x) - reference).norm() / reference.norm())
         assert error_ours < 0.75 * error_torch, (seed, error_ours, error_torch)
+
+
+def test_a_quantized_pipeline_pickles_and_predicts_the_same(trained, tmp_path):
+    """What `nlp.pipe(n_process=...)` with spawn needs: the int8 layers pickle."""
+    import pickle
+
+    quantize_pipeline(trained / "fp32", tmp_path / "int8", mode="int8-all")
+    int8 = spacy.load(tmp_path / "int8")
+    copy = pickle.loads(pickle.dumps(int8))
+    texts = [t for t, _ in TRAIN_DATA]
+    for a, b in zip(log_probs(int8, texts), log_probs(copy, texts)):
+        numpy.testing.assert_array_equal(a, b)

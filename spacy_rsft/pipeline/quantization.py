@@ -10,7 +10,6 @@ and the setting can be switched off again. A quantized component predicts; it do
 """
 import warnings
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Iterator, List, Optional
 
 from thinc.api import Model
@@ -24,53 +23,38 @@ QUANTIZE_MODES = ("int8", "int8-all")
 FP32_ATTR = "_rsft_fp32_model"
 
 
-# Weights take 7 bits (-64..63) so that activations can take 8: see `int8_scheme`.
-WEIGHT_QUANT_RANGE = (-64, 63)
-
-
-@lru_cache(maxsize=None)
-def full_range_linear_class():
-    """torch's dynamic int8 Linear, quantizing its input to 8 bits instead of torch's 7.
-
-    Only safe with weights of at most 7 bits (`int8_scheme`). Built on first use: torch is
-    imported lazily.
-    """
-    import torch
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-
-    class FullRangeDynamicLinear(DynamicLinear):
-        def forward(self, x):
-            y = torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params, reduce_range=False)
-            return y.to(x.dtype)
-
-    return FullRangeDynamicLinear
-
-
 def int8_scheme():
-    """(qconfig, module mapping) for `quantize_dynamic`: per-channel symmetric weights in 7
-    bits, activations quantized on the fly to 8 bits.
+    """(qconfig, module mapping) for `quantize_dynamic`: on x86 (fbgemm), per-channel
+    symmetric weights in 7 bits and activations quantized on the fly to 8 bits; elsewhere
+    (QNNPACK on ARM, which ignores `reduce_range`) torch's per-channel default.
 
     x86 CPUs without VNNI (AVX2) multiply u8 activations by s8 weights and add pairs of
-    products in int16, which saturates: 255 x 127 x 2 > 32,767. torch's default therefore
-    gives activations 7 bits (`reduce_range`). But the activation scale is per tensor and is
-    set by the outlier channels of LayerNorm and GELU outputs, so activations are where int8
-    loses most, while the weights have a scale per output channel. Moving the spare bit from
-    the weights to the activations keeps every pair sum in range (255 x 64 x 2 = 32,640) and
-    roughly halves the error. On MiniLM over CoNLL dev the last hidden state's relative error
-    was 0.30 -> 0.16 (every Linear layer) and 0.21 -> 0.12 (all but the down-projections);
-    8-bit activations with 8-bit weights saturate on this AVX2 CPU (errors of 0.3-0.4 on
-    some random layers where this scheme gave 0.05). See
+    products in int16 (vpmaddubsw), which saturates: 255 x 127 x 2 > 32,767. torch's default
+    therefore gives activations 7 bits (`reduce_range`). But the activation scale is per
+    tensor and set by the outlier channels of LayerNorm and GELU outputs, so activations are
+    where int8 loses most, while the weights have a scale per output channel. Moving the
+    spare bit from the weights to the activations keeps every pair sum in range
+    (255 x 64 x 2 = 32,640) and roughly halves the error. On MiniLM over CoNLL dev the last
+    hidden state's relative error was 0.30 -> 0.16 (every Linear layer) and 0.21 -> 0.11
+    (all but the down-projections); 8-bit activations with 8-bit weights saturate on an AVX2
+    CPU (errors of 0.3-0.4 on some random layers where this scheme gave 0.05). See
     project/benchmarks/scripts/quantize_activations.py.
     """
     import torch
     from torch.ao.quantization import PerChannelMinMaxObserver, QConfig, per_channel_dynamic_qconfig
+
+    if torch.backends.quantized.engine not in ("x86", "fbgemm"):
+        return per_channel_dynamic_qconfig, None
+    from .int8_linear import WEIGHT_QUANT_RANGE, FullRangeDynamicLinear
 
     weight = PerChannelMinMaxObserver.with_args(
         dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
         quant_min=WEIGHT_QUANT_RANGE[0], quant_max=WEIGHT_QUANT_RANGE[1],
     )
     qconfig = QConfig(activation=per_channel_dynamic_qconfig.activation, weight=weight)
-    return qconfig, {torch.nn.Linear: full_range_linear_class()}
+    # Linear's subclasses too (what `quantized_layers` selects by isinstance)
+    linears = (torch.nn.Linear, torch.nn.modules.linear.NonDynamicallyQuantizableLinear)
+    return qconfig, {cls: FullRangeDynamicLinear for cls in linears}
 
 
 def check_mode(name: str, quantize: Optional[str]) -> None:

@@ -31,7 +31,8 @@ from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 from transformers import AutoModel, AutoTokenizer
 
 from bench import write_json
-from spacy_rsft.pipeline.quantization import full_range_linear_class, int8_scheme
+from spacy_rsft.pipeline.int8_linear import FullRangeDynamicLinear
+from spacy_rsft.pipeline.quantization import int8_scheme
 
 ROOT = Path(__file__).resolve().parents[1]
 CONLL = ROOT / "corpus" / "full" / "conll"
@@ -98,7 +99,7 @@ def scheme(name: str):
     """(qconfig, mapping) of a quantization scheme (see the docstring)."""
     if name == "a8w7":
         return int8_scheme()
-    return per_channel_dynamic_qconfig, ({torch.nn.Linear: full_range_linear_class()} if name == "a8w8" else None)
+    return per_channel_dynamic_qconfig, ({torch.nn.Linear: FullRangeDynamicLinear} if name == "a8w8" else None)
 
 
 SCHEMES = {"a7w8": "torch's default: 7-bit activations, 8-bit weights", "a8w8": "8-bit activations and weights",
