@@ -3,9 +3,10 @@
 `quantize = "int8"` on `rsft_ner` or `rsft_entity_linker` (or `python -m spacy_rsft quantize
 IN OUT`, which sets it for a saved pipeline) replaces the `torch.nn.Linear` layers of the
 component's Hugging Face transformer with `torch.ao.quantization.quantize_dynamic`'s int8
-versions when the trained pipeline is loaded: weights stored in int8 with one scale per output
-channel, activations quantized on the fly, on the CPU only. The weights on disk stay fp32 (the component keeps its fp32
-transformer to save them), so a quantized pipeline saves, loads and packages like any other,
+versions when the trained pipeline is loaded: weights stored in int8 (7 bits used) with one
+scale per output channel, activations quantized on the fly to 8 bits (`int8_scheme`), on
+the CPU only. The weights on disk stay fp32 (the component keeps its fp32 transformer to
+save them), so a quantized pipeline saves, loads and packages like any other,
 and the setting can be switched off again. A quantized component predicts; it does not train.
 """
 import warnings
@@ -80,11 +81,11 @@ def quantized_layers(transformer, mode: str) -> List[str]:
 
     "int8" leaves the down-projections (in_features > out_features: the FFN output
     projection of every layer, 1,536 -> 384 in MiniLM) in fp32. Their input is the GELU
-    output, whose outlier activations lose most to int8's on-the-fly activation scale: on a
-    CoNLL-trained rsft_ner, quantizing everything cost 0.72 dev F1 and everything but the
-    down-projections 0.22, at 1.31x and 1.28x fp32's words/s
-    (project/benchmarks/results/full/quantize_partial_conll.json). "int8-all" quantizes
-    every Linear layer. The rule reads layer shapes, not names, so it holds for any encoder.
+    output, whose outlier activations lose most to int8's on-the-fly activation scale. With
+    `int8_scheme`, over three trained models, quantizing everything cost 0.24 dev F1 on
+    average and everything but the down-projections 0.11
+    (project/benchmarks/results/full/quantize_schemes_*.json). "int8-all" quantizes every
+    Linear layer. The rule reads layer shapes, not names, so it holds for any encoder.
     """
     import torch
 
