@@ -268,3 +268,59 @@ def test_release_memory_every_n_updates_and_after_pipe(tiny_bert, monkeypatch, e
 def test_release_memory_bad_value(tiny_bert, value):
     with pytest.raises(ValueError, match=r"rsft_ner.*release_memory"):
         make_tiny_ner_nlp(tiny_bert, release_memory=value)
+
+
+MAPPED_BYTES_AFTER_MALLOC = """
+import ctypes, sys
+sys.path.insert(0, sys.argv[1])
+from util import make_examples, make_tiny_ner_nlp
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(f, ctypes.c_size_t) for f in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype = ctypes.c_void_p
+
+def mapped_by_a_4mb_block():
+    before = libc.mallinfo2().hblkhd
+    block = libc.malloc(4 << 20)
+    mapped = libc.mallinfo2().hblkhd - before
+    libc.free(ctypes.c_void_p(block))
+    return mapped
+
+libc.mallopt(-3, 64 << 20)  # where glibc's adaptive threshold ends up after big frees
+print(mapped_by_a_4mb_block())
+nlp = make_tiny_ner_nlp(sys.argv[2])
+examples = make_examples(nlp)
+optimizer = nlp.initialize(lambda: examples)
+print(mapped_by_a_4mb_block())  # initializing does not touch the allocator
+nlp.update(examples, sgd=optimizer)
+print(mapped_by_a_4mb_block())  # training does
+"""
+
+
+def test_training_maps_large_blocks_on_their_own(tiny_bert):
+    """The first update has glibc map blocks of 1 MB or more on their own, so that a long
+    run's freed activations go back to the OS instead of piling up in the heap (glibc's
+    adaptive threshold would have put a 4 MB block on the heap). A fresh process: the
+    setting is process-wide and made once."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    try:
+        ctypes_libc = __import__("ctypes").CDLL("libc.so.6")
+        ctypes_libc.mallinfo2
+    except (OSError, AttributeError):
+        pytest.skip("not glibc 2.33+")
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")}
+    result = subprocess.run(
+        [sys.executable, "-c", MAPPED_BYTES_AFTER_MALLOC, str(Path(__file__).parent), str(tiny_bert)],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    before, initialized, trained = (int(line) for line in result.stdout.split())
+    assert before == 0 and initialized == 0
+    assert trained >= 4 << 20
