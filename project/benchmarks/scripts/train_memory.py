@@ -14,7 +14,9 @@ between two probes (sampled every 0.1 s), and words/s.
 both alike: release after every update in odd blocks of 10 updates, never in even ones,
 and the median seconds per update of each (`speed` in the result).
 
-`mmap` trains with release_memory 0 but glibc's mmap threshold fixed at 1 MB (`mallopt`):
+Numbered settings and `ab` switch off what the components do by default since the `mmap`
+measurement (`spacy_rsft.util.map_large_blocks`), so that they measure glibc's own
+allocator. `mmap` trains with release_memory 0 and glibc's mmap threshold fixed at 1 MB:
 every block of 1 MB or more (a transformer's activations and gradients) is mapped on its
 own and unmapped when freed, so the heap keeps only small objects and cannot fragment
 around tensors. glibc's default threshold adapts upwards to the largest block freed so far
@@ -66,7 +68,6 @@ class Sampler(threading.Thread):
         return round(high, 1)
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 MMAP_SMALL, MMAP_LARGE = 1 << 20, 32 << 20
 
 
@@ -74,7 +75,10 @@ def set_mmap_threshold(size: int) -> None:
     """Fix glibc's mmap threshold (this also turns off its adaptive raising)."""
     import ctypes
 
-    if not ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, size):
+    from spacy_rsft import util
+
+    util._large_blocks_mapped = True  # the components leave it as set here
+    if not ctypes.CDLL("libc.so.6").mallopt(util.M_MMAP_THRESHOLD, size):
         raise RuntimeError("mallopt(M_MMAP_THRESHOLD) failed")
 
 
@@ -164,6 +168,10 @@ def train_one(config: str, overrides: Dict, setting, block: int = 10) -> Dict:
             overrides[f"components.{name}.release_memory"] = setting if isinstance(setting, int) else 0
     if setting == "mmap":
         set_mmap_threshold(MMAP_SMALL)
+    elif setting != "abmmap":  # glibc's adaptive threshold: the components must not fix it
+        from spacy_rsft import util
+
+        util._large_blocks_mapped = True
     with tempfile.TemporaryDirectory() as output:
         start = time.perf_counter()
         train(Path(config), Path(output), overrides=overrides)
