@@ -77,7 +77,13 @@ def map_large_blocks(threshold: int = TRAINING_MMAP_THRESHOLD) -> bool:
     _large_blocks_mapped = True
     if "MALLOC_MMAP_THRESHOLD_" in os.environ or "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
+    return set_mmap_threshold(threshold)
+
+
+def set_mmap_threshold(size: int) -> bool:
+    """Fix glibc's mmap threshold at `size` bytes (which also ends its adaptive raising).
+    RETURNS (bool): Whether glibc took it (False where the C library is not glibc)."""
     try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, threshold))
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, size))
     except (OSError, AttributeError):
         return False

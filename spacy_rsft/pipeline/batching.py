@@ -73,7 +73,8 @@ class LengthGroupedPipe:
     def finish_update(self, sgd) -> None:
         """Apply the gradients (TrainablePipe's), then release freed memory every
         `release_memory` updates. The first update of the process also has glibc map large
-        blocks on their own (`map_large_blocks`), so training memory stays level."""
+        blocks on their own (`map_large_blocks`), so freed activations do not pile up in
+        the heap."""
         super().finish_update(sgd)
         map_large_blocks()
         self._updates_since_release += 1

@@ -72,13 +72,11 @@ MMAP_SMALL, MMAP_LARGE = 1 << 20, 32 << 20
 
 
 def set_mmap_threshold(size: int) -> None:
-    """Fix glibc's mmap threshold (this also turns off its adaptive raising)."""
-    import ctypes
-
+    """Fix glibc's mmap threshold; the components then leave it as set here."""
     from spacy_rsft import util
 
-    util._large_blocks_mapped = True  # the components leave it as set here
-    if not ctypes.CDLL("libc.so.6").mallopt(util.M_MMAP_THRESHOLD, size):
+    util._large_blocks_mapped = True
+    if not util.set_mmap_threshold(size):
         raise RuntimeError("mallopt(M_MMAP_THRESHOLD) failed")
 
 
