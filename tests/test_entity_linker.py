@@ -459,3 +459,67 @@ def test_doc_candidates_with_fallback(tmp_path):
     write_jsonl(tmp_path / "t.jsonl", [{"doc": 1, "text_key": doc_text_key("Simmons  took four"), "candidates": {"Simmons": ["Phil_Simmons"]}}])
     by_text = make_doc_candidate_generator(str(tmp_path / "t.jsonl"))
     assert [c.entity for c in by_text(kb, nlp("Simmons took four")[0:1])] == ["Phil_Simmons"]
+
+
+def test_doc_candidates_own_priors_replace_the_kbs_for_that_doc_only(tmp_path):
+    """Cross-fitted priors: a training document's row carries p(e|m) without its own links."""
+    from spacy.kb import InMemoryLookupKB
+
+    from spacy_rsft.kb.candidates import make_doc_candidate_generator
+
+    nlp = spacy.blank("en")
+    kb = InMemoryLookupKB(nlp.vocab, entity_vector_length=1)
+    for entity in ("Germany", "Germany_football"):
+        kb.add_entity(entity, 1, [0.0])
+    kb.add_alias("Germany", ["Germany", "Germany_football"], [0.4, 0.6])
+    rows = [
+        {"doc": 1, "candidates": {"Germany": ["Germany", "Germany_football"]},
+         "priors": {"Germany": {"Germany": 0.9, "Germany_football": 0.1}}},
+        {"doc": 2, "candidates": {"Germany": ["Germany", "Germany_football"]}},
+    ]
+    generate = make_doc_candidate_generator(str(write_jsonl(tmp_path / "c.jsonl", rows)))
+    found = {}
+    for number in (1, 2):
+        doc = nlp("Germany won")
+        doc.user_data["doc_id"] = f"{number} SOCCER"
+        found[number] = [(c.entity, c.prior) for c in generate(kb, doc[0:1])]
+    assert found[1] == [("Germany", pytest.approx(0.9)), ("Germany_football", pytest.approx(0.1))]
+    assert found[2] == [("Germany_football", pytest.approx(0.6)), ("Germany", pytest.approx(0.4))]
+
+
+@pytest.mark.parametrize("doc_context", [False, True])
+def test_doc_context_adds_the_documents_mean(tiny_bert, toy_kb_dir, doc_context):
+    """With doc_context, a mention's input is [mention, window, document] means, and the
+    gradient reaches tokens outside its window; without, it does not."""
+    nlp = make_el_nlp(tiny_bert, toy_kb_dir, model={"tok2vec": {"name": tiny_bert}, "context_window": 1, "doc_context": doc_context})
+    model = nlp.get_pipe("rsft_entity_linker").model
+    tok2vec, projection = model.get_ref("tok2vec"), model.get_ref("projection")
+    doc = nlp.make_doc("Paris won the football match in the final minute")
+    vecs = tok2vec.predict([doc])[0]
+    width = vecs.shape[1]
+    assert projection.get_dim("nI") == (3 if doc_context else 2) * width
+    blocks = [vecs[0:1].mean(axis=0), vecs[0:2].mean(axis=0)] + ([vecs.mean(axis=0)] if doc_context else [])
+    expected = projection.predict(model.ops.xp.concatenate(blocks)[None, :])
+    output, backprop = model(([doc], [[(0, 1)]]), is_train=False)
+    numpy.testing.assert_allclose(model.ops.to_numpy(output), model.ops.to_numpy(expected), rtol=1e-4, atol=1e-5)
+    # Which tokens the gradient reaches: record it at the token vectors.
+    seen = {}
+    original = tok2vec._func
+
+    def recording(layer, X, is_train):
+        Y, back = original(layer, X, is_train)
+
+        def backprop_recording(dY):
+            seen["d"] = [model.ops.to_numpy(d).copy() for d in dY]
+            return back(dY)
+
+        return Y, backprop_recording
+
+    tok2vec._func = recording
+    try:
+        _, backprop = model(([doc], [[(0, 1)]]), is_train=True)
+        backprop(model.ops.alloc2f(*output.shape) + 1.0)
+    finally:
+        tok2vec._func = original
+    far = numpy.abs(seen["d"][0][2:]).sum()
+    assert (far > 0) == doc_context

@@ -1,9 +1,11 @@
 """`spacy-rsft.MentionEncoder.v1`: one vector per entity mention, from a transformer.
 
 Input: the docs and, per doc, the (start, end) token offsets of its mentions. Each mention
-is represented by the mean of its own token vectors and the mean of the token vectors in a
-window of `context_window` tokens around it; a linear layer maps that to the entity-vector
-space of the KB plus one extra output, the mention's NIL logit. The weights of the linker's
+is represented by the mean of its own token vectors, the mean of the token vectors in a
+window of `context_window` tokens around it and, with `doc_context`, the mean over its whole
+document (what the document is about: in a football report "Germany" is the national team,
+which eight tokens around the mention often do not say); a linear layer maps that to the
+entity-vector space of the KB plus one extra output, the mention's NIL logit. The weights of the linker's
 ranking features (`W`, one per scalar feature such as the log prior p(e|m); `T`, a mention
 label x entity type table) are parameters of the model too, so the optimizer trains them with
 the rest; the component sets their sizes (`nF`, `nL`, `nT`) from its `features` before
@@ -24,7 +26,8 @@ FEATURES = ("log_prior", "match")
 
 @registry.architectures("spacy-rsft.MentionEncoder.v1")
 def build_mention_encoder(
-    tok2vec: Tok2VecModel, context_window: int = 8, nO: Optional[int] = None
+    tok2vec: Tok2VecModel, context_window: int = 8, nO: Optional[int] = None,
+    doc_context: bool = False,
 ) -> Model[MentionInput, Floats2d]:
     """Build the mention encoder of `rsft_entity_linker`.
 
@@ -32,6 +35,8 @@ def build_mention_encoder(
         a listener).
     context_window (int): Tokens on each side of a mention that form its context.
     nO (Optional[int]): Entity vector length + 1; set from the KB by the component.
+    doc_context (bool): Add the mean of the whole document's token vectors to each
+        mention's representation.
     RETURNS (Model[MentionInput, Floats2d]): (n_mentions, nO) outputs.
     """
     projection = Linear(nO=nO)
@@ -45,7 +50,7 @@ def build_mention_encoder(
         init=_mention_init,
         layers=[tok2vec, projection, feature_weights],
         refs={"tok2vec": tok2vec, "projection": projection, "feature_weights": feature_weights},
-        attrs={"context_window": context_window},
+        attrs={"context_window": context_window, "doc_context": doc_context},
         dims={"nO": nO},
     )
 
@@ -74,12 +79,17 @@ def _mention_init(model: Model, X: Optional[MentionInput] = None, Y=None) -> Mod
     if projection.has_dim("nI") is not True:
         sample = docs[:1] if docs else [Doc(tok2vec.attrs.get("vocab") or _blank_vocab(), words=["x"])]
         width = tok2vec.predict(sample)[0].shape[1]
-        projection.set_dim("nI", 2 * width)
+        projection.set_dim("nI", _n_blocks(model) * width)
     projection.initialize()
     # Small output weights: the initial scores are then dominated by the prior features.
     projection.set_param("W", projection.get_param("W") * 0.01)
     feature_weights.initialize()
     return model
+
+
+def _n_blocks(model: Model) -> int:
+    """Vectors concatenated per mention: its own, its window's and maybe its document's."""
+    return 3 if model.attrs.get("doc_context") else 2
 
 
 def _blank_vocab():
@@ -94,16 +104,22 @@ def _mention_forward(
     tok2vec, projection, _ = model.layers
     docs, mentions = X
     window = model.attrs["context_window"]
+    with_doc = bool(model.attrs.get("doc_context"))
+    n_blocks = _n_blocks(model)
     ops = model.ops
     tokvecs, backprop_tok2vec = tok2vec(docs, is_train)
-    width = tokvecs[0].shape[1] if tokvecs else projection.get_dim("nI") // 2
+    width = tokvecs[0].shape[1] if tokvecs else projection.get_dim("nI") // n_blocks
     rows, index = [], []
     for d, (vecs, spans) in enumerate(zip(tokvecs, mentions)):
+        doc_mean = vecs.mean(axis=0) if with_doc and len(spans) else None
         for start, end in spans:
             lo, hi = max(0, start - window), min(vecs.shape[0], end + window)
-            rows.append(ops.xp.concatenate([vecs[start:end].mean(axis=0), vecs[lo:hi].mean(axis=0)]))
+            blocks = [vecs[start:end].mean(axis=0), vecs[lo:hi].mean(axis=0)]
+            if with_doc:
+                blocks.append(doc_mean)
+            rows.append(ops.xp.concatenate(blocks))
             index.append((d, start, end, lo, hi))
-    features = ops.xp.vstack(rows) if rows else ops.alloc2f(0, 2 * width)
+    features = ops.xp.vstack(rows) if rows else ops.alloc2f(0, n_blocks * width)
     output, backprop_projection = projection(ops.asarray2f(features), is_train)
 
     def backprop(d_output: Floats2d) -> MentionInput:
@@ -111,7 +127,9 @@ def _mention_forward(
         d_tokvecs = [ops.alloc2f(*vecs.shape) for vecs in tokvecs]
         for row, (d, start, end, lo, hi) in enumerate(index):
             d_tokvecs[d][start:end] += d_features[row, :width] / (end - start)
-            d_tokvecs[d][lo:hi] += d_features[row, width:] / (hi - lo)
+            d_tokvecs[d][lo:hi] += d_features[row, width : 2 * width] / (hi - lo)
+            if with_doc:
+                d_tokvecs[d] += d_features[row, 2 * width :] / d_tokvecs[d].shape[0]
         backprop_tok2vec(d_tokvecs)
         return X
 

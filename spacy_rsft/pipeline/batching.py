@@ -10,6 +10,7 @@ from spacy_transformers.util import batch_by_length
 
 from ..errors import Errors
 from ..util import map_large_blocks, release_free_memory
+from .torch_update import use_in_place_updates
 
 # spacy-transformers' default for its `transformer` component (128 x 32).
 MAX_BATCH_ITEMS = 4096
@@ -74,7 +75,9 @@ class LengthGroupedPipe:
         """Apply the gradients (TrainablePipe's), then release freed memory every
         `release_memory` updates. The first update of the process also has glibc map large
         blocks on their own (`map_large_blocks`), so freed activations do not pile up in
-        the heap."""
+        the heap. The transformer's parameters are updated in place (`use_in_place_updates`:
+        thinc's own update leaves a chain of tensor objects behind every step)."""
+        use_in_place_updates(self.model)
         super().finish_update(sgd)
         map_large_blocks()
         self._updates_since_release += 1

@@ -19,6 +19,7 @@ from thinc.api import Config, Model
 
 from .quantization import check_mode as check_quantize_mode
 from .quantization import check_trainable, fp32_weights, quantize_model
+from .torch_update import use_in_place_updates
 
 _DEFAULT = Config(DEFAULT_CONFIG["transformer"]).copy()
 _DEFAULT["quantize"] = None
@@ -57,6 +58,12 @@ class RsftTransformer(Transformer):
     def update(self, examples, *, drop: float = 0.0, sgd=None, losses=None):
         check_trainable(self.model, self.name)
         return super().update(examples, drop=drop, sgd=sgd, losses=losses)
+
+    def finish_update(self, sgd) -> None:
+        """Transformer.finish_update, with the parameters updated in place (see
+        `torch_update.py`: thinc's own update leaves tensor objects behind every step)."""
+        use_in_place_updates(self.model)
+        super().finish_update(sgd)
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
         with fp32_weights(self.model):  # a quantized transformer is saved as its fp32 original
