@@ -6,7 +6,7 @@ import spacy
 import torch
 
 from spacy_rsft.cli.quantize import quantize_pipeline
-from spacy_rsft.pipeline.quantization import hf_shims, is_quantized
+from spacy_rsft.pipeline.quantization import hf_shims, is_quantized, quantized_layers
 
 from util import TRAIN_DATA, make_examples, make_tiny_ner_nlp
 
@@ -42,15 +42,14 @@ def test_quantized_pipeline_predicts_valid_entities_close_to_fp32(trained):
     import torch
 
     layers = dict(hf_shims(ner.model)[0]._model.named_modules())
-    # The FFN down-projections (in > out features) stay fp32, every other Linear is int8.
-    down = [n for n, m in layers.items() if n.endswith(".output.dense") and "attention" not in n]
-    assert down and all(type(layers[n]) is torch.nn.Linear for n in down)
-    others = [n for n, m in layers.items() if n.endswith(("query", "key", "value", "intermediate.dense", "attention.output.dense"))]
-    assert others and all(isinstance(layers[n], torch.ao.nn.quantized.dynamic.Linear) for n in others)
+    # Every Linear layer is int8 (with its outlier input columns in fp32 where it has them).
+    assert not any(type(m) is torch.nn.Linear for m in layers.values())
+    quantized = [m for m in layers.values() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert len(quantized) == len(quantized_layers(hf_shims(fp32.get_pipe("rsft_ner").model)[0]._model))
     if torch.backends.quantized.engine in ("x86", "fbgemm"):  # 8-bit activations
         from spacy_rsft.pipeline.int8_linear import FullRangeDynamicLinear
 
-        assert all(isinstance(layers[n], FullRangeDynamicLinear) for n in others)
+        assert all(isinstance(m, FullRangeDynamicLinear) for m in quantized)
     # close to fp32: the same tag at almost every token, probabilities within a few points
     for a, b in zip(log_probs(fp32, texts), log_probs(int8, texts)):
         assert a.shape == b.shape
@@ -171,4 +170,71 @@ def test_a_quantized_pipeline_pickles_and_predicts_the_same(trained, tmp_path):
     copy = pickle.loads(pickle.dumps(int8))
     texts = [t for t, _ in TRAIN_DATA]
     for a, b in zip(log_probs(int8, texts), log_probs(copy, texts)):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def outlier_input(seed: int):
+    """A Linear layer and inputs whose columns 3 and 10 are 30x and 20x the rest (what
+    MiniLM's GELU and LayerNorm outputs look like)."""
+    torch.manual_seed(seed)
+    fp32 = torch.nn.Sequential(torch.nn.Linear(64, 32))
+    x = torch.randn(200, 64)
+    x[:, 3] *= 30
+    x[:, 10] *= 20
+    return fp32, x
+
+
+@X86_ONLY
+def test_outlier_columns_stay_fp32_closer_to_fp32_and_the_input_is_restored():
+    import copy
+    import pickle
+
+    from torch.ao.quantization import quantize_dynamic
+
+    from spacy_rsft.pipeline.int8_linear import OutlierSplitLinear
+    from spacy_rsft.pipeline.quantization import int8_scheme, outlier_columns
+
+    qconfig, mapping = int8_scheme()
+    for seed in range(5):
+        fp32, x = outlier_input(seed)
+        maxima = x.abs().amax(0)
+        columns = outlier_columns(maxima, k=2, ratio=3.0)
+        assert columns.tolist() == [3, 10]
+        assert outlier_columns(torch.randn(200, 64).abs().amax(0), k=2, ratio=3.0) is None
+        plain = quantize_dynamic(copy.deepcopy(fp32), {"0": qconfig}, dtype=torch.qint8, mapping=mapping)
+        split = OutlierSplitLinear(copy.deepcopy(plain[0]), fp32[0].weight, columns)
+        original = x.clone()
+        with torch.inference_mode():
+            reference = fp32(x)
+            error_plain = float((plain(x) - reference).norm() / reference.norm())
+            out = split(x)
+            error_split = float((out - reference).norm() / reference.norm())
+            # the input, zeroed in place for the int8 product, is as it was
+            assert torch.equal(x, original)
+            # a 3-d batch gives the same rows; the module pickles (nlp.pipe(n_process=...))
+            torch.testing.assert_close(split(x.view(4, 50, 64)).reshape(200, 32), out)
+            torch.testing.assert_close(pickle.loads(pickle.dumps(split))(x), out)
+        assert error_split < 0.5 * error_plain, (seed, error_split, error_plain)
+
+
+def test_int8_splits_the_layers_with_outlier_columns(trained, tmp_path, monkeypatch):
+    """The tiny random BERT has no outlier columns; with the ratio at 1 every layer counts as
+    having them, and the pipeline then loads, predicts close to fp32, saves and reloads."""
+    from spacy_rsft.pipeline import quantization
+    from spacy_rsft.pipeline.int8_linear import OutlierSplitLinear
+
+    quantize_pipeline(trained / "fp32", tmp_path / "int8")
+    plain = [m for m in hf_shims(spacy.load(tmp_path / "int8").get_pipe("rsft_ner").model)[0]._model.modules()]
+    assert not any(isinstance(m, OutlierSplitLinear) for m in plain)
+    monkeypatch.setattr(quantization, "OUTLIER_RATIO", 1.0)
+    int8 = spacy.load(tmp_path / "int8")
+    modules = list(hf_shims(int8.get_pipe("rsft_ner").model)[0]._model.modules())
+    n_linear = len(quantized_layers(hf_shims(spacy.load(trained / "fp32").get_pipe("rsft_ner").model)[0]._model))
+    assert sum(isinstance(m, OutlierSplitLinear) for m in modules) == n_linear
+    texts = [t for t, _ in TRAIN_DATA]
+    fp32 = spacy.load(trained / "fp32")
+    for a, b in zip(log_probs(fp32, texts), log_probs(int8, texts)):
+        assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.9
+    int8.to_disk(tmp_path / "again")
+    for a, b in zip(log_probs(int8, texts), log_probs(spacy.load(tmp_path / "again"), texts)):
         numpy.testing.assert_array_equal(a, b)

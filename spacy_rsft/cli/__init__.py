@@ -40,7 +40,7 @@ def quantize_cli(
     input_path: Path = typer.Argument(..., help="A trained pipeline", exists=True, file_okay=False),
     output_path: Path = typer.Argument(..., help="Where to write the quantized copy"),
     components: str = typer.Option(None, "--components", "-c", help="Comma-separated rsft components or shared transformers (default: all)"),
-    mode: str = typer.Option("int8", "--mode", "-m", help="int8 (FFN down-projections stay fp32; the accurate choice) or int8-all (every linear layer)"),
+    mode: str = typer.Option("int8", "--mode", "-m", help="int8 (outlier input columns stay fp32; the accurate choice) or int8-all (everything int8; a little faster)"),
 ) -> None:
     """Copy a pipeline with quantize = "int8" (or --mode int8-all) on its rsft components, or on the shared
     transformer they listen to (its factory becomes rsft_transformer): when loaded, the

@@ -60,7 +60,7 @@ def quantize_pipeline(input_path: Path, output_path: Path, components: Optional[
     output_path (Path): Where to write the copy.
     components (Optional[List[str]]): Component names (rsft components, shared
         transformers); default: all of them.
-    mode (str): "int8" (the FFN down-projections stay fp32) or "int8-all".
+    mode (str): "int8" (outlier input columns stay fp32) or "int8-all".
     RETURNS (List[str]): The components set to quantize.
     """
     import spacy

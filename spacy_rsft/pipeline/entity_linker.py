@@ -116,10 +116,10 @@ def make_rsft_entity_linker(
     use_gold_ents (bool): Score on the gold entities when the pipeline has no NER before
         this component (as spaCy's `entity_linker` does).
     quantize (Optional[str]): "int8": when the trained pipeline is loaded, run the
-        transformer with int8 dynamic quantization of its linear layers except the FFN
-        down-projections, which stay fp32 (CPU inference only; see
-        `spacy_rsft.pipeline.quantization`); "int8-all": every linear layer, a little faster
-        and less accurate. null (default): fp32.
+        transformer with int8 dynamic quantization of its linear layers, the few outlier
+        input columns of the layers that have them in fp32 (CPU inference only; see
+        `spacy_rsft.pipeline.quantization`); "int8-all": every column in int8, a little
+        faster and less accurate. null (default): fp32.
     release_memory (int): Every this many updates, and after every `pipe` stream, hand
         the memory glibc keeps back to the OS (see `LengthGroupedPipe`). 0 (default): never.
     scorer (Optional[Callable]): Scoring method.

@@ -92,10 +92,10 @@ def make_rsft_ner(
         with: "error" stops training with a message; "skip" leaves their tokens out of
         the loss, warns once and counts them (in the reader's stats).
     quantize (Optional[str]): "int8": when the trained pipeline is loaded, run the
-        transformer with int8 dynamic quantization of its linear layers except the FFN
-        down-projections, which stay fp32 (CPU inference only; see
-        `spacy_rsft.pipeline.quantization`); "int8-all": every linear layer, a little faster
-        and less accurate. null (default): fp32.
+        transformer with int8 dynamic quantization of its linear layers, the few outlier
+        input columns of the layers that have them in fp32 (CPU inference only; see
+        `spacy_rsft.pipeline.quantization`); "int8-all": every column in int8, a little
+        faster and less accurate. null (default): fp32.
     release_memory (int): Every this many updates, and after every `pipe` stream, hand
         the memory glibc keeps back to the OS, so a long training run's memory stays flat
         (see `LengthGroupedPipe`). 0 (default): never; 1 holds training at about 2.2 GB

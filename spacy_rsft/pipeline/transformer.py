@@ -32,9 +32,9 @@ def make_rsft_transformer(nlp: Language, name: str, model: Model, set_extra_anno
 
     model, set_extra_annotations, max_batch_items: As for spacy-transformers' `transformer`.
     quantize (Optional[str]): "int8" or "int8-all": when the trained pipeline is
-        loaded, run the transformer with int8 dynamic quantization of its Linear layers (all
-        but the FFN down-projections, or all; CPU inference only; every component listening
-        to it reads the quantized outputs).
+        loaded, run the transformer with int8 dynamic quantization of its Linear layers
+        (with outlier input columns in fp32, or without; CPU inference only; every component
+        listening to it reads the quantized outputs).
     """
     return RsftTransformer(nlp.vocab, model, set_extra_annotations, name=name,
                            max_batch_items=max_batch_items, quantize=quantize)

@@ -1,12 +1,13 @@
-"""int8 with some Linear layers left in fp32: dev F1 and words/s of one trained rsft_ner for
-fp32, the two `quantize` modes (`int8-all`: every Linear layer; `int8`: all but the FFN
-down-projections; per-channel weight scales, chosen by the component's own
-`quantized_layers`), int8 with the whole FFN kept in fp32, all with torch's default scheme
-(7-bit activations, 8-bit weights); and the two modes with the package's scheme (8-bit
-activations, 7-bit weights: `int8_scheme`, what `quantize` does since it was added). The speed is measured
-round-robin in one process (median of --rounds), swapping the transformer in place.
+"""int8 with some Linear layers (or input columns) left in fp32: dev F1 and words/s of one
+trained rsft_ner for fp32; every Linear layer, all but the FFN down-projections (the earlier
+`int8` mode), and all but the whole FFN, with torch's default scheme (7-bit activations,
+8-bit weights) and the package's (8-bit activations, 7-bit weights: `int8_scheme`); and,
+with --outliers, only the package's scheme and every Linear layer with its outlier input
+columns in fp32 (`split_outliers`: what the `int8` mode does since) at two ratios. The speed
+is measured round-robin in one process (median of --rounds), swapping the transformer in
+place.
 
-usage: python scripts/quantize_partial.py MODEL_DIR DEV.spacy OUTPUT.json [--rounds 3]
+usage: python scripts/quantize_partial.py MODEL_DIR DEV.spacy OUTPUT.json [--rounds 3] [--outliers]
 """
 import argparse
 import copy
@@ -24,25 +25,43 @@ from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
 from bench import write_json
 from quantize_layers import FFN_OUT
-from spacy_rsft.pipeline.quantization import hf_shims, int8_scheme, quantized_layers
+from spacy_rsft.pipeline.quantization import hf_shims, int8_scheme, quantized_layers, split_outliers
 
 # Variant name -> (the Linear layers it quantizes, the scheme: torch's default with 7-bit
 # activations and 8-bit weights, or the package's with 8-bit activations and 7-bit weights).
+def without_down_projections(fp32: torch.nn.Module):
+    """Every Linear layer but the FFN down-projections (in > out features): what the
+    `int8` mode quantized before it kept outlier columns in fp32 instead."""
+    return [n for n in quantized_layers(fp32) if not fp32.get_submodule(n).in_features > fp32.get_submodule(n).out_features]
+
+
 VARIANTS = {
-    "int8, all Linear layers": (lambda fp32: quantized_layers(fp32, "int8-all"), "torch"),
-    "int8, FFN output projections fp32": (lambda fp32: quantized_layers(fp32, "int8"), "torch"),
-    "int8, FFN fp32": (lambda fp32: [n for n in quantized_layers(fp32, "int8-all") if not re.search(FFN_OUT + "|intermediate", n)], "torch"),
-    "int8, all Linear layers, 8-bit activations 7-bit weights": (lambda fp32: quantized_layers(fp32, "int8-all"), "ours"),
-    "int8, FFN output projections fp32, 8-bit activations 7-bit weights": (lambda fp32: quantized_layers(fp32, "int8"), "ours"),
+    "int8, all Linear layers": (quantized_layers, "torch"),
+    "int8, FFN output projections fp32": (without_down_projections, "torch"),
+    "int8, FFN fp32": (lambda fp32: [n for n in quantized_layers(fp32) if not re.search(FFN_OUT + "|intermediate", n)], "torch"),
+    "int8, all Linear layers, 8-bit activations 7-bit weights": (quantized_layers, "ours"),
+    "int8, FFN output projections fp32, 8-bit activations 7-bit weights": (without_down_projections, "ours"),
 }
 
 
-def quantized(fp32: torch.nn.Module, names, scheme: str = "torch") -> torch.nn.Module:
+# With --outliers: the package's scheme on every Linear layer, with the outlier input columns
+# of the layers where they stand out (top 8 at least RATIO x the 9th) kept in fp32.
+OUTLIER_VARIANTS = {
+    f"int8, all Linear layers, 8-bit activations 7-bit weights, outlier columns fp32 (ratio {ratio:g})": ratio
+    for ratio in (2.0, 3.0)
+}
+
+
+def quantized(fp32: torch.nn.Module, names, scheme: str = "torch", tokenizer=None, ratio: float = 0.0) -> torch.nn.Module:
     """torch's dynamic int8 (7-bit activations: `reduce_range`; 8-bit weights) or the
-    package's (`int8_scheme`: 8-bit activations, 7-bit weights)."""
+    package's (`int8_scheme`: 8-bit activations, 7-bit weights), optionally with outlier
+    columns split out (`split_outliers`)."""
     qconfig, mapping = int8_scheme() if scheme == "ours" else (per_channel_dynamic_qconfig, None)
     chosen = {n: qconfig for n in names}
-    return quantize_dynamic(copy.deepcopy(fp32), chosen, dtype=torch.qint8, mapping=mapping).eval()
+    model = quantize_dynamic(copy.deepcopy(fp32), chosen, dtype=torch.qint8, mapping=mapping).eval()
+    if ratio:
+        split_outliers(model, fp32, tokenizer, list(names), ratio=ratio)
+    return model
 
 
 def main() -> None:
@@ -51,6 +70,7 @@ def main() -> None:
     parser.add_argument("dev", type=Path)
     parser.add_argument("output", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--outliers", action="store_true", help="Only fp32, the two package modes and the outlier-column variants")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # torch.ao's deprecation notices
     nlp = spacy.load(args.model)
@@ -62,7 +82,12 @@ def main() -> None:
     words = sum(len(d) for d in gold)
     shim = hf_shims(nlp.get_pipe("rsft_ner").model)[0]
     models = {"fp32": shim._model}
-    models.update({name: quantized(shim._model, layers(shim._model), scheme) for name, (layers, scheme) in VARIANTS.items()})
+    variants = {n: v for n, v in VARIANTS.items() if not args.outliers or v[1] == "ours"}
+    models.update({name: quantized(shim._model, layers(shim._model), scheme) for name, (layers, scheme) in variants.items()})
+    if args.outliers:
+        tokenizer = shim._hfmodel.tokenizer
+        models.update({name: quantized(shim._model, quantized_layers(shim._model), "ours", tokenizer, ratio)
+                       for name, ratio in OUTLIER_VARIANTS.items()})
     report = {"model": str(args.model), "dev": str(args.dev), "words": words, "rounds": args.rounds, "systems": {}}
     for name, model in models.items():
         shim._model = model
