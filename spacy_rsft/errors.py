@@ -48,6 +48,12 @@ class Warnings(metaclass=ErrorsWithCodes):
         "`[initialize.components.{name}] entities = \"kb_dir/entities.jsonl\"`, or drop "
         "\"type\" from `features`."
     )
+    W010 = (
+        "[{name}] quantize = \"int8\" keeps a layer's outlier input columns in fp32, which "
+        "needs the transformer's tokenizer to calibrate on, and it could not be used "
+        "({reason}): every column is int8 instead (what quantize = \"int8-all\" does), "
+        "which is a little less accurate."
+    )
 
 
 class Errors(metaclass=ErrorsWithCodes):

@@ -238,3 +238,24 @@ def test_int8_splits_the_layers_with_outlier_columns(trained, tmp_path, monkeypa
     int8.to_disk(tmp_path / "again")
     for a, b in zip(log_probs(int8, texts), log_probs(spacy.load(tmp_path / "again"), texts)):
         numpy.testing.assert_array_equal(a, b)
+
+
+def test_outlier_calibration_is_the_same_at_every_load(tmp_path, monkeypatch):
+    """A loaded transformer is in training mode; calibrating with dropout on would choose
+    other columns at every load. With BERT's dropout 0.1, two loads predict the same."""
+    from spacy_rsft.pipeline import quantization
+    from spacy_rsft.pipeline.int8_linear import OutlierSplitLinear
+    from spacy_rsft.testing import make_tiny_bert
+
+    nlp = make_tiny_ner_nlp(str(make_tiny_bert(tmp_path / "bert", dropout=0.1)))
+    nlp.initialize(lambda: make_examples(nlp))
+    nlp.to_disk(tmp_path / "fp32")
+    quantize_pipeline(tmp_path / "fp32", tmp_path / "int8")
+    monkeypatch.setattr(quantization, "OUTLIER_RATIO", 1.0)
+    texts = [t for t, _ in TRAIN_DATA]
+    loads = [spacy.load(tmp_path / "int8") for _ in range(2)]
+    columns = [[m.columns.tolist() for m in hf_shims(n.get_pipe("rsft_ner").model)[0]._model.modules()
+                if isinstance(m, OutlierSplitLinear)] for n in loads]
+    assert columns[0] and columns[0] == columns[1]
+    for a, b in zip(log_probs(loads[0], texts), log_probs(loads[1], texts)):
+        numpy.testing.assert_array_equal(a, b)

@@ -125,11 +125,14 @@ def _mention_forward(
     def backprop(d_output: Floats2d) -> MentionInput:
         d_features = backprop_projection(d_output)
         d_tokvecs = [ops.alloc2f(*vecs.shape) for vecs in tokvecs]
+        d_doc_means = [ops.alloc1f(width) for _ in tokvecs] if with_doc else []
         for row, (d, start, end, lo, hi) in enumerate(index):
             d_tokvecs[d][start:end] += d_features[row, :width] / (end - start)
             d_tokvecs[d][lo:hi] += d_features[row, width : 2 * width] / (hi - lo)
             if with_doc:
-                d_tokvecs[d] += d_features[row, 2 * width :] / d_tokvecs[d].shape[0]
+                d_doc_means[d] += d_features[row, 2 * width :]
+        for d, d_mean in enumerate(d_doc_means):  # every token shares its document's mean
+            d_tokvecs[d] += d_mean / max(1, d_tokvecs[d].shape[0])
         backprop_tok2vec(d_tokvecs)
         return X
 

@@ -91,9 +91,9 @@ def quantized_layers(transformer) -> List[str]:
 
 
 # Outlier columns (see int8_linear.OutlierSplitLinear): a Linear layer keeps its top
-# OUTLIER_COLUMNS input columns in fp32 when their calibrated maximum is at least
-# OUTLIER_RATIO times the next column's; the rest of its layers lose little to the shared
-# scale and are not worth the extra pass.
+# OUTLIER_COLUMNS input columns in fp32 when the largest calibrated column maximum is at
+# least OUTLIER_RATIO times the (OUTLIER_COLUMNS + 1)-th; the other layers lose little to
+# the shared scale and are not worth the extra pass.
 OUTLIER_COLUMNS = 8
 OUTLIER_RATIO = 3.0
 # What the outlier columns are calibrated on: plain sentences of several kinds. Outlier
@@ -113,7 +113,8 @@ CALIBRATION_TEXT = [
 
 
 def input_column_maxima(transformer, tokenizer, names: List[str], texts: List[str]) -> Dict[str, "torch.Tensor"]:
-    """The largest |input| of every input column of each named Linear layer over `texts`."""
+    """The largest |input| of every input column of each named Linear layer over `texts`,
+    each text on its own (no padding positions) and with dropout off."""
     import torch
 
     maxima: Dict[str, torch.Tensor] = {}
@@ -125,11 +126,16 @@ def input_column_maxima(transformer, tokenizer, names: List[str], texts: List[st
         return record
 
     handles = [transformer.get_submodule(n).register_forward_hook(hook(n)) for n in names]
+    # A loaded pipeline's transformer is built from its config in training mode: with
+    # dropout on, the maxima (and the columns chosen) would change from load to load.
+    was_training = transformer.training
+    transformer.eval()
     try:
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
         with torch.inference_mode():
-            transformer(**batch)
+            for text in texts:
+                transformer(**tokenizer([text], truncation=True, max_length=128, return_tensors="pt"))
     finally:
+        transformer.train(was_training)
         for handle in handles:
             handle.remove()
     return maxima
@@ -162,6 +168,8 @@ def split_outliers(quantized, fp32, tokenizer, names: List[str], k: Optional[int
         (default OUTLIER_RATIO).
     RETURNS (int): How many layers were wrapped.
     """
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
     from .int8_linear import OutlierSplitLinear
 
     k = OUTLIER_COLUMNS if k is None else k
@@ -175,7 +183,10 @@ def split_outliers(quantized, fp32, tokenizer, names: List[str], k: Optional[int
             continue
         parent_name, _, child = layer_name.rpartition(".")
         parent = quantized.get_submodule(parent_name)
-        setattr(parent, child, OutlierSplitLinear(getattr(parent, child), fp32.get_submodule(layer_name).weight, columns))
+        layer = getattr(parent, child)
+        if not isinstance(layer, DynamicLinear):  # left fp32 by the mapping (e.g. on QNNPACK)
+            continue
+        setattr(parent, child, OutlierSplitLinear(layer, fp32.get_submodule(layer_name).weight, columns))
         wrapped += 1
     return wrapped
 
@@ -216,13 +227,25 @@ def quantize_model(model: Model, name: str, mode: str = "int8") -> int:
             warnings.simplefilter("ignore")
             quantized = quantize_dynamic(transformer, {layer: qconfig for layer in layers}, dtype=torch.qint8, mapping=mapping)
         quantized.eval()
-        tokenizer = getattr(shim._hfmodel, "tokenizer", None)
-        if mode == "int8" and tokenizer is not None:
-            split_outliers(quantized, transformer, tokenizer, layers)
+        if mode == "int8":
+            _split_or_warn(quantized, transformer, getattr(shim._hfmodel, "tokenizer", None), layers, name)
         setattr(shim, FP32_ATTR, transformer)
         shim._model = quantized
         count += 1
     return count
+
+
+def _split_or_warn(quantized, fp32, tokenizer, layers: List[str], name: str) -> None:
+    """`split_outliers`, or a warning that says why not (the layers then stay all int8)."""
+    from ..errors import Warnings
+
+    if tokenizer is None:
+        warnings.warn(Warnings.W010.format(name=name, reason="the transformer has no tokenizer"))
+        return
+    try:
+        split_outliers(quantized, fp32, tokenizer, layers)
+    except Exception as error:  # a tokenizer that cannot encode the calibration text
+        warnings.warn(Warnings.W010.format(name=name, reason=f"{type(error).__name__}: {error}"))
 
 
 @contextmanager

@@ -13,10 +13,10 @@ around them.
 The optimizers thinc ships (Adam, RAdam, SGD) update the array they are given in place, so
 the parameter's tensor can simply stay: `in_place_finish_update` is the shim's
 `finish_update` with that change (and a copy back, should an optimizer return new memory).
-`use_in_place_updates` installs it on every CPU PyTorch shim of a model; elsewhere (a GPU,
-a shim of another kind) thinc's own update runs.
+`use_in_place_updates` installs it on every PyTorch shim of a model; where a parameter is
+not on the CPU thinc's own update runs.
 """
-from types import MethodType
+from functools import partial
 
 from thinc.api import Model, Optimizer
 from thinc.shims import PyTorchShim
@@ -28,21 +28,24 @@ def in_place_finish_update(shim: PyTorchShim, optimizer: Optimizer) -> None:
     """`PyTorchShim.finish_update`, with each parameter updated in its own memory."""
     import numpy
 
+    if any(p.device.type != "cpu" for p in shim._model.parameters()):
+        PyTorchShim.finish_update(shim, optimizer)  # cupy arrays: thinc's own path
+        return
     for name, param in shim._model.named_parameters():
         if param.grad is None:
             continue
         if not shim._grad_scaler.found_inf:  # thinc skips the update when a gradient overflowed
             weights = param.data.numpy()
             updated, _ = optimizer((shim.id, name), weights, param.grad.numpy())
-            if not numpy.shares_memory(updated, weights):
+            if not numpy.may_share_memory(updated, weights):
                 weights[...] = updated.reshape(weights.shape)
         param.grad.zero_()
     shim._grad_scaler.update()
 
 
 def use_in_place_updates(model: Model) -> int:
-    """Give every PyTorch shim of `model` whose parameters are all on the CPU the in-place
-    update (once per shim).
+    """Give every PyTorch shim of `model` the in-place update (once per shim). A partial,
+    not a bound method, so that the shim (and a trained pipeline) still pickles.
 
     model (Model): A thinc model (a component's model, a shared transformer's).
     RETURNS (int): The shims that got it with this call.
@@ -52,9 +55,7 @@ def use_in_place_updates(model: Model) -> int:
         for shim in node.shims:
             if not isinstance(shim, PyTorchShim) or getattr(shim, _INSTALLED, False):
                 continue
-            if any(p.device.type != "cpu" for p in shim._model.parameters()):
-                continue
-            shim.finish_update = MethodType(in_place_finish_update, shim)
+            shim.finish_update = partial(in_place_finish_update, shim)
             setattr(shim, _INSTALLED, True)
             installed += 1
     return installed

@@ -57,6 +57,8 @@ class RsftTransformer(Transformer):
 
     def update(self, examples, *, drop: float = 0.0, sgd=None, losses=None):
         check_trainable(self.model, self.name)
+        # spacy-transformers' update applies `sgd` through the model, not finish_update
+        use_in_place_updates(self.model)
         return super().update(examples, drop=drop, sgd=sgd, losses=losses)
 
     def finish_update(self, sgd) -> None:

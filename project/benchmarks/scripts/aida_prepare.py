@@ -75,6 +75,9 @@ def left_out_priors(links: Dict[str, Dict[str, int]], train_counts: Dict[str, Di
     priors = {}
     for mention, own in links.items():
         counts = {e: c - own.get(e, 0) for e, c in train_counts.get(mention, {}).items()}
+        # the counts file and the documents count the same links: a document cannot own more
+        if any(c < 0 for c in counts.values()) or set(own) - set(train_counts.get(mention, {})):
+            raise SystemExit(f"aida_prepare: the train counts of {mention!r} do not include a document's own links {own}")
         priors[mention] = prior_table(sorted(alias_entities[mention]), counts, title_inlinks)
     return priors
 
