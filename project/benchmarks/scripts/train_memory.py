@@ -22,6 +22,8 @@ own and unmapped when freed, so the heap keeps only small objects and cannot fra
 around tensors. glibc's default threshold adapts upwards to the largest block freed so far
 (up to 32 MB), which puts nearly every tensor of this model on the heap. `abmmap` is its
 speed comparison in one process: the 1 MB threshold in odd blocks, 32 MB in even ones.
+`mmapN` (e.g. `mmap20`) is `mmap` with release_memory N: what is left in the heap is also
+trimmed every N updates.
 """
 import argparse
 import json
@@ -78,6 +80,15 @@ def set_mmap_threshold(size: int) -> None:
     util._large_blocks_mapped = True
     if not util.set_mmap_threshold(size):
         raise RuntimeError("mallopt(M_MMAP_THRESHOLD) failed")
+
+
+def mmap_release(setting: str) -> int:
+    """release_memory of a named setting: N for `mmapN`, else 0."""
+    return int(setting[4:]) if setting.startswith("mmap") and setting[4:].isdigit() else 0
+
+
+def is_named(setting: str) -> bool:
+    return setting in NAMED_SETTINGS or (setting.startswith("mmap") and setting[4:].isdigit())
 
 
 def alternate_mmap(step: int, block: int) -> int:
@@ -163,8 +174,8 @@ def train_one(config: str, overrides: Dict, setting, block: int = 10) -> Dict:
     overrides["training.logger"] = {"@loggers": LOGGER}
     for name, component in util.load_config(config)["components"].items():
         if str(component.get("factory", "")).startswith("rsft_"):
-            overrides[f"components.{name}.release_memory"] = setting if isinstance(setting, int) else 0
-    if setting == "mmap":
+            overrides[f"components.{name}.release_memory"] = setting if isinstance(setting, int) else mmap_release(setting)
+    if str(setting).startswith("mmap"):
         set_mmap_threshold(MMAP_SMALL)
     elif setting != "abmmap":  # glibc's adaptive threshold: the components must not fix it
         from spacy_rsft import util
@@ -221,13 +232,13 @@ def main() -> None:
     overrides = parse_config_overrides(list(rest))  # it empties the list it is given
     overrides["training.max_steps"] = args.steps
     if args.child is not None:  # one setting, in this fresh process; OUTPUT is its own file
-        setting = args.child if args.child in NAMED_SETTINGS else int(args.child)
+        setting = args.child if is_named(args.child) else int(args.child)
         write_json(Path(args.output), train_one(args.config, overrides, setting))
         return
     runs = []
     for setting in args.settings.split(","):
-        if not setting.isdigit() and setting not in NAMED_SETTINGS:
-            sys.exit(f"--settings takes release_memory values (integers >= 0), {', '.join(NAMED_SETTINGS)}; got {setting!r}")
+        if not setting.isdigit() and not is_named(setting):
+            sys.exit(f"--settings takes release_memory values (integers >= 0), {', '.join(NAMED_SETTINGS)} or mmapN; got {setting!r}")
         with tempfile.NamedTemporaryFile(suffix=".json") as result:
             command = [sys.executable, __file__, args.config, result.name, "--steps", str(args.steps), "--child", setting, *rest]
             subprocess.run(command, check=True)
