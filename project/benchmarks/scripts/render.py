@@ -179,7 +179,8 @@ def group_section(results: Dict, group: str, spec: Dict, figures: Path) -> List[
 
 
 def comparison_section(results: Dict) -> List[str]:
-    rows = [(n, s) for n, s in results["systems"].items() if s.get("comparison")]
+    # a system whose baseline is not in this scale has no difference to show
+    rows = [(n, s) for n, s in results["systems"].items() if (s.get("comparison") or {}).get("difference")]
     if not rows:
         return []
     lines = [
