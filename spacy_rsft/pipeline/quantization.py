@@ -164,8 +164,8 @@ def split_outliers(quantized, fp32, tokenizer, names: List[str], k: Optional[int
     tokenizer: Its tokenizer.
     names (List[str]): The quantized Linear layers.
     k (Optional[int]): Columns per layer (default OUTLIER_COLUMNS).
-    ratio (Optional[float]): How far the k-th column's maximum must exceed the next one's
-        (default OUTLIER_RATIO).
+    ratio (Optional[float]): How many times the (k+1)-th largest column maximum the
+        largest must be (default OUTLIER_RATIO).
     RETURNS (int): How many layers were wrapped.
     """
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
