@@ -9,7 +9,7 @@ from spacy.training import Example
 from spacy_rsft.pipeline.batching import padding_groups
 from spacy_rsft.sampling.sampler import RejectionSampler, estimate_noise_rate
 from spacy_rsft.pipeline.recording import reference_token_losses
-from spacy_rsft.sampling.units import build_units, masked_example, unit_losses
+from spacy_rsft.sampling.units import build_units, loss_token_mask, masked_example, unit_losses
 
 WORDS = ["Anna", "met", "Tom", "in", "Oslo", ".", "Rain", "fell", "in", "Paris", "."]
 SENT_STARTS = [True, False, False, False, False, False, True, False, False, False, False]
@@ -49,6 +49,18 @@ def test_unit_losses_are_token_means_and_keep_the_last_known(doc):
     masked = numpy.full((11,), numpy.nan, dtype="float32")
     masked[:6] = 3.0  # the second sentence was masked: it keeps its loss
     assert unit_losses(table, {0: masked}, losses).tolist() == [3.0, 1.5]
+
+
+def test_unit_losses_pool_the_max_of_the_counted_tokens(doc):
+    table = build_units([doc], "sentence")
+    tokens = numpy.asarray([5, 1, 3, 1, 4, 1, 0, 2, numpy.nan, 9, 0], dtype="float32")
+    previous = numpy.full((2,), numpy.nan)
+    assert unit_losses(table, {0: tokens}, previous, pool="max").tolist() == [5.0, 9.0]
+    outside = loss_token_mask(doc, "outside")
+    assert outside.tolist() == [t.ent_iob_ == "O" for t in doc]
+    # Anna, Tom, Oslo and Paris are gold entities: only the O tokens count
+    assert unit_losses(table, {0: tokens}, previous, pool="max", counted={0: outside}).tolist() == [1.0, 2.0]
+    assert unit_losses(table, {0: tokens}, previous, counted={0: ~outside}).tolist() == [4.0, 9.0]
 
 
 def test_masking_removes_the_labels_of_rejected_units_only(doc):
@@ -234,6 +246,64 @@ def test_sentence_units_find_the_corrupted_sentences_documents_cannot(tmp_path, 
         bad = numpy.mean([a for a, c in per_sentence if c])
         good = numpy.mean([a for a, c in per_sentence if not c])
         assert bad == pytest.approx(good)
+
+
+def missing_entity_docs(n_sentences: int = 64):
+    """Docs of four template sentences each; in every odd sentence the labels miss all its
+    entities (the noise of crowd and distant labels): the names are "O" there."""
+    data, _ = noisy_ner_data(n_sentences, seed=0)
+    vocab = spacy.blank("en").vocab
+    docs, missing = [], set()
+    for first in range(0, n_sentences, 4):
+        words, starts, ents = [], [], []
+        for i, (text, spans) in enumerate(data[first : first + 4], start=first):
+            offset = len(" ".join(words)) + (1 if words else 0)
+            tokens = text.split(" ")
+            starts += [True] + [False] * (len(tokens) - 1)
+            words += tokens
+            if i % 2:
+                missing.add(i)
+            else:
+                ents += [(offset + s, offset + e, label) for s, e, label in spans]
+        doc = Doc(vocab, words=words, sent_starts=starts)
+        doc.set_ents([doc.char_span(s, e, label=label) for s, e, label in ents], default="outside")
+        docs.append(doc)
+    return docs, missing
+
+
+def test_sentences_judged_by_their_largest_outside_loss_find_missing_entities(tmp_path, tiny_bert):
+    docs, missing = missing_entity_docs()
+    train_path = tmp_path / "train.spacy"
+    DocBin(docs=docs).to_disk(train_path)
+    stats_path = tmp_path / "stats.jsonl"
+    settings = {"target": "denoise", "unit": "sentence", "unit_loss": "max", "loss_tokens": "outside",
+                "noise_rate": 0.5, "temperature": 0.1, "warmup_epochs": 2, "stats_path": str(stats_path), "seed": 1}
+    train(units_config(tmp_path, tiny_bert, train_path, settings), tmp_path / "out")
+    stats = [json.loads(line) for line in stats_path.read_text().splitlines()]
+    units = json.loads((tmp_path / "stats.units.json").read_text())
+    assert all(line["unit_loss"] == "max" and line["loss_tokens"] == "outside" for line in stats)
+    sentence_starts = [[s.start for s in d.sents] for d in docs]
+
+    def is_missing(doc, start):
+        return (4 * doc + sum(1 for s in sentence_starts[doc] if s < start)) in missing
+
+    bad, good = sentence_acceptance(stats, units, is_missing)
+    assert bad < good - 0.1, (bad, good)
+
+
+def test_pooled_losses_need_units_masked_in_their_example(tmp_path):
+    DocBin(docs=four_sentence_docs(4)[0]).to_disk(tmp_path / "t.spacy")
+    from spacy_rsft.sampling.reader import RejectionSampledCorpus
+
+    RejectionSampledCorpus(tmp_path / "t.spacy", unit="span", unit_loss="max")
+    with pytest.raises(ValueError, match="unit_loss"):
+        RejectionSampledCorpus(tmp_path / "t.spacy", unit="example", unit_loss="max")
+    with pytest.raises(ValueError, match="unit_loss"):
+        RejectionSampledCorpus(tmp_path / "t.spacy", unit="sentence", unit_loss="median")
+    with pytest.raises(ValueError, match="loss_tokens"):
+        RejectionSampledCorpus(tmp_path / "t.spacy", unit="span", loss_tokens="outside")
+    with pytest.raises(ValueError, match="loss_tokens"):
+        RejectionSampledCorpus(tmp_path / "t.spacy", unit="sentence", context="sentence", loss_tokens="outside")
 
 
 def test_split_context_trains_on_the_accepted_sentences(tmp_path, tiny_bert):

@@ -28,7 +28,10 @@ from ..ty import SkipCounter
 from ..util import set_example_id
 from .sampler import RejectionSampler
 from .scoring import collect_cached_losses, collect_cached_token_losses, fresh_losses, recording_components
-from .units import CONTEXTS, SPAN_KINDS, UNITS, UnitTable, build_units, masked_example, sentences, unit_losses
+from .units import (
+    CONTEXTS, LOSS_TOKENS, SPAN_KINDS, UNIT_LOSSES, UNITS, UnitTable, build_units, loss_token_mask, masked_example,
+    sentences, unit_losses,
+)
 
 READER_NAME = "spacy-rsft.RejectionSampledCorpus.v1"
 SCORING_MODES = ("cached", "fresh")
@@ -57,6 +60,8 @@ class RejectionSampledCorpus(Corpus):
         unit: str = "example",
         context: str = "document",
         span_kinds: str = "both",
+        unit_loss: str = "mean",
+        loss_tokens: str = "all",
         seed: int = 0,
         stats_path: Optional[Union[str, Path]] = None,
         score_batch_size: int = 64,
@@ -92,6 +97,11 @@ class RejectionSampledCorpus(Corpus):
         span_kinds (str): With unit "span", which units may be rejected: "both", "outside"
             (tokens outside the gold entities: missing entities) or "entity" (gold entity
             spans: spurious or mislabeled ones); the others are always accepted.
+        unit_loss (str): How a unit's loss pools its tokens' losses: "mean" or "max" (units
+            masked in their example: unit "sentence" or "span" with context "document").
+        loss_tokens (str): With unit "sentence", the tokens whose losses make the sentence's
+            loss: "all", "outside" (those outside the gold entities, where a missing entity
+            shows) or "entity".
         seed (int): Seed of the accept/reject draws and the shuffle.
         stats_path (Optional[Union[str, Path]]): JSONL file with one line per epoch.
         score_batch_size (int): Batch size of the fresh scoring pass.
@@ -111,6 +121,13 @@ class RejectionSampledCorpus(Corpus):
         if context not in CONTEXTS or (context == "sentence" and unit != "sentence"):
             expected = '"document", or "sentence" with unit = "sentence"'
             raise ValueError(Errors.E101.format(setting="context", value=context, expected=expected))
+        masks_units = unit != "example" and context == "document"
+        if unit_loss not in UNIT_LOSSES or (unit_loss != "mean" and not masks_units):
+            expected = '"mean", or "max" with unit "sentence" or "span" and context "document"'
+            raise ValueError(Errors.E101.format(setting="unit_loss", value=unit_loss, expected=expected))
+        if loss_tokens not in LOSS_TOKENS or (loss_tokens != "all" and (unit != "sentence" or not masks_units)):
+            expected = " | ".join(f'"{kind}"' for kind in LOSS_TOKENS) + ' ("all" unless unit = "sentence", context = "document")'
+            raise ValueError(Errors.E101.format(setting="loss_tokens", value=loss_tokens, expected=expected))
         super().__init__(
             path, limit=limit, gold_preproc=gold_preproc, max_length=max_length,
             augmenter=augmenter, shuffle=False,
@@ -123,8 +140,12 @@ class RejectionSampledCorpus(Corpus):
         self.unit = unit
         self.context = context
         self.span_kinds = span_kinds
+        self.unit_loss_pool = unit_loss
+        self.loss_tokens = loss_tokens
         # Units finer than the (training) example, masked inside it: losses per token.
-        self.masks_units = unit != "example" and context == "document"
+        self.masks_units = masks_units
+        # Example index -> the tokens whose losses count (None: all; built with the table)
+        self.counted_tokens: Optional[Dict[int, numpy.ndarray]] = None
         self.table: Optional[UnitTable] = None
         self._table_examples = 0
         self.unit_loss: Optional[numpy.ndarray] = None
@@ -225,6 +246,10 @@ class RejectionSampledCorpus(Corpus):
             if unit == "example":  # an example's labels include its text categories
                 self.table.labels = [_labels(eg) for eg in examples]
             self.unit_loss = numpy.full((len(self.table),), numpy.nan)
+            if self.loss_tokens != "all":
+                self.counted_tokens = {
+                    i: loss_token_mask(eg.reference, self.loss_tokens) for i, eg in enumerate(examples)
+                }
             self._write_unit_table()
         return self.table
 
@@ -259,7 +284,7 @@ class RejectionSampledCorpus(Corpus):
         if self.scoring == "fresh":
             if needs_losses:
                 tokens = fresh_losses(nlp, examples, self.score_batch_size, per_token=True)
-                self.unit_loss = unit_losses(table, dict(enumerate(tokens)), self.unit_loss)
+                self.unit_loss = self._pool(table, dict(enumerate(tokens)))
             return self.unit_loss
         if self.sampler.uses_losses and not recording_components(nlp):
             raise ValueError(Errors.E107.format(pipeline=nlp.pipe_names))
@@ -269,10 +294,13 @@ class RejectionSampledCorpus(Corpus):
         for example_id, loss in collect_cached_losses(nlp).items():
             if example_id not in tokens and example_id < len(examples):
                 tokens[example_id] = numpy.full((len(examples[example_id].reference),), loss, dtype="float32")
-        self.unit_loss = unit_losses(table, tokens, self.unit_loss)
+        self.unit_loss = self._pool(table, tokens)
         if needs_losses and numpy.isnan(self.unit_loss).all():
             warnings.warn(Warnings.W002.format(reader=READER_NAME, epoch=self.epoch, recorders=recording_components(nlp)))
         return self.unit_loss
+
+    def _pool(self, table: UnitTable, tokens: Dict[int, numpy.ndarray]) -> numpy.ndarray:
+        return unit_losses(table, tokens, self.unit_loss, pool=self.unit_loss_pool, counted=self.counted_tokens)
 
     def _update_example_losses(self, nlp: Language, examples: List[Example]) -> numpy.ndarray:
         needs_losses = self.sampler.uses_losses and self.epoch >= self.sampler.warmup_epochs
@@ -315,6 +343,8 @@ class RejectionSampledCorpus(Corpus):
             "unit": self.unit,
             "context": self.context,
             "span_kinds": self.span_kinds,
+            "unit_loss": self.unit_loss_pool,
+            "loss_tokens": self.loss_tokens,
             "warmup": draw.warmup,
             "proposed": n,
             "scored": int((~numpy.isnan(losses)).sum()),
