@@ -156,6 +156,24 @@ target = "denoise+balanced"
     assert reader.epoch == 0 and reader.stats == []
 
 
+def test_the_corpus_is_read_once_and_each_epoch_gets_fresh_predicted_docs(tmp_path):
+    path = write_docbin(tmp_path / "train.spacy", TRAIN_DATA)
+    reader = RejectionSampledCorpus(path)
+    nlp = spacy.blank("en")
+    first = reader.load_examples(nlp)
+    first[0].predicted.ents = [first[0].predicted[0:1]]  # as an annotating component might
+    (tmp_path / "train.spacy").unlink()  # not read again
+    second = reader.load_examples(nlp)
+    assert second[0].predicted is not first[0].predicted and not second[0].predicted.ents
+    assert [eg.reference for eg in second] == [eg.reference for eg in first]
+    assert [eg.predicted.user_data[EXAMPLE_ID_KEY] for eg in second] == list(range(len(TRAIN_DATA)))
+    assert [eg.predicted.text for eg in second] == [eg.reference.text for eg in second]
+    assert second[0].alignment is first[0].alignment
+    # a new pipeline (another vocab) reads the file again
+    with pytest.raises(ValueError, match="train.spacy"):
+        reader.load_examples(spacy.blank("en"))
+
+
 def test_generic_fresh_scoring_with_builtin_ner(tmp_path):
     """Any trainable component: spaCy's own `ner`, scored by 1 - F1 in a fresh pass."""
     train_path = write_docbin(tmp_path / "train.spacy", TRAIN_DATA * 4)
