@@ -342,6 +342,67 @@ def test_grid_chooses_the_best_variant_then_runs_its_seeds_and_control(tiny_benc
     assert all(n.startswith("nb_denoise") for n, _ in ran[:3])
 
 
+def conll_text(docs) -> str:
+    """Docs as NoiseBench's 4-column CoNLL (-DOCSTART- per article, a blank line per sentence)."""
+    lines = []
+    for doc in docs:
+        lines += ["-DOCSTART- -X- -X- O", ""]
+        for sent in doc.sents:
+            for t in sent:
+                tag = "O" if t.ent_iob_ == "O" else f"{t.ent_iob_}-{t.ent_type_}"
+                lines.append(f"{t.text} NNP B-NP {tag}")
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def test_grid_runs_a_users_label_set_as_one_more_variant(tiny_benchmark, monkeypatch, capsys):
+    noisebench = tiny_benchmark / "corpus" / "tiny" / "noisebench"
+    noisebench.mkdir(parents=True)
+    clean = make_docs(3)
+    DocBin(docs=clean).to_disk(noisebench / "clean.spacy")
+    for name in ["dev"] + [f"{n}{o}" for n in ("noise_expert", "noise_crowdbest", "noise_distant") for o in ("", ".oracle")]:
+        DocBin(docs=make_docs(2)).to_disk(noisebench / f"{name}.spacy")
+    own = [doc.copy() for doc in clean]
+    own[0].ents = [e for e in own[0].ents if e.label_ != "LOC"]  # these labels miss Oslo once
+    (tiny_benchmark / "mine.train.txt").write_text(conll_text(own), encoding="utf8")
+
+    def load(root=None):
+        spec = bench.load_benchmark(tiny_benchmark)
+        spec.scales["tiny"].systems = None
+        return spec
+
+    ran = []
+
+    def fake_run(bench_, plan, force=False, env=None, quiet=False):
+        ran.append((plan.system.name, plan.seed))
+        return True
+
+    spec = load()
+    for variant, score in (("nb_denoise_out", 0.6), ("nb_denoise_sentmax", 0.7)):  # stage 1 has run
+        for label in ("noise_crowdbest", "noise_distant"):
+            plan = bench.make_plan(spec, spec.systems[f"{variant}@{label}"], spec.scales["tiny"], 0, "m")
+            result = {"best_scores": {"ents_f": score}, "fingerprint": plan.fingerprint()}
+            bench.write_json(bench.result_path(spec.root, "tiny", plan.system, 0), result)
+    monkeypatch.setattr(noisebench_grid, "load_benchmark", load)
+    monkeypatch.setattr(noisebench_grid, "run", fake_run)
+    argv = ["noisebench_grid.py", "--scale", "tiny", "--model", "m", "--noisy-train", str(tiny_benchmark / "mine.train.txt")]
+    monkeypatch.setattr(sys, "argv", argv)
+    noisebench_grid.main()
+    assert "chosen variant: nb_denoise_sentmax" in capsys.readouterr().out
+    assert sorted(ran) == sorted(
+        [(n, s) for s in (0, 1, 2) for n in ("nb_uniform@mine", "nb_denoise_sentmax@mine", "nb_random_sentmax@mine")]
+        + [("nb_oracle@mine", 0)])
+    report = json.loads((noisebench / "mine.json").read_text())
+    assert report["sentences_differing"] == 1
+    assert "nb_uniform@mine" in load().systems  # collect and render see it too
+    # a label set over other tokens is refused, naming the file
+    other = [doc.copy() for doc in clean[:2]]
+    (tiny_benchmark / "other.train.txt").write_text(conll_text(other), encoding="utf8")
+    monkeypatch.setattr(sys, "argv", argv[:-1] + [str(tiny_benchmark / "other.train.txt")])
+    with pytest.raises(SystemExit, match="other.train.txt does not line up"):
+        noisebench_grid.main()
+
+
 def test_grid_selection_ignores_variants_with_a_missing_run():
     chosen = noisebench_grid.choose_variant({"a": [0.9, None], "b": [0.5, 0.6], "c": [0.6, 0.6]})
     assert chosen == "c"

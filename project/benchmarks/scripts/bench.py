@@ -97,6 +97,11 @@ class Benchmark:
 
 def load_benchmark(root: Path = ROOT) -> Benchmark:
     spec = srsly.read_yaml(root / "systems.yml")
+    listed = list(spec.get("noisy_label_sets") or [])
+    own = own_label_sets(root, listed)
+    for line in spec["systems"]:  # every system over the noisy sets runs over the user's sets too
+        if own and line.get("variants") == listed:
+            line["variants"] = listed + own
     lines = {line["name"]: line for line in spec["systems"]}
     systems = {s.name: s for line in spec["systems"] for s in expand(line, lines)}
     scales = {name: Scale(name=name, **values) for name, values in spec["scales"].items()}
@@ -110,6 +115,14 @@ def load_benchmark(root: Path = ROOT) -> Benchmark:
         if not (root / "systems" / f"{system.file}.cfg").exists():
             raise SystemExit(f"systems.yml lists {system.file}, but systems/{system.file}.cfg does not exist.")
     return Benchmark(systems, spec["groups"], scales, root)
+
+
+def own_label_sets(root: Path, listed: List[str]) -> List[str]:
+    """Label sets over NoiseBench's articles added with `noisebench_grid.py --noisy-train`
+    (each converted to corpus/DATA/noisebench/NAME.spacy beside its oracle), other than
+    systems.yml's `noisy_label_sets`."""
+    found = {p.name[: -len(".oracle.spacy")] for p in root.glob("corpus/*/noisebench/*.oracle.spacy")}
+    return sorted(found - set(listed))
 
 
 def run_dir(root: Path, scale: str, system: str, seed: int) -> Path:

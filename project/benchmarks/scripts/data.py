@@ -235,17 +235,50 @@ def noisebench(folder: Path, out: Path) -> None:
     clean = read_conll_articles(folder / "clean.train.txt", vocab)
     write_docs(read_conll_articles(folder / "clean.dev.txt", vocab), out / "dev.spacy")
     for path in sorted(folder.glob("*.train.txt")):
-        name = path.name[: -len(".train.txt")]
-        noisy = read_conll_articles(path, vocab)
-        if [len(d) for d in noisy] != [len(d) for d in clean]:
-            raise SystemExit(f"{path} does not line up with clean.train.txt token by token.")
-        write_docs(noisy, out / f"{name}.spacy")
+        name = label_set_name(path)
         if name == "clean":
+            write_docs(clean, out / "clean.spacy")
             continue
-        oracle, report = mask_differing_sentences(clean, noisy)
-        report.update({"input": str(path), "docs": len(oracle)})
-        write_docs(oracle, out / f"{name}.oracle.spacy")
-        write_report(report, out / f"{name}.json")
+        convert_label_set(path, name, clean, out)
+
+
+def label_set_name(path: Path) -> str:
+    """NAME of NAME.train.txt (or of NAME.txt): the label set's name in the benchmark."""
+    name = path.name[: -len(".train.txt")] if path.name.endswith(".train.txt") else path.stem
+    if not name or not all(c.isalnum() or c in "_-" for c in name) or name in ("clean", "dev"):
+        raise SystemExit(f"{path}: the label set's name {name!r} (from the file name) must be letters, digits, "
+                         "'_' or '-', and not 'clean' or 'dev'. Rename the file.")
+    return name
+
+
+def convert_label_set(path: Path, name: str, clean: List[Doc], out: Path) -> Dict:
+    """A noisy label set over NoiseBench's training articles (4-column CoNLL, like
+    clean.train.txt) as NAME.spacy, its oracle (sentences that differ from the clean labels
+    masked) as NAME.oracle.spacy, and its noise report as NAME.json."""
+    noisy = read_conll_articles(path, clean[0].vocab)
+    if [[t.text for t in d] for d in noisy] != [[t.text for t in d] for d in clean]:
+        raise SystemExit(f"{path} does not line up with NoiseBench's clean.train.txt token by token: a label set "
+                         "must label the same articles, tokens and order.")
+    write_docs(noisy, out / f"{name}.spacy")
+    oracle, report = mask_differing_sentences(clean, noisy)
+    report.update({"input": str(path), "docs": len(oracle)})
+    write_docs(oracle, out / f"{name}.oracle.spacy")
+    write_report(report, out / f"{name}.json")
+    return report
+
+
+def noisebench_labels(path: Path, out: Path) -> str:
+    """Add one more label set to a converted NoiseBench folder (`noisebench_grid.py
+    --noisy-train`); RETURNS its name."""
+    if not path.exists():
+        raise SystemExit(f"--noisy-train {path}: no such file.")
+    if not (out / "clean.spacy").exists():
+        raise SystemExit(f"{out / 'clean.spacy'} is missing: run the benchmark's `corpus` command first.")
+    clean = list(DocBin().from_disk(out / "clean.spacy").get_docs(spacy.blank("en").vocab))
+    name = label_set_name(path)
+    report = convert_label_set(path, name, clean, out)
+    print(f"{name}: {report['sentences_differing']} of {report['sentences']} sentences differ from the clean labels")
+    return name
 
 
 def ent_set(doc: Doc, start: int, end: int) -> set:

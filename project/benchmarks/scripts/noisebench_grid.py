@@ -3,7 +3,7 @@ a grid cut short most useful, with the best `denoise` variant chosen on the dev 
 the grid's own first seed.
 
 usage: python scripts/noisebench_grid.py [--scale full] [--jobs N] [--gpu-id ID]
-                                         [--hours H] [--dry-run]
+                                         [--hours H] [--dry-run] [--noisy-train PATH]
 
 A scale that lists its systems (`quick`) runs just those, with its seeds, and chooses nothing.
 
@@ -23,6 +23,12 @@ Stage 2 (once stage 1's variants have finished): the chosen variant with seeds 1
 crowd and distant, its `random` control (same unit, same acceptance rate, blind) with seeds
 0-2 on crowd and distant, and both once on the expert labels.
 
+Another label set over the same articles (`--noisy-train NAME.train.txt`, 4-column CoNLL like
+NoiseBench's files): converted beside NoiseBench's sets (with its oracle), after which every
+script of the benchmark knows it as a variant NAME; the grid then runs on it only: uniform,
+the chosen variant and its control with seeds 0-2, and the oracle once. The variant is the
+one stage 1 chose (its seed-0 runs on crowd and distant must have finished).
+
 Every run is run.py's (skipped when its result is up to date), so the grid resumes where it
 stopped, on any machine. `--hours` stops starting runs that would not finish in time (the
 typical duration is learned from the runs that finished).
@@ -32,6 +38,7 @@ import statistics
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Dict, List, Optional
 
 from bench import Plan, load_benchmark, make_plan, read_json, result_path
@@ -57,6 +64,14 @@ def stage_two(best: str) -> List[tuple]:
     runs += [(name, label, seed) for seed in (1, 2) for name in (best, control) for label in (DISTANT, CROWD)]
     runs += [(best, EXPERT, 0), (control, EXPERT, 0)]
     return runs
+
+
+def own_label_set_runs(best: str, name: str) -> List[tuple]:
+    """The runs of a user's label set: uniform, the chosen variant and its control over three
+    seeds, the oracle once."""
+    control = best.replace("nb_denoise", "nb_random")
+    return [(system, name, seed) for seed in (0, 1, 2) for system in ("nb_uniform", best, control)] + [
+        ("nb_oracle", name, 0)]
 
 
 def finished_f1(bench, plan: Plan) -> Optional[float]:
@@ -159,9 +174,13 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=None, help="Start no run that would end after this")
     parser.add_argument("--first-guess", type=float, default=1200.0, help="Seconds per run before one has finished")
     parser.add_argument("--dry-run", action="store_true", help="List the runs, run nothing")
+    parser.add_argument("--noisy-train", default="", help="Another label set over NoiseBench's training articles")
     args = parser.parse_args()
     bench = load_benchmark()
     scale = bench.scale(args.scale)
+    if args.noisy_train:
+        run_own_label_set(args, bench, scale)
+        return
 
     def plans(runs: List[tuple]) -> List[Plan]:
         return [make_plan(bench, bench.systems[f"{n}@{label}" if label else n], scale, seed, args.model)
@@ -203,6 +222,31 @@ def main() -> None:
         time.sleep(1)
     scheduler.close()
     report(scheduler, chosen or "none (a variant run is missing)")
+
+
+def run_own_label_set(args, bench, scale) -> None:
+    """--noisy-train: convert the label set, then run uniform, the chosen variant, its
+    control and the oracle on it."""
+    from data import noisebench_labels
+
+    name = noisebench_labels(Path(args.noisy_train), bench.root / "corpus" / scale.data / "noisebench")
+    bench = load_benchmark(bench.root)  # now with NAME as a variant
+    seed0 = {v: [make_plan(bench, bench.systems[f"{v}@{label}"], scale, 0, args.model) for label in (CROWD, DISTANT)]
+             for v in VARIANTS}
+    f1 = {v: [finished_f1(bench, p) for p in ps] for v, ps in seed0.items()}
+    best = choose_variant(f1)
+    plans = [make_plan(bench, bench.systems[f"{n}@{label}"], scale, seed, args.model)
+             for n, label, seed in own_label_set_runs(best, name)]
+    if args.dry_run:
+        for plan in plans:
+            print("label set:", plan.system.name, f"seed{plan.seed}")
+        return
+    end = time.monotonic() + (args.hours * 3600 if args.hours else float("inf"))
+    scheduler = Scheduler(bench, args.jobs, args.gpu_id, end, args.first_guess)
+    scheduler.add(plans)
+    scheduler.start()
+    scheduler.close()
+    report(scheduler, best)
 
 
 def report(scheduler: Scheduler, chosen: Optional[str]) -> None:
