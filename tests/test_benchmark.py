@@ -366,8 +366,8 @@ def test_grid_runs_a_users_label_set_as_one_more_variant(tiny_benchmark, monkeyp
     own[0].ents = [e for e in own[0].ents if e.label_ != "LOC"]  # these labels miss Oslo once
     (tiny_benchmark / "mine.train.txt").write_text(conll_text(own), encoding="utf8")
 
-    def load(root=None):
-        spec = bench.load_benchmark(tiny_benchmark)
+    def load(root=None, label_sets=()):
+        spec = bench.load_benchmark(tiny_benchmark, label_sets)
         spec.scales["tiny"].systems = None
         return spec
 
@@ -375,6 +375,8 @@ def test_grid_runs_a_users_label_set_as_one_more_variant(tiny_benchmark, monkeyp
 
     def fake_run(bench_, plan, force=False, env=None, quiet=False):
         ran.append((plan.system.name, plan.seed))
+        result = {"best_scores": {"ents_f": 0.5}, "fingerprint": plan.fingerprint()}
+        bench.write_json(bench.result_path(tiny_benchmark, "tiny", plan.system, plan.seed), result)
         return True
 
     spec = load()
@@ -394,13 +396,37 @@ def test_grid_runs_a_users_label_set_as_one_more_variant(tiny_benchmark, monkeyp
         + [("nb_oracle@mine", 0)])
     report = json.loads((noisebench / "mine.json").read_text())
     assert report["sentences_differing"] == 1
-    assert "nb_uniform@mine" in load().systems  # collect and render see it too
+    # from its results on, every script knows the label set; the report lists its runs only
+    spec = load()
+    assert "nb_uniform@mine" in spec.systems and spec.own_label_sets == ["mine"]
+    systems = collect.collect(spec, spec.scales["tiny"])["systems"]
+    assert {n for n in systems if n.endswith("@mine")} == {n for n, _ in ran}
+    # NoiseBench's own label sets cannot be replaced
+    (tiny_benchmark / "noise_distant.train.txt").write_text(conll_text(own), encoding="utf8")
+    monkeypatch.setattr(sys, "argv", argv[:-1] + [str(tiny_benchmark / "noise_distant.train.txt")])
+    with pytest.raises(SystemExit, match="Rename the file"):
+        noisebench_grid.main()
     # a label set over other tokens is refused, naming the file
     other = [doc.copy() for doc in clean[:2]]
     (tiny_benchmark / "other.train.txt").write_text(conll_text(other), encoding="utf8")
     monkeypatch.setattr(sys, "argv", argv[:-1] + [str(tiny_benchmark / "other.train.txt")])
     with pytest.raises(SystemExit, match="other.train.txt does not line up"):
         noisebench_grid.main()
+
+
+def test_noisebench_conversion_writes_every_label_set_and_its_oracle(tmp_path):
+    folder, out = tmp_path / "noisebench", tmp_path / "out"
+    folder.mkdir()
+    clean = make_docs(3)
+    noisy = [doc.copy() for doc in clean]
+    noisy[1].ents = []  # every entity of the second article missed (all in its first sentence)
+    (folder / "clean.train.txt").write_text(conll_text(clean), encoding="utf8")
+    (folder / "clean.dev.txt").write_text(conll_text(make_docs(1)), encoding="utf8")
+    (folder / "noise_x.train.txt").write_text(conll_text(noisy), encoding="utf8")
+    bench_data.noisebench(folder, out)
+    assert sorted(p.name for p in out.glob("*.spacy")) == ["clean.spacy", "dev.spacy", "noise_x.oracle.spacy", "noise_x.spacy"]
+    report = json.loads((out / "noise_x.json").read_text())
+    assert (report["sentences"], report["sentences_differing"]) == (6, 1)
 
 
 def test_grid_selection_ignores_variants_with_a_missing_run():

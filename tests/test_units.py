@@ -3,7 +3,7 @@ sampler's noise-rate form of `denoise`, its `random` control and grouped ranking
 import numpy
 import pytest
 import spacy
-from spacy.tokens import Doc
+from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
 from spacy_rsft.pipeline.batching import padding_groups
@@ -289,6 +289,24 @@ def test_sentences_judged_by_their_largest_outside_loss_find_missing_entities(tm
 
     bad, good = sentence_acceptance(stats, units, is_missing)
     assert bad < good - 0.1, (bad, good)
+
+
+def test_the_reader_pools_each_sentences_counted_token_losses(tmp_path, doc):
+    from spacy_rsft.sampling.reader import RejectionSampledCorpus
+
+    other = Doc(doc.vocab, words=WORDS, sent_starts=SENT_STARTS, ents=["O"] * 4 + ["B-LOC"] + ["O"] * 6)
+    DocBin(docs=[doc, other]).to_disk(tmp_path / "t.spacy")
+    reader = RejectionSampledCorpus(tmp_path / "t.spacy", unit="sentence", unit_loss="max", loss_tokens="outside")
+    examples = reader.load_examples(spacy.blank("en"))
+    table = reader._unit_table(examples)
+    tokens = numpy.arange(11, dtype="float32")  # token i has loss i
+    losses = reader._pool(table, {0: tokens, 1: tokens[::-1].copy()})
+    # doc: entities at tokens 0, 2, 4 and 9, so the outside maxima are 5 and 10; other: only
+    # token 4 is an entity and the losses run 10..0, so 10 (token 0) and 4 (token 6)
+    assert losses.tolist() == [5.0, 10.0, 10.0, 4.0]
+    mean_reader = RejectionSampledCorpus(tmp_path / "t.spacy", unit="sentence")
+    mean_table = mean_reader._unit_table(mean_reader.load_examples(spacy.blank("en")))
+    assert mean_reader._pool(mean_table, {0: tokens}).tolist()[:2] == [2.5, 8.0]
 
 
 def test_pooled_losses_need_units_masked_in_their_example(tmp_path):

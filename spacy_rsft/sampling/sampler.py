@@ -60,7 +60,9 @@ DISAGREEMENT_LOSS = float(numpy.log(2.0))
 
 
 def estimate_noise_rate(losses: numpy.ndarray) -> float:
-    """Share of the scored units the model disagrees with (mean token loss above ln 2).
+    """Share of the scored units the model disagrees with: unit loss above ln 2 (with
+    `unit_loss = "mean"` the mean token loss; with "max", some counted token gets its gold
+    tag with less than even odds).
 
     losses (ndarray): Unit losses, NaN where unknown.
     RETURNS (float): The estimate in [0, 1] (0 when nothing is scored).

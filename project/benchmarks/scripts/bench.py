@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import srsly
 from spacy.tokens import DocBin
@@ -83,6 +83,8 @@ class Benchmark:
     groups: Dict[str, Dict[str, Any]]
     scales: Dict[str, Scale]
     root: Path = ROOT
+    # label sets over NoiseBench's articles beyond systems.yml's (`--noisy-train`)
+    own_label_sets: List[str] = field(default_factory=list)
 
     def scale(self, name: str) -> Scale:
         if name not in self.scales:
@@ -95,10 +97,12 @@ class Benchmark:
         return [s for s in self.systems.values() if s.name in names and (suite is None or s.suite == suite)]
 
 
-def load_benchmark(root: Path = ROOT) -> Benchmark:
+def load_benchmark(root: Path = ROOT, label_sets: Sequence[str] = ()) -> Benchmark:
+    """systems.yml as systems and scales; `label_sets`: more label sets over NoiseBench's
+    articles (the grid's `--noisy-train`), besides those that have results already."""
     spec = srsly.read_yaml(root / "systems.yml")
     listed = list(spec.get("noisy_label_sets") or [])
-    own = own_label_sets(root, listed)
+    own = sorted((set(label_sets) | set(label_sets_with_results(root))) - set(listed))
     for line in spec["systems"]:  # every system over the noisy sets runs over the user's sets too
         if own and line.get("variants") == listed:
             line["variants"] = listed + own
@@ -114,15 +118,13 @@ def load_benchmark(root: Path = ROOT) -> Benchmark:
                 raise SystemExit(f"systems.yml: {system.name} refers to {other!r}, which is not a system.")
         if not (root / "systems" / f"{system.file}.cfg").exists():
             raise SystemExit(f"systems.yml lists {system.file}, but systems/{system.file}.cfg does not exist.")
-    return Benchmark(systems, spec["groups"], scales, root)
+    return Benchmark(systems, spec["groups"], scales, root, own)
 
 
-def own_label_sets(root: Path, listed: List[str]) -> List[str]:
-    """Label sets over NoiseBench's articles added with `noisebench_grid.py --noisy-train`
-    (each converted to corpus/DATA/noisebench/NAME.spacy beside its oracle), other than
-    systems.yml's `noisy_label_sets`."""
-    found = {p.name[: -len(".oracle.spacy")] for p in root.glob("corpus/*/noisebench/*.oracle.spacy")}
-    return sorted(found - set(listed))
+def label_sets_with_results(root: Path) -> List[str]:
+    """The label sets that NoiseBench runs have results for (committed with them, so every
+    clone sees the same systems)."""
+    return sorted({path.name.split("@", 1)[1] for path in root.glob("results/*/runs/noisebench/*@*")})
 
 
 def run_dir(root: Path, scale: str, system: str, seed: int) -> Path:

@@ -33,7 +33,7 @@ import random
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import spacy
 from spacy.tokens import Doc, DocBin, Span
@@ -234,20 +234,21 @@ def noisebench(folder: Path, out: Path) -> None:
     vocab = spacy.blank("en").vocab
     clean = read_conll_articles(folder / "clean.train.txt", vocab)
     write_docs(read_conll_articles(folder / "clean.dev.txt", vocab), out / "dev.spacy")
+    write_docs(clean, out / "clean.spacy")
     for path in sorted(folder.glob("*.train.txt")):
-        name = label_set_name(path)
-        if name == "clean":
-            write_docs(clean, out / "clean.spacy")
-            continue
-        convert_label_set(path, name, clean, out)
+        if path.name != "clean.train.txt":
+            convert_label_set(path, label_set_name(path), clean, out)
 
 
-def label_set_name(path: Path) -> str:
-    """NAME of NAME.train.txt (or of NAME.txt): the label set's name in the benchmark."""
+def label_set_name(path: Path, reserved: Sequence[str] = ()) -> str:
+    """NAME of NAME.train.txt (or of NAME.txt): the label set's name in the benchmark.
+
+    reserved (Sequence[str]): Names a user's label set may not take (NoiseBench's own)."""
     name = path.name[: -len(".train.txt")] if path.name.endswith(".train.txt") else path.stem
-    if not name or not all(c.isalnum() or c in "_-" for c in name) or name in ("clean", "dev"):
+    taken = ["clean", "dev", *reserved]
+    if not name or not all(c.isalnum() or c in "_-" for c in name) or name in taken:
         raise SystemExit(f"{path}: the label set's name {name!r} (from the file name) must be letters, digits, "
-                         "'_' or '-', and not 'clean' or 'dev'. Rename the file.")
+                         f"'_' or '-', and none of {', '.join(taken)}. Rename the file.")
     return name
 
 
@@ -267,15 +268,15 @@ def convert_label_set(path: Path, name: str, clean: List[Doc], out: Path) -> Dic
     return report
 
 
-def noisebench_labels(path: Path, out: Path) -> str:
+def noisebench_labels(path: Path, out: Path, reserved: Sequence[str] = ()) -> str:
     """Add one more label set to a converted NoiseBench folder (`noisebench_grid.py
-    --noisy-train`); RETURNS its name."""
+    --noisy-train`); RETURNS its name. `reserved`: see `label_set_name`."""
+    name = label_set_name(path, reserved)
     if not path.exists():
         raise SystemExit(f"--noisy-train {path}: no such file.")
     if not (out / "clean.spacy").exists():
         raise SystemExit(f"{out / 'clean.spacy'} is missing: run the benchmark's `corpus` command first.")
     clean = list(DocBin().from_disk(out / "clean.spacy").get_docs(spacy.blank("en").vocab))
-    name = label_set_name(path)
     report = convert_label_set(path, name, clean, out)
     print(f"{name}: {report['sentences_differing']} of {report['sentences']} sentences differ from the clean labels")
     return name

@@ -227,10 +227,14 @@ def main() -> None:
 def run_own_label_set(args, bench, scale) -> None:
     """--noisy-train: convert the label set, then run uniform, the chosen variant, its
     control and the oracle on it."""
-    from data import noisebench_labels
+    from data import label_set_name, noisebench_labels
 
-    name = noisebench_labels(Path(args.noisy_train), bench.root / "corpus" / scale.data / "noisebench")
-    bench = load_benchmark(bench.root)  # now with NAME as a variant
+    path, listed = Path(args.noisy_train), (CROWD, DISTANT, EXPERT)
+    if args.dry_run:
+        name = label_set_name(path, listed)
+    else:
+        name = noisebench_labels(path, bench.root / "corpus" / scale.data / "noisebench", listed)
+    bench = load_benchmark(bench.root, [name])  # with NAME as a variant
     seed0 = {v: [make_plan(bench, bench.systems[f"{v}@{label}"], scale, 0, args.model) for label in (CROWD, DISTANT)]
              for v in VARIANTS}
     f1 = {v: [finished_f1(bench, p) for p in ps] for v, ps in seed0.items()}
