@@ -200,10 +200,7 @@ def main() -> None:
         for plan in plans(stage_two(VARIANTS[0])):
             print("stage 2:", plan.system.name, f"seed{plan.seed}")
         return
-    end = time.monotonic() + (args.hours * 3600 if args.hours else float("inf"))
-    scheduler = Scheduler(bench, args.jobs, args.gpu_id, end, args.first_guess)
-    scheduler.add(first)
-    scheduler.start()
+    scheduler = start_scheduler(bench, args, first)
     if stage_two_plans is None:
         scheduler.close()
         report(scheduler, None)
@@ -245,12 +242,18 @@ def run_own_label_set(args, bench, scale) -> None:
         for plan in plans:
             print("label set:", plan.system.name, f"seed{plan.seed}")
         return
+    scheduler = start_scheduler(bench, args, plans)
+    scheduler.close()
+    report(scheduler, best)
+
+
+def start_scheduler(bench, args, plans: List[Plan]) -> Scheduler:
+    """A scheduler with the command line's jobs, GPU and time limit, running `plans`."""
     end = time.monotonic() + (args.hours * 3600 if args.hours else float("inf"))
     scheduler = Scheduler(bench, args.jobs, args.gpu_id, end, args.first_guess)
     scheduler.add(plans)
     scheduler.start()
-    scheduler.close()
-    report(scheduler, best)
+    return scheduler
 
 
 def report(scheduler: Scheduler, chosen: Optional[str]) -> None:
