@@ -7,7 +7,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
 from spacy_rsft.pipeline.batching import padding_groups
-from spacy_rsft.sampling.sampler import RejectionSampler, estimate_noise_rate
+from spacy_rsft.sampling.sampler import RejectionSampler, estimate_noise_rate, estimate_noise_rate_by_mixture
 from spacy_rsft.pipeline.recording import reference_token_losses
 from spacy_rsft.sampling.units import build_units, loss_token_mask, masked_example, unit_losses
 
@@ -115,6 +115,30 @@ def test_max_noise_rate_estimate_does_not_fall_as_the_model_memorizes():
     assert kept.denoise_quantile_at(3, late, group=1) == pytest.approx(0.9)  # each group its own
     with pytest.raises(ValueError, match="noise_rate_estimate"):
         RejectionSampler("denoise", noise_rate="auto", noise_rate_estimate="mean")
+
+
+def test_mixture_estimate_counts_noisy_units_the_model_has_started_to_fit():
+    rng = numpy.random.default_rng(0)
+    clean = numpy.exp(rng.normal(-6.0, 1.0, 700))  # the gold tags at p > 0.99
+    fitting = numpy.exp(rng.normal(-1.5, 0.5, 300))  # noisy, gold tags already at p ~ 0.8
+    losses = numpy.concatenate([clean, fitting, [numpy.nan]])
+    assert estimate_noise_rate(losses) < 0.1  # the ln 2 cut sees almost none of them
+    assert estimate_noise_rate_by_mixture(losses) == pytest.approx(0.3, abs=0.02)
+    sampler = RejectionSampler("denoise", noise_rate="mixture", warmup_epochs=0)
+    assert sampler.denoise_quantile_at(0, losses) == pytest.approx(0.7, abs=0.02)
+
+
+def test_mixture_estimate_stops_at_one_half_and_needs_two_distinct_losses():
+    rng = numpy.random.default_rng(1)
+    mostly_high = numpy.concatenate([numpy.exp(rng.normal(-6, 1, 200)), numpy.exp(rng.normal(0, 0.5, 800))])
+    assert estimate_noise_rate_by_mixture(mostly_high) == 0.5
+    assert estimate_noise_rate_by_mixture(numpy.full(10, 0.3)) == 0.0
+    assert estimate_noise_rate_by_mixture(numpy.asarray([numpy.nan, 0.2])) == 0.0
+    # many units: fitted on a strided sample, counted on all of them
+    many = numpy.concatenate([numpy.exp(rng.normal(-6, 1, 70000)), numpy.exp(rng.normal(0, 0.5, 30000))])
+    assert estimate_noise_rate_by_mixture(many) == pytest.approx(0.3, abs=0.01)
+    with pytest.raises(ValueError, match="mixture"):
+        RejectionSampler("denoise", noise_rate="gmm")
 
 
 def test_random_accepts_as_many_as_denoise_blindly():

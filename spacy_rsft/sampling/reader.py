@@ -84,9 +84,11 @@ class RejectionSampledCorpus(Corpus):
         alpha (float): Strength of the `balanced` target.
         denoise_quantile (float): Loss rank below which `denoise` keeps every example.
         noise_rate (Union[float, str, None]): `denoise` rejects from the top noise_rate of
-            the loss ranks ("auto": estimated each epoch); null: above denoise_quantile.
+            the loss ranks (estimated each epoch: "auto", units above ln 2; "mixture", units
+            in the high-loss component of a mixture of log losses); null: above
+            denoise_quantile.
         ramp_epochs (int): Sampled epochs over which noise_rate is reached.
-        noise_rate_estimate (str): With noise_rate "auto": "latest" (each epoch's estimate)
+        noise_rate_estimate (str): With an estimated noise_rate: "latest" (each epoch's estimate)
             or "max" (the highest since the second sampled epoch: the estimate falls as the
             model memorizes its noisy labels, the noise does not).
         unit (str): What is accepted or rejected: "example", "sentence", or "span" (gold

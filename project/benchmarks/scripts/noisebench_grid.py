@@ -46,7 +46,7 @@ from run import run, run_environment
 
 CROWD, DISTANT, EXPERT = "noise_crowdbest", "noise_distant", "noise_expert"
 VARIANTS = ["nb_denoise_out", "nb_denoise_outmax", "nb_denoise_span", "nb_denoise_sent", "nb_denoise_split",
-            "nb_denoise_sentmax"]
+            "nb_denoise_sentmax", "nb_denoise_sentmix"]
 
 
 def stage_one() -> List[tuple]:
