@@ -132,13 +132,45 @@ def test_mixture_estimate_stops_at_one_half_and_needs_two_distinct_losses():
     rng = numpy.random.default_rng(1)
     mostly_high = numpy.concatenate([numpy.exp(rng.normal(-6, 1, 200)), numpy.exp(rng.normal(0, 0.5, 800))])
     assert estimate_noise_rate_by_mixture(mostly_high) == 0.5
-    assert estimate_noise_rate_by_mixture(numpy.full(10, 0.3)) == 0.0
-    assert estimate_noise_rate_by_mixture(numpy.asarray([numpy.nan, 0.2])) == 0.0
+    assert estimate_noise_rate_by_mixture(numpy.full(100, 0.3)) == 0.0
+    assert estimate_noise_rate_by_mixture(numpy.asarray([numpy.nan] * 50)) == 0.0
+    # too few units to fit two components: the ln 2 cut
+    assert estimate_noise_rate_by_mixture(numpy.asarray([0.1, 0.2, 1.0, 2.0, numpy.nan])) == 0.5
     # many units: fitted on a strided sample, counted on all of them
     many = numpy.concatenate([numpy.exp(rng.normal(-6, 1, 70000)), numpy.exp(rng.normal(0, 0.5, 30000))])
     assert estimate_noise_rate_by_mixture(many) == pytest.approx(0.3, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "clean",
+    [numpy.exp(numpy.random.default_rng(2).normal(-3, 1, 3000)),  # a bell on the log scale
+     numpy.exp(numpy.random.default_rng(3).normal(-3, 2, 3000)),
+     numpy.random.default_rng(4).exponential(0.1, 3000),
+     numpy.random.default_rng(5).gamma(0.5, 0.2, 3000)],
+)
+def test_mixture_estimate_is_zero_for_one_group_of_losses(clean):
+    # any two-component fit splits one bell; the components must be clearly apart
+    assert estimate_noise_rate_by_mixture(clean) == 0.0
+
+
+def test_mixture_estimate_handles_ties_and_infinite_losses():
+    # most losses tied at 0 (float32 log-softmax of a sure prediction): the percentiles tie
+    tied = numpy.concatenate([numpy.zeros(950), numpy.full(50, 1.0)])
+    assert estimate_noise_rate_by_mixture(tied) == pytest.approx(0.05)
+    rng = numpy.random.default_rng(6)
+    noisy = numpy.concatenate([numpy.exp(rng.normal(-6, 1, 700)), numpy.exp(rng.normal(0, 0.5, 299)), [numpy.inf]])
+    assert estimate_noise_rate_by_mixture(noisy) == pytest.approx(0.3, abs=0.02)
+
+
+@pytest.mark.parametrize("rate", [None, 0, 0.0, 0.3, "auto", "mixture"])
+def test_noise_rate_takes_null_a_share_or_an_estimator(rate):
+    RejectionSampler("denoise", noise_rate=rate)
+
+
+@pytest.mark.parametrize("rate", [1, -0.1, True, "gmm", "0.3"])
+def test_noise_rate_refuses_anything_else(rate):
     with pytest.raises(ValueError, match="mixture"):
-        RejectionSampler("denoise", noise_rate="gmm")
+        RejectionSampler("denoise", noise_rate=rate)
 
 
 def test_random_accepts_as_many_as_denoise_blindly():
