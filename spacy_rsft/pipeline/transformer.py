@@ -19,6 +19,7 @@ from thinc.api import Config, Model
 
 from .quantization import check_mode as check_quantize_mode
 from .quantization import check_trainable, fp32_weights, quantize_model
+from .threads import use_one_thread_in_worker_process
 from .torch_update import use_in_place_updates
 
 _DEFAULT = Config(DEFAULT_CONFIG["transformer"]).copy()
@@ -50,6 +51,10 @@ class RsftTransformer(Transformer):
     def _quantize_loaded(self) -> None:
         if self.quantize is not None:
             quantize_model(self.model, self.name, self.quantize)
+
+    def predict(self, docs):
+        use_one_thread_in_worker_process()  # nlp.pipe(n_process=N): see threads.py
+        return super().predict(docs)
 
     def initialize(self, get_examples: Callable, *, nlp: Optional[Language] = None) -> None:
         check_trainable(self.model, self.name)
