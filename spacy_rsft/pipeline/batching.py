@@ -10,7 +10,7 @@ from spacy_transformers.util import batch_by_length
 
 from ..errors import Errors
 from ..util import map_large_blocks, release_free_memory
-from .threads import use_one_thread_in_worker_process
+from .threads import before_torch_runs
 from .torch_update import use_in_place_updates
 
 # spacy-transformers' default for its `transformer` component (128 x 32).
@@ -27,7 +27,7 @@ def pipe_by_length(component, stream: Iterable[Doc], batch_size: int) -> Iterato
     batch_size (int): Docs buffered at a time (order is kept).
     YIELDS (Doc): The annotated docs, in input order.
     """
-    use_one_thread_in_worker_process()
+    before_torch_runs()
     error_handler = component.get_error_handler()
     max_items = component.cfg.get("max_batch_items", MAX_BATCH_ITEMS)
     for outer in minibatch(stream, size=batch_size):
@@ -79,6 +79,7 @@ class LengthGroupedPipe:
         blocks on their own (`map_large_blocks`), so freed activations do not pile up in
         the heap. The transformer's parameters are updated in place (`use_in_place_updates`:
         thinc's own update leaves a chain of tensor objects behind every step)."""
+        before_torch_runs()
         use_in_place_updates(self.model)
         super().finish_update(sgd)
         map_large_blocks()

@@ -47,6 +47,7 @@ from .link_features import (
 from .quantization import check_mode as check_quantize_mode
 from .quantization import check_trainable, fp32_weights, quantize_model
 from .recording import ExampleLossRecorder, reference_token_losses
+from .threads import before_torch_runs
 
 DEFAULT_EL_MODEL = """
 [model]
@@ -411,6 +412,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         docs (Iterable[Doc]): Docs with entities.
         RETURNS (List[List[LinkScores]]): Per doc, per entity.
         """
+        before_torch_runs()  # threads in nlp.pipe(n_process=N) workers: see threads.py
         docs = list(docs)
         self._require_kb()
         results: List[List[LinkScores]] = [[] for _ in docs]

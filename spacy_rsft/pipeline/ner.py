@@ -31,6 +31,7 @@ from .guard import NonFiniteGuard, discard_gradients
 from .quantization import check_mode as check_quantize_mode
 from .quantization import check_trainable, fp32_weights, quantize_model
 from .recording import ExampleLossRecorder, reference_token_losses
+from .threads import before_torch_runs
 from .biluo import constrained_viterbi, spans_from_tags, tag_names, transition_mask
 
 DEFAULT_NER_MODEL = """
@@ -266,6 +267,7 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         docs (Iterable[Doc]): The docs.
         RETURNS (List[ndarray]): (n_tokens, n_tags) log-probabilities per doc.
         """
+        before_torch_runs()  # threads in nlp.pipe(n_process=N) workers: see threads.py
         docs = list(docs)
         non_empty = [doc for doc in docs if len(doc)]
         check_upstream_ran(self.model, non_empty, self.name)

@@ -19,7 +19,7 @@ from thinc.api import Config, Model
 
 from .quantization import check_mode as check_quantize_mode
 from .quantization import check_trainable, fp32_weights, quantize_model
-from .threads import use_one_thread_in_worker_process
+from .threads import before_torch_runs
 from .torch_update import use_in_place_updates
 
 _DEFAULT = Config(DEFAULT_CONFIG["transformer"]).copy()
@@ -53,7 +53,7 @@ class RsftTransformer(Transformer):
             quantize_model(self.model, self.name, self.quantize)
 
     def predict(self, docs):
-        use_one_thread_in_worker_process()  # nlp.pipe(n_process=N): see threads.py
+        before_torch_runs()  # nlp.pipe(n_process=N): see threads.py
         return super().predict(docs)
 
     def initialize(self, get_examples: Callable, *, nlp: Optional[Language] = None) -> None:
@@ -62,6 +62,7 @@ class RsftTransformer(Transformer):
 
     def update(self, examples, *, drop: float = 0.0, sgd=None, losses=None):
         check_trainable(self.model, self.name)
+        before_torch_runs()
         # spacy-transformers' update applies `sgd` through the model, not finish_update
         use_in_place_updates(self.model)
         return super().update(examples, drop=drop, sgd=sgd, losses=losses)
@@ -69,6 +70,7 @@ class RsftTransformer(Transformer):
     def finish_update(self, sgd) -> None:
         """Transformer.finish_update, with the parameters updated in place (see
         `torch_update.py`: thinc's own update leaves tensor objects behind every step)."""
+        before_torch_runs()
         use_in_place_updates(self.model)
         super().finish_update(sgd)
 

@@ -11,7 +11,8 @@ whatever else the machine does affects all alike:
   Linux, which can hang with torch, spaCy #6662: a measurement with no result after twice
   times `pipe`'s time, and at least 2 minutes, is recorded as hung).
 - `n_process_spawn`: the same with the "spawn" start method (children load the pipeline
-  from pickles instead of forking), the usual workaround.
+  from pickles instead of forking), the usual workaround. (spaCy's workers run the rsft
+  components at one torch thread each since spacy_rsft/pipeline/threads.py.)
 - `annotate_local`: `annotate --engine local`: nlp.pipe plus reading and writing shards.
 - `ray`: `annotate --engine ray` with N workers on a local Ray instance, writing shards.
 
