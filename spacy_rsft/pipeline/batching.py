@@ -27,6 +27,8 @@ def pipe_by_length(component, stream: Iterable[Doc], batch_size: int) -> Iterato
     batch_size (int): Docs buffered at a time (order is kept).
     YIELDS (Doc): The annotated docs, in input order.
     """
+    # also in predict; here it runs before this generator pulls its first docs, so before
+    # an upstream shared transformer's first batch in a spaCy worker
     before_torch_runs()
     error_handler = component.get_error_handler()
     max_items = component.cfg.get("max_batch_items", MAX_BATCH_ITEMS)

@@ -70,7 +70,6 @@ class RsftTransformer(Transformer):
     def finish_update(self, sgd) -> None:
         """Transformer.finish_update, with the parameters updated in place (see
         `torch_update.py`: thinc's own update leaves tensor objects behind every step)."""
-        before_torch_runs()
         use_in_place_updates(self.model)
         super().finish_update(sgd)
 
