@@ -12,24 +12,31 @@ EXTRAS=${EXTRAS:-test,project,ray}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-# What this install is for: the pinned versions and the package's metadata (a hash), and the
-# extras. When the stamp in .venv has the same hash and every wanted extra, everything is
-# installed already and pip's checks (~30 s: the editable install rebuilds its wheel) are
-# skipped; `rm -rf .venv` forces a fresh install.
+# Whether everything is installed already: scripts/install_stamp.py fingerprints the files
+# that decide the install, the interpreter, the checkout's path and what the venv holds; the
+# stamp in .venv keeps the fingerprint taken after the last complete install and its extras.
+# When both still hold, pip's checks (~30 s: the editable install rebuilds its wheel) are
+# skipped; deleting .venv/.rsft-install makes pip run again.
+EXTRAS=${EXTRAS// /}
 STAMP=".venv/.rsft-install"
-HASH="$(.venv/bin/python -c 'import hashlib, sys; print(hashlib.sha256(b"".join(open(p, "rb").read() for p in sys.argv[1:])).hexdigest()[:16])' scripts/install.sh constraints.txt setup.cfg pyproject.toml scripts/warm_imports.py)"
-read -r STAMP_HASH STAMP_EXTRAS < "$STAMP" 2>/dev/null || true
-if [ "${STAMP_HASH:-}" == "$HASH" ]; then
-  missing=0
+STAMP_PRINT= STAMP_EXTRAS=
+if [ -f "$STAMP" ]; then
+  read -r STAMP_PRINT STAMP_EXTRAS < "$STAMP" || true
+fi
+missing_extras() {  # the wanted extras the stamp does not list, comma-separated
+  local extra out=
   for extra in ${EXTRAS//,/ }; do
-    [[ ",${STAMP_EXTRAS:-}," == *",$extra,"* ]] || missing=1
+    [[ ",$STAMP_EXTRAS," == *",$extra,"* ]] || out="$out,$extra"
   done
-  if [ "$missing" == 0 ]; then
+  echo "${out#,}"
+}
+if [ -n "$STAMP_PRINT" ] && [ "$STAMP_PRINT" == "$(.venv/bin/python scripts/install_stamp.py)" ]; then
+  if [ -z "$(missing_extras)" ]; then
     echo "spacy-rsft already installed in $(pwd)/.venv"
     exit 0
   fi
   # pip removes nothing, so the extras installed before stay installed
-  EXTRAS_INSTALLED="$STAMP_EXTRAS,$EXTRAS"
+  EXTRAS_INSTALLED="$STAMP_EXTRAS,$(missing_extras)"
 else
   EXTRAS_INSTALLED="$EXTRAS"
 fi
@@ -49,5 +56,5 @@ fi
 # with bytecode writing on: where PYTHONDONTWRITEBYTECODE is set, every later start would
 # compile the modules it imports from source again
 env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -W ignore scripts/warm_imports.py
-echo "$HASH $EXTRAS_INSTALLED" > "$STAMP"
+echo "$(.venv/bin/python scripts/install_stamp.py) $EXTRAS_INSTALLED" > "$STAMP"
 echo "spacy-rsft installed in $(pwd)/.venv"
