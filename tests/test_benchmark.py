@@ -449,3 +449,64 @@ def test_grid_on_a_scale_that_lists_its_systems_runs_just_those(tiny_benchmark, 
     monkeypatch.setattr(sys, "argv", ["noisebench_grid.py", "--scale", "tiny", "--model", "m"])
     noisebench_grid.main()
     assert ran == [("nb_clean", 0), ("nb_clean", 1)] and "chosen variant" not in capsys.readouterr().out
+
+
+def test_rejection_whatif_replays_a_runs_losses_against_the_clean_labels(tmp_path, capsys):
+    """Sentences whose noisy labels miss an entity get the higher losses: the replay must find
+    them (AUROC 1, the top k exactly the noisy ones) and count them from the clean labels."""
+    import rejection_whatif
+
+    clean = make_docs(4)
+    noisy = []
+    for i, doc in enumerate(make_docs(4)):
+        if i % 2:  # odd docs lose their first sentence's entities: 2 noisy sentences of 8
+            doc.ents = [e for e in doc.ents if e.start >= 7]
+        noisy.append(doc)
+    DocBin(docs=clean).to_disk(tmp_path / "clean.spacy")
+    DocBin(docs=noisy).to_disk(tmp_path / "noisy.spacy")
+    units = {"unit": "sentence", "context": "document", "doc": [0, 0, 1, 1, 2, 2, 3, 3],
+             "start": [0, 7] * 4, "end": [7, 11] * 4, "entity": [0] * 8}
+    srsly.write_json(tmp_path / "sampler_stats.units.json", units)
+    losses = [0.1, 0.2, 3.0, 0.1, 0.3, 0.2, 2.5, 0.1]  # units 2 and 6 are the noisy ones
+    lines = [{"epoch": 0, "proposed": 8, "accepted": 8, "losses": None},
+             {"epoch": 1, "proposed": 8, "accepted": 6, "losses": losses}]
+    srsly.write_jsonl(tmp_path / "sampler_stats.jsonl", lines)
+    rejection_whatif.main(tmp_path, tmp_path / "noisy.spacy", tmp_path / "clean.spacy", ks="2,4")
+    out = capsys.readouterr().out
+    assert "8 units, 2 noisy (0.250)" in out
+    assert "epoch 1: rejected 2; AUROC epoch 1.000" in out
+    assert "top 2: P 1.00 R 1.00, top 4: P 0.50 R 1.00" in out
+    assert "epoch 0" not in out  # nothing was scored in warm-up
+
+
+def test_el_errors_puts_each_in_kb_mention_in_one_class():
+    """One mention per class: linked right, NIL for a right first rank, wrong where the prior
+    was right, wrong where the prior was wrong too, gold not a candidate; NIL gold skipped."""
+    from types import SimpleNamespace
+
+    import el_errors
+    from spacy_rsft.annotations import NIL
+
+    nlp = spacy.blank("en")
+    words = ["Paris", "Rome", "Oslo", "Bern", "Nice", "Kiev"]
+    ref = Doc(nlp.vocab, words=words)
+    golds = ["Q1", "Q2", "Q3", "Q4", "Q5", NIL]
+    ref.ents = [ref.char_span(ref[i].idx, ref[i].idx + len(ref[i]), label="LOC", kb_id=g) for i, g in enumerate(golds)]
+    doc = Doc(nlp.vocab, words=words)
+    # (linked id, first-ranked id, candidates as (id, prior))
+    rows = [("Q1", "Q1", [("Q1", 0.9), ("X", 0.1)]),
+            (NIL, "Q2", [("Q2", 0.9), ("X", 0.1)]),
+            ("X", "X", [("Q3", 0.9), ("X", 0.1)]),
+            ("X", "X", [("Q4", 0.1), ("X", 0.9)]),
+            ("X", "X", [("X", 1.0)]),
+            ("X", "X", [("X", 1.0)])]
+    doc.ents = [doc.char_span(doc[i].idx, doc[i].idx + len(doc[i]), label="LOC", kb_id=row[0]) for i, row in enumerate(rows)]
+    for ent, (_, first, _) in zip(doc.ents, rows):
+        ent._.kb_candidates = [(first, 0.8)]
+    linker = SimpleNamespace(_doc_candidates=lambda ents: [
+        [SimpleNamespace(entity=e, prior=p) for e, p in row[2]] for row in rows[: len(ents)]])
+    result = el_errors.classify(linker, [ref], [doc], n_examples=5)
+    assert result["counts"] == {"in_kb": 5, "ranked_first_linked": 1, "ranked_first_predicted_nil": 1,
+                                "prior_right_model_wrong": 1, "prior_and_model_wrong": 1, "gold_not_a_candidate": 1}
+    assert result["overrides"] == [["Oslo", "LOC", "Q3", "X"]]
+    assert result["wrong_by_label"] == {"prior_and_model_wrong LOC": 1, "prior_right_model_wrong LOC": 1}
