@@ -19,6 +19,7 @@ import spacy
 from spacy.tokens import Doc, DocBin
 
 from bench import write_json
+from el_evaluate import link_gold_mentions, with_gold_mentions
 from spacy_rsft.annotations import NIL
 
 
@@ -31,21 +32,13 @@ def main() -> None:
     args = parser.parse_args()
     nlp = spacy.load(args.model)
     refs = list(DocBin().from_disk(args.data).get_docs(nlp.vocab))
-    with nlp.select_pipes(disable=[n for n in nlp.pipe_names if n in ("ner", "rsft_ner", "entity_ruler")]):
-        predicted = list(nlp.pipe([with_gold_mentions(nlp, ref) for ref in refs]))
+    predicted = link_gold_mentions(nlp, [with_gold_mentions(nlp, ref) for ref in refs])
     result = classify(nlp.get_pipe("rsft_entity_linker"), refs, predicted, args.examples)
     print(json.dumps({k: v for k, v in result.items() if k != "overrides"}, indent=1))
     for row in result["overrides"]:
         print(row)
     if args.output:
         write_json(args.output, result)
-
-
-def with_gold_mentions(nlp, ref: Doc) -> Doc:
-    doc = nlp.make_doc(ref.text)
-    spans = (doc.char_span(g.start_char, g.end_char, label=g.label_) for g in ref.ents)
-    doc.ents = [span for span in spans if span is not None]
-    return doc
 
 
 def classify(linker, refs: List[Doc], predicted: List[Doc], n_examples: int) -> Dict:

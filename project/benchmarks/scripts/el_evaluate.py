@@ -7,14 +7,29 @@ usage: python scripts/el_evaluate.py MODEL_DIR DATA.spacy [--output metrics.json
 import argparse
 import json
 import time
+from typing import List
 
 import spacy
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
 from bench import write_json
 from spacy_rsft.calibration import reliability_bins
 from spacy_rsft.scorers import link_outcomes, score_links
+
+
+def with_gold_mentions(nlp, ref: Doc) -> Doc:
+    """A new doc of the reference's text with its gold entity spans (labels, no links)."""
+    doc = nlp.make_doc(ref.text)
+    spans = (doc.char_span(g.start_char, g.end_char, label=g.label_) for g in ref.ents)
+    doc.ents = [span for span in spans if span is not None]
+    return doc
+
+
+def link_gold_mentions(nlp, docs: List[Doc]) -> List[Doc]:
+    """Run every component except those that would overwrite the gold entities."""
+    with nlp.select_pipes(disable=[n for n in nlp.pipe_names if n in ("ner", "rsft_ner", "entity_ruler")]):
+        return list(nlp.pipe(docs))
 
 
 def main() -> None:
@@ -25,16 +40,10 @@ def main() -> None:
     args = parser.parse_args()
     nlp = spacy.load(args.model)
     refs = list(DocBin().from_disk(args.data).get_docs(nlp.vocab))
-    docs = []
-    for ref in refs:
-        doc = nlp.make_doc(ref.text)
-        doc.ents = [e for e in (doc.char_span(g.start_char, g.end_char, label=g.label_) for g in ref.ents) if e is not None]
-        docs.append(doc)
+    docs = [with_gold_mentions(nlp, ref) for ref in refs]
     n_mentions = sum(len(doc.ents) for doc in docs)
     start = time.perf_counter()
-    # Run every component except ones that would overwrite the gold entities.
-    with nlp.select_pipes(disable=[n for n in nlp.pipe_names if n in ("ner", "rsft_ner", "entity_ruler")]):
-        predicted = list(nlp.pipe(docs))
+    predicted = link_gold_mentions(nlp, docs)
     seconds = time.perf_counter() - start
     examples = [Example(p, r) for p, r in zip(predicted, refs)]
     scores = score_links(examples)
