@@ -252,7 +252,9 @@ def test_collect_pairs_seeds_and_measures_the_gap(tiny_benchmark):
     assert hard["comparison"]["difference"]["values"] == [1.0, 1.5]
     assert hard["comparison"]["difference"]["mean"] == 1.25 and hard["comparison"]["difference"]["df"] == 1
     assert abs(hard["comparison"]["difference"]["t"] - 5.0) < 1e-9  # 1.25 / (0.3536 / sqrt(2))
-    assert hard["comparison"]["steps_to_baseline_best"] == {"seed": 0, "baseline_steps": 100, "steps": 50, "ratio": 0.5}
+    assert hard["comparison"]["steps_to_baseline_best"] == {
+        "seed": 0, "baseline_steps": 100, "steps": 50, "ratio": 0.5, "baseline_seconds": 10, "seconds": 5
+    }
     assert results["systems"]["ner_uniform"]["spread"]["values"] == [90.0, 91.0]
     assert "comparison" not in results["systems"]["ner_cnn"]
     # gap recovered: baseline 50, reference 80, system 65 -> half
@@ -260,7 +262,7 @@ def test_collect_pairs_seeds_and_measures_the_gap(tiny_benchmark):
     assert gap["gap_recovered"] == [0.5]
     text = render.render(json.loads(json.dumps(results)), tiny_benchmark / "results" / "tiny")
     assert "| `rsft_ner`, RSFT `hard` | **91.00** |" in text
-    assert "| ner_hard | ner_uniform | +1.25 | 0.35 | +5.00 (1) | +1.00, +1.50 | 50 vs 100 |" in text
+    assert "| ner_hard | ner_uniform | +1.25 | 0.35 | +5.00 (1) | +1.00, +1.50 | 50 vs 100 (0.1 min vs 0.2 min) |" in text
     assert "| ner_uniform | 90.50 | 0.71 | 90.00, 91.00 |" in text
     assert (tiny_benchmark / "results" / "tiny" / "figures" / "ner.png").exists()
 

@@ -24,11 +24,12 @@ def score(result: Optional[Dict]) -> Optional[float]:
     return round(100 * accuracy, 2) if accuracy is not None else None
 
 
-def steps_to_reach(curve: List, target: float) -> Optional[int]:
-    """First evaluated step whose dev score (spaCy's weighted score, 0-1) reaches target."""
-    for step, value, _ in curve:
-        if value >= target - 1e-12:
-            return step
+def first_reaching(curve: List, target: float) -> Optional[List]:
+    """The first [step, score, seconds] of the curve whose dev score (spaCy's weighted score,
+    0-1) reaches target."""
+    for point in curve:
+        if point[1] >= target - 1e-12:
+            return point
     return None
 
 
@@ -40,6 +41,13 @@ def paired(values: List[float]) -> Dict:
         out["sd"] = statistics.stdev(values)
         out["t"] = out["mean"] / (out["sd"] / len(values) ** 0.5) if out["sd"] > 0 else None
     return out
+
+
+def same_device(run: Dict, other: Dict) -> bool:
+    """Whether two runs trained on the same kind of machine: the same GPU (or none) and as
+    many CPUs."""
+    a, b = run.get("machine") or {}, other.get("machine") or {}
+    return (a.get("gpu"), a.get("cpus")) == (b.get("gpu"), b.get("cpus"))
 
 
 def comparison(runs: Dict[int, Dict], baseline: Dict[int, Dict], reference: Dict[int, Dict]) -> Dict:
@@ -54,13 +62,19 @@ def comparison(runs: Dict[int, Dict], baseline: Dict[int, Dict], reference: Dict
     curve, base_curve = runs[first].get("curve"), baseline[first].get("curve")
     if curve and base_curve:
         target = max(value for _, value, _ in base_curve)
-        base_steps, steps = steps_to_reach(base_curve, target), steps_to_reach(curve, target)
+        base_point, point = first_reaching(base_curve, target), first_reaching(curve, target)
+        base_steps, steps = base_point[0], point[0] if point else None
         out["steps_to_baseline_best"] = {
             "seed": first,
             "baseline_steps": base_steps,
             "steps": steps,
             "ratio": round(steps / base_steps, 3) if steps and base_steps else None,
         }
+        # wall-clock from the start of training to that evaluation, only where the two runs
+        # trained on the same kind of machine (an H200's minutes against a CPU's mean nothing)
+        if same_device(runs[first], baseline[first]):
+            out["steps_to_baseline_best"]["baseline_seconds"] = round(base_point[2])
+            out["steps_to_baseline_best"]["seconds"] = round(point[2]) if point else None
     shares = []
     for s in seeds:
         if s in reference and score(reference[s]) is not None:

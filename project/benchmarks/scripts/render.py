@@ -178,6 +178,19 @@ def group_section(results: Dict, group: str, spec: Dict, figures: Path) -> List[
     return lines
 
 
+def updates_to_baseline_best(eff: Dict) -> str:
+    """"420 vs 660 (31.0 min vs 52.0 min)": the updates, and where recorded the wall-clock, the system
+    and its baseline took to reach the baseline's best dev score."""
+    if not eff:
+        return "–"
+    if not eff.get("steps"):
+        return f"not reached ({eff['baseline_steps']})"
+    text = f"{eff['steps']} vs {eff['baseline_steps']}"
+    if eff.get("seconds") is not None and eff.get("baseline_seconds") is not None:
+        text += f" ({minutes(eff['seconds'])} vs {minutes(eff['baseline_seconds'])})"
+    return text
+
+
 def comparison_section(results: Dict) -> List[str]:
     # a system whose baseline is not in this scale has no difference to show
     rows = [(n, s) for n, s in results["systems"].items() if (s.get("comparison") or {}).get("difference")]
@@ -187,7 +200,7 @@ def comparison_section(results: Dict) -> List[str]:
         "",
         "## Each system against its baseline (same data, same seed; only the reader's target differs)",
         "",
-        "| system | baseline | difference (mean) | sd | paired t (df) | per seed | steps to the baseline's best | share of the gap to the reference recovered | epochs past warm-up |",
+        "| system | baseline | difference (mean) | sd | paired t (df) | per seed | updates (wall-clock) to the baseline's best | share of the gap to the reference recovered | epochs past warm-up |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, system in rows:
@@ -195,14 +208,19 @@ def comparison_section(results: Dict) -> List[str]:
         d = c["difference"]
         t = f"{d['t']:+.2f} ({d['df']})" if d.get("t") is not None else "–"
         eff = c.get("steps_to_baseline_best") or {}
-        steps = "–" if not eff else (f"{eff['steps']} vs {eff['baseline_steps']}" if eff.get("steps") else f"not reached ({eff['baseline_steps']})")
+        steps = updates_to_baseline_best(eff)
         gap = ", ".join("–" if g is None else f"{100 * g:.0f}%" for g in c.get("gap_recovered", [])) or "–"
         sampled = (first_run(system).get("sampler") or {}).get("sampled_epochs")
         lines.append(
             f"| {name} | {c['baseline']} | {d['mean']:+.2f} | {fmt(d.get('sd'), 2)} | {t} | "
             f"{', '.join(f'{x:+.2f}' for x in d['values'])} | {steps} | {gap} | {fmt(sampled)} |"
         )
-    lines += ["", "A target with 0 epochs past warm-up trained exactly as uniform: the run was too short for it to act."]
+    lines += [
+        "",
+        "A target with 0 epochs past warm-up trained exactly as uniform: the run was too short for it to act.",
+        "The wall-clock is each run's own, from its start to that evaluation, shown only where both trained on the same kind "
+        "of machine; it compares the two only where they also ran side by side (the machine's other work changes it).",
+    ]
     return lines
 
 
