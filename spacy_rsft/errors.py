@@ -54,6 +54,12 @@ class Warnings(metaclass=ErrorsWithCodes):
         "({reason}): every column is int8 instead (what quantize = \"int8-all\" does), "
         "which is a little less accurate."
     )
+    W011 = (
+        "[spacy-rsft.RejectionSampledCorpus.v1] `acceptance_from` = '{path}' ends at epoch "
+        "{last}, and this run is at epoch {epoch}: it repeats epoch {last}'s acceptance. "
+        "The run it matches trained fewer epochs (a shorter budget, or fewer examples per "
+        "epoch)."
+    )
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -139,6 +145,11 @@ class Errors(metaclass=ErrorsWithCodes):
         "that records its per-example losses during training (rsft_ner, "
         "rsft_entity_linker), and the pipeline {pipeline} has none. Use "
         "`scoring = \"fresh\"` to score any trainable component with a scoring pass."
+    )
+    E109 = (
+        "[spacy-rsft.RejectionSampledCorpus.v1] `acceptance_from` = '{path}': {problem}. "
+        "Point it at the stats file (`stats_path`) of a finished run of the same corpus "
+        "with the same unit settings, e.g. the `denoise` run this `random` run controls."
     )
     # rsft_entity_linker
     E201 = (

@@ -226,6 +226,23 @@ def test_fingerprint_ignores_where_outputs_go_but_not_the_seed(tiny_benchmark):
     assert plan.fingerprint() != bench.make_plan(spec, spec.systems["ner_uniform"], scale, 0, "m").fingerprint()
 
 
+def test_a_control_that_replays_another_run_waits_for_that_run(capsys):
+    """nb_matched_sentmix reads nb_denoise_sentmix's stats of the same label set and seed
+    (a `{training}/...` input); before that run has written them, run.py skips it and says
+    which run to do first, instead of failing the suite."""
+    import run as bench_run
+
+    spec = bench.load_benchmark()
+    plan = bench.make_plan(spec, spec.systems["nb_matched_sentmix@noise_distant"], spec.scale("full"), 97, "m")
+    expected = spec.root / "training" / "full" / "nb_denoise_sentmix@noise_distant" / "seed97" / "sampler_stats.jsonl"
+    assert plan.inputs["acceptance_from"] == expected
+    assert plan.config["corpora"]["train"]["target"] == "random"
+    assert bench.missing_run_outputs(spec.root, plan) == [expected]
+    assert bench_run.run(spec, plan) is False
+    assert "nb_denoise_sentmix@noise_distant/seed97/sampler_stats.jsonl (run that system and seed first)" in capsys.readouterr().out
+    assert not bench.run_dir(spec.root, "full", plan.system.name, 97).exists()
+
+
 # -- the report, on synthetic results ------------------------------------------------------
 
 

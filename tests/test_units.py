@@ -496,3 +496,51 @@ def test_length_groups_give_the_update_of_one_pass(tmp_path):
         results.append((losses["rsft_ner"], probe))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
     numpy.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-4, atol=1e-5)
+
+
+def test_random_replays_the_acceptance_of_the_run_it_controls(tmp_path, tiny_bert):
+    """`acceptance_from`: each epoch every unit gets the other run's mean acceptance of its
+    group (entity spans, outside tokens) in that epoch, and a run longer than the other
+    repeats its last epoch with a warning."""
+    from spacy_rsft.sampling.reader import RejectionSampledCorpus
+
+    docs, _ = four_sentence_docs(16)
+    train_path = tmp_path / "train.spacy"
+    DocBin(docs=docs).to_disk(train_path)
+    reader = RejectionSampledCorpus(train_path, unit="span")
+    entity = reader._unit_table(reader.load_examples(spacy.blank("en"))).entity
+    rng = numpy.random.default_rng(0)
+    other = [numpy.ones(entity.shape)] + [rng.uniform(0.2, 1.0, entity.shape) for _ in range(2)]
+    other_path = tmp_path / "denoise_stats.jsonl"
+    other_path.write_text("".join(json.dumps({"epoch": e, "acceptance": a.tolist()}) + "\n" for e, a in enumerate(other)))
+    stats_path = tmp_path / "stats.jsonl"
+    settings = {"target": "random", "unit": "span", "noise_rate": 0.5, "warmup_epochs": 1,
+                "acceptance_from": str(other_path), "stats_path": str(stats_path)}
+    with pytest.warns(UserWarning, match="repeats epoch 2"):
+        train(units_config(tmp_path, tiny_bert, train_path, settings, max_steps=30), tmp_path / "out")
+    stats = [json.loads(line) for line in stats_path.read_text().splitlines()]
+    assert len(stats) > 3 and all(line["acceptance_from"] == str(other_path) for line in stats)
+    for line in stats:
+        acceptance, expected = numpy.asarray(line["acceptance"]), other[min(line["epoch"], 2)]
+        for group in (entity, ~entity):
+            numpy.testing.assert_allclose(acceptance[group], expected[group].mean(), atol=1e-3)
+
+
+def test_acceptance_from_needs_random_and_a_stats_file_of_the_same_units(tmp_path, tiny_bert):
+    from spacy_rsft.sampling.reader import RejectionSampledCorpus
+
+    docs, _ = four_sentence_docs(16)
+    train_path = tmp_path / "train.spacy"
+    DocBin(docs=docs).to_disk(train_path)
+    stats = tmp_path / "other.jsonl"
+    stats.write_text(json.dumps({"epoch": 0, "acceptance": [1.0] * 3}) + "\n" + json.dumps({"epoch": 1, "acceptance": [0.5] * 3}) + "\n")
+    with pytest.raises(ValueError, match="acceptance_from"):
+        RejectionSampledCorpus(train_path, target="denoise", acceptance_from=str(stats))
+    with pytest.raises(ValueError, match="no such file"):
+        RejectionSampledCorpus(train_path, target="random", acceptance_from=str(tmp_path / "missing.jsonl"))
+    (tmp_path / "bad.jsonl").write_text('{"epoch": 0}\n')
+    with pytest.raises(ValueError, match="line 1 is not a stats line"):
+        RejectionSampledCorpus(train_path, target="random", acceptance_from=str(tmp_path / "bad.jsonl"))
+    settings = {"target": "random", "unit": "sentence", "acceptance_from": str(stats), "warmup_epochs": 1}
+    with pytest.raises(ValueError, match="has 3 units, this corpus 16"):
+        train(units_config(tmp_path, tiny_bert, train_path, settings, max_steps=10), tmp_path / "out")

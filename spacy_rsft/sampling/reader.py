@@ -63,6 +63,7 @@ class RejectionSampledCorpus(Corpus):
         unit_loss: str = "mean",
         loss_tokens: str = "all",
         seed: int = 0,
+        acceptance_from: Optional[Union[str, Path]] = None,
         stats_path: Optional[Union[str, Path]] = None,
         score_batch_size: int = 64,
         gold_preproc: bool = False,
@@ -105,6 +106,12 @@ class RejectionSampledCorpus(Corpus):
             loss: "all", "outside" (those outside the gold entities, where a missing entity
             shows) or "entity".
         seed (int): Seed of the accept/reject draws and the shuffle.
+        acceptance_from (Optional[Union[str, Path]]): With target "random": the stats file
+            of another run over the same units (usually the `denoise` run this one
+            controls); each epoch, every unit is accepted with that run's mean acceptance
+            in the same epoch and group, so the control trains on as many units as that
+            run did, chosen blindly (without it, "random" takes the rate its own losses
+            give, which drifts from the other run's as the two models differ).
         stats_path (Optional[Union[str, Path]]): JSONL file with one line per epoch.
         score_batch_size (int): Batch size of the fresh scoring pass.
         gold_preproc, max_length, limit, augmenter: As for `spacy.Corpus.v1`.
@@ -130,6 +137,12 @@ class RejectionSampledCorpus(Corpus):
         if loss_tokens not in LOSS_TOKENS or (loss_tokens != "all" and (unit != "sentence" or not masks_units)):
             expected = " | ".join(f'"{kind}"' for kind in LOSS_TOKENS) + ' ("all" unless unit = "sentence", context = "document")'
             raise ValueError(Errors.E101.format(setting="loss_tokens", value=loss_tokens, expected=expected))
+        if acceptance_from is not None and "random" not in target.split("+"):
+            expected = 'null, or the stats file of the run to match with target = "random"'
+            raise ValueError(Errors.E101.format(setting="acceptance_from", value=str(acceptance_from), expected=expected))
+        # epoch -> the other run's acceptance of every unit (None: rates from own losses)
+        self.replayed = read_acceptances(Path(acceptance_from)) if acceptance_from is not None else None
+        self.acceptance_from = None if acceptance_from is None else str(acceptance_from)
         super().__init__(
             path, limit=limit, gold_preproc=gold_preproc, max_length=max_length,
             augmenter=augmenter, shuffle=False,
@@ -165,6 +178,7 @@ class RejectionSampledCorpus(Corpus):
         # The corpus as read once, and the vocab it was read with (see load_examples).
         self._examples: Optional[List[Example]] = None
         self._examples_vocab = None
+        self._replay_warned: set = set()
 
     # -- reading ----------------------------------------------------------------------
     def read_docbin(self, vocab, locs):
@@ -247,12 +261,30 @@ class RejectionSampledCorpus(Corpus):
         acceptance = self.sampler.acceptance(self.epoch, losses, table.labels, groups)
         if self.span_kinds != "both":  # the other kind is never rejected
             acceptance[table.entity != (self.span_kinds == "entity")] = 1.0
+        if self.replayed is not None:
+            acceptance = self._replayed_acceptance(acceptance, groups)
         draw = self.sampler.draw(self.epoch, acceptance)
         epoch_examples = self._epoch_examples(examples, table, draw.accepted)
         skips = {name: proc.skip_counts() for name, proc in nlp.pipeline if isinstance(proc, SkipCounter)}
         self._report(draw, losses, table, epoch_examples, scoring_seconds, previous_epoch, skips)
         self.epoch += 1
         yield from self._augment(nlp, epoch_examples)
+
+    def _replayed_acceptance(self, acceptance: numpy.ndarray, groups: Optional[numpy.ndarray]) -> numpy.ndarray:
+        """Every unit at the other run's mean acceptance of its group in this epoch (an
+        epoch past the other run's last takes its last)."""
+        epoch = min(self.epoch, max(self.replayed))
+        if epoch != self.epoch and epoch not in self._replay_warned:
+            self._replay_warned.add(epoch)
+            warnings.warn(Warnings.W011.format(path=self.acceptance_from, epoch=self.epoch, last=epoch))
+        other = self.replayed[epoch]
+        if other.shape != acceptance.shape:
+            problem = f"its epoch {epoch} has {other.shape[0]} units, this corpus {acceptance.shape[0]}"
+            raise ValueError(Errors.E109.format(path=self.acceptance_from, problem=problem))
+        replayed = numpy.empty_like(acceptance)
+        for members in ([slice(None)] if groups is None else [groups == g for g in numpy.unique(groups)]):
+            replayed[members] = other[members].mean()
+        return replayed
 
     def _unit_table(self, examples: List[Example]) -> UnitTable:
         """The units of the training examples (built once: the corpus does not change)."""
@@ -373,6 +405,7 @@ class RejectionSampledCorpus(Corpus):
             "expected_accepted": float(draw.acceptance.sum()),
             "examples_trained": len(epoch_examples),
             "denoise_quantiles": [round(q, 4) for q in self.sampler.last_quantiles],
+            "acceptance_from": self.acceptance_from,
             "mean_loss_accepted": _nanmean(losses[mask]),
             "mean_loss_rejected": _nanmean(losses[~mask]),
             "accepted_per_label": dict(sorted(per_label.items())),
@@ -422,6 +455,25 @@ class RejectionSampledCorpus(Corpus):
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(path) as tmp:
             tmp.write_text(json.dumps(data), encoding="utf8")
+
+
+def read_acceptances(path: Path) -> Dict[int, numpy.ndarray]:
+    """A run's stats file as epoch -> every unit's acceptance probability."""
+    if not path.is_file():
+        raise ValueError(Errors.E109.format(path=path, problem="there is no such file"))
+    acceptances: Dict[int, numpy.ndarray] = {}
+    for number, text in enumerate(path.read_text(encoding="utf8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            line = json.loads(text)
+            acceptances[int(line["epoch"])] = numpy.asarray(line["acceptance"], dtype="float64")
+        except (ValueError, KeyError, TypeError) as err:
+            problem = f"line {number} is not a stats line with `epoch` and `acceptance` ({err!r})"
+            raise ValueError(Errors.E109.format(path=path, problem=problem)) from None
+    if not acceptances:
+        raise ValueError(Errors.E109.format(path=path, problem="it has no epochs"))
+    return acceptances
 
 
 def write_jsonl_atomic(path: Path, lines: List[Dict[str, Any]]) -> None:

@@ -191,7 +191,10 @@ def make_plan(bench: Benchmark, system: System, scale: Scale, seed: int, model: 
     if system.variant is not None:
         options = {k: v.replace("{variant}", system.variant) if isinstance(v, str) else v for k, v in options.items()}
         options["inputs"] = {k: v.replace("{variant}", system.variant) for k, v in dict(options.get("inputs", {})).items()}
-    inputs = {name: resolve_input(bench.root, scale, value) for name, value in dict(options.pop("inputs", {})).items()}
+    inputs = {
+        name: resolve_input(bench.root, scale, value.replace("{seed}", str(seed)))
+        for name, value in dict(options.pop("inputs", {})).items()
+    }
     kind = options.pop("kind", "train")
     base = options.pop("base", None)
     clean_train = resolve_input(bench.root, scale, options["clean_train"]) if "clean_train" in options else None
@@ -232,8 +235,18 @@ def read_partial_config(path: Path) -> Config:
 
 def resolve_input(root: Path, scale: Scale, value: str) -> Path:
     """An input file: `{data}/conll/train.spacy` is in the scale's corpus folder
-    (corpus/full, corpus/tenth); anything else is relative to corpus/."""
+    (corpus/full, corpus/tenth); `{training}/NAME/seed0/...` is another run's output at the
+    same scale (training/full/...: that run must have finished first); anything else is
+    relative to corpus/."""
+    if value.startswith("{training}/"):
+        return root / "training" / scale.name / value[len("{training}/"):]
     return root / "corpus" / value.replace("{data}", scale.data)
+
+
+def missing_run_outputs(root: Path, plan: "Plan") -> List[Path]:
+    """The inputs of a plan that other runs write and that do not exist yet."""
+    training = root / "training"
+    return [path for path in plan.inputs.values() if training in path.parents and not path.exists()]
 
 
 def has_key(config: Config, dotted: str) -> bool:

@@ -30,7 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from bench import Benchmark, Plan, load_benchmark, make_plan, read_json, result_path, run_dir, write_json
+from bench import (
+    Benchmark, Plan, load_benchmark, make_plan, missing_run_outputs, read_json, result_path, run_dir, write_json,
+)
 from metrics import summarize
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -97,9 +99,14 @@ def run(bench: Benchmark, plan: Plan, force: bool = False, env: Optional[Dict[st
         quiet: bool = False) -> bool:
     """Run one plan unless its result is up to date; True if it ran."""
     target = result_path(bench.root, plan.scale.name, plan.system, plan.seed)
+    label = f"{plan.scale.name}/{plan.system.name}/seed{plan.seed}"
+    waiting = missing_run_outputs(bench.root, plan)
+    if waiting:  # e.g. a control that replays a denoise run's stats, before that run
+        names = ", ".join(str(path.relative_to(bench.root)) for path in waiting)
+        print(f"{label}: skipped, it needs {names} (run that system and seed first)", flush=True)
+        return False
     fingerprint = plan.fingerprint()
     previous = read_json(target)
-    label = f"{plan.scale.name}/{plan.system.name}/seed{plan.seed}"
     if previous and previous.get("fingerprint") == fingerprint and not force:
         print(f"{label}: up to date, skipped")
         return False
