@@ -57,8 +57,8 @@ class Warnings(metaclass=ErrorsWithCodes):
     W011 = (
         "[spacy-rsft.RejectionSampledCorpus.v1] `acceptance_from` = '{path}' ends at epoch "
         "{last}, and this run is at epoch {epoch}: it repeats epoch {last}'s acceptance. "
-        "The run it matches trained fewer epochs (a shorter budget, or fewer examples per "
-        "epoch)."
+        "This run has more epochs than the one it matches (a longer budget, or shorter "
+        "epochs); the control matches it only as far as that epoch's rate still holds."
     )
 
 

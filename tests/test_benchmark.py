@@ -2,6 +2,7 @@
 system files, the runner's plans and fingerprints, a real run of two systems with the tiny
 test model, the report on synthetic results, and (slow) the weasel round trip."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -239,8 +240,20 @@ def test_a_control_that_replays_another_run_waits_for_that_run(capsys):
     assert plan.config["corpora"]["train"]["target"] == "random"
     assert bench.missing_run_outputs(spec.root, plan) == [expected]
     assert bench_run.run(spec, plan) is False
-    assert "nb_denoise_sentmix@noise_distant/seed97/sampler_stats.jsonl (run that system and seed first)" in capsys.readouterr().out
+    assert "nb_denoise_sentmix@noise_distant/seed97/sampler_stats.jsonl: run that system and seed first" in capsys.readouterr().out
     assert not bench.run_dir(spec.root, "full", plan.system.name, 97).exists()
+    # a stats file still being written (its run has not written train.json) is not ready either
+    try:
+        expected.parent.mkdir(parents=True)
+        (expected.parent / "train.json").write_text("{}")
+        expected.write_text('{"epoch": 0, "acceptance": [1.0]}\n')
+        os.utime(expected.parent / "train.json", (1000, 1000))  # an earlier run's
+        os.utime(expected, (2000, 2000))
+        assert bench.missing_run_outputs(spec.root, plan) == [expected]
+        os.utime(expected.parent / "train.json", (3000, 3000))  # written after the stats: finished
+        assert bench.missing_run_outputs(spec.root, plan) == []
+    finally:
+        shutil.rmtree(expected.parent)
 
 
 # -- the report, on synthetic results ------------------------------------------------------
@@ -274,6 +287,10 @@ def test_collect_pairs_seeds_and_measures_the_gap(tiny_benchmark):
     }
     assert results["systems"]["ner_uniform"]["spread"]["values"] == [90.0, 91.0]
     assert "comparison" not in results["systems"]["ner_cnn"]
+    # an H200 run's minutes are not compared with a CPU run's
+    on_gpu = dict(hard0, machine={"cpus": 16, "gpu": "NVIDIA H200"})
+    eff = collect.comparison({0: on_gpu}, {0: synthetic_run("ner_uniform", 0, 90.0)}, {})["steps_to_baseline_best"]
+    assert eff["steps"] == 50 and "seconds" not in eff and "baseline_seconds" not in eff
     # gap recovered: baseline 50, reference 80, system 65 -> half
     gap = collect.comparison({0: synthetic_run("a", 0, 65.0)}, {0: synthetic_run("b", 0, 50.0)}, {0: synthetic_run("c", 0, 80.0)})
     assert gap["gap_recovered"] == [0.5]

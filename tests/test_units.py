@@ -499,22 +499,22 @@ def test_length_groups_give_the_update_of_one_pass(tmp_path):
 
 
 def test_random_replays_the_acceptance_of_the_run_it_controls(tmp_path, tiny_bert):
-    """`acceptance_from`: each epoch every unit gets the other run's mean acceptance of its
-    group (entity spans, outside tokens) in that epoch, and a run longer than the other
-    repeats its last epoch with a warning."""
+    """`acceptance_from`: each epoch every entity span gets the other run's mean acceptance of
+    the entity spans in that epoch, the outside tokens stay accepted (span_kinds = "entity"),
+    and a run longer than the other repeats its last epoch with a warning."""
     from spacy_rsft.sampling.reader import RejectionSampledCorpus
 
     docs, _ = four_sentence_docs(16)
     train_path = tmp_path / "train.spacy"
     DocBin(docs=docs).to_disk(train_path)
-    reader = RejectionSampledCorpus(train_path, unit="span")
+    reader = RejectionSampledCorpus(train_path, unit="span", span_kinds="entity")
     entity = reader._unit_table(reader.load_examples(spacy.blank("en"))).entity
     rng = numpy.random.default_rng(0)
     other = [numpy.ones(entity.shape)] + [rng.uniform(0.2, 1.0, entity.shape) for _ in range(2)]
     other_path = tmp_path / "denoise_stats.jsonl"
     other_path.write_text("".join(json.dumps({"epoch": e, "acceptance": a.tolist()}) + "\n" for e, a in enumerate(other)))
     stats_path = tmp_path / "stats.jsonl"
-    settings = {"target": "random", "unit": "span", "noise_rate": 0.5, "warmup_epochs": 1,
+    settings = {"target": "random", "unit": "span", "span_kinds": "entity", "noise_rate": 0.5, "warmup_epochs": 1,
                 "acceptance_from": str(other_path), "stats_path": str(stats_path)}
     with pytest.warns(UserWarning, match="repeats epoch 2"):
         train(units_config(tmp_path, tiny_bert, train_path, settings, max_steps=30), tmp_path / "out")
@@ -522,8 +522,31 @@ def test_random_replays_the_acceptance_of_the_run_it_controls(tmp_path, tiny_ber
     assert len(stats) > 3 and all(line["acceptance_from"] == str(other_path) for line in stats)
     for line in stats:
         acceptance, expected = numpy.asarray(line["acceptance"]), other[min(line["epoch"], 2)]
-        for group in (entity, ~entity):
-            numpy.testing.assert_allclose(acceptance[group], expected[group].mean(), atol=1e-3)
+        numpy.testing.assert_allclose(acceptance[entity], expected[entity].mean(), atol=1e-3)
+        assert (acceptance[~entity] == 1).all()
+
+
+def test_replayed_acceptance_leaves_the_other_span_kind_alone(tmp_path):
+    """With span_kinds = "entity" the outside tokens stay accepted whatever the other run's
+    stats say; the entity spans get its entity mean."""
+    from spacy_rsft.sampling.reader import RejectionSampledCorpus
+
+    DocBin(docs=four_sentence_docs(8)[0]).to_disk(tmp_path / "t.spacy")
+    reader = RejectionSampledCorpus(tmp_path / "t.spacy", unit="span", span_kinds="entity")
+    entity = reader._unit_table(reader.load_examples(spacy.blank("en"))).entity
+    other = numpy.where(entity, 0.6, 0.4)
+    lines = [{"epoch": 0, "acceptance": [1.0] * len(entity)}, {"epoch": 1, "acceptance": other.tolist(), "unit": "span"}]
+    (tmp_path / "other.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    replay = RejectionSampledCorpus(tmp_path / "t.spacy", target="random", unit="span", span_kinds="entity",
+                                    acceptance_from=str(tmp_path / "other.jsonl"))
+    replay.epoch = 1
+    groups = entity.astype("int64")
+    acceptance = replay._replayed_acceptance(numpy.ones(entity.shape), groups)
+    numpy.testing.assert_allclose(acceptance[entity], 0.6)
+    numpy.testing.assert_allclose(acceptance[~entity], 0.4)  # then set to 1 by span_kinds
+    with pytest.raises(ValueError, match="its units were"):
+        RejectionSampledCorpus(tmp_path / "t.spacy", target="random", unit="sentence",
+                               acceptance_from=str(tmp_path / "other.jsonl"))
 
 
 def test_acceptance_from_needs_random_and_a_stats_file_of_the_same_units(tmp_path, tiny_bert):
@@ -541,6 +564,11 @@ def test_acceptance_from_needs_random_and_a_stats_file_of_the_same_units(tmp_pat
     (tmp_path / "bad.jsonl").write_text('{"epoch": 0}\n')
     with pytest.raises(ValueError, match="line 1 is not a stats line"):
         RejectionSampledCorpus(train_path, target="random", acceptance_from=str(tmp_path / "bad.jsonl"))
+    (tmp_path / "gap.jsonl").write_text(json.dumps({"epoch": 0, "acceptance": [1.0]}) + "\n" + json.dumps({"epoch": 2, "acceptance": [1.0]}) + "\n")
+    with pytest.raises(ValueError, match="line 2 is epoch 2, expected epoch 1"):
+        RejectionSampledCorpus(train_path, target="random", acceptance_from=str(tmp_path / "gap.jsonl"))
+    with pytest.raises(ValueError, match="acceptance_from"):
+        RejectionSampledCorpus(train_path, target="random+balanced", acceptance_from=str(stats))
     settings = {"target": "random", "unit": "sentence", "acceptance_from": str(stats), "warmup_epochs": 1}
     with pytest.raises(ValueError, match="has 3 units, this corpus 16"):
         train(units_config(tmp_path, tiny_bert, train_path, settings, max_steps=10), tmp_path / "out")

@@ -137,12 +137,6 @@ class RejectionSampledCorpus(Corpus):
         if loss_tokens not in LOSS_TOKENS or (loss_tokens != "all" and (unit != "sentence" or not masks_units)):
             expected = " | ".join(f'"{kind}"' for kind in LOSS_TOKENS) + ' ("all" unless unit = "sentence", context = "document")'
             raise ValueError(Errors.E101.format(setting="loss_tokens", value=loss_tokens, expected=expected))
-        if acceptance_from is not None and "random" not in target.split("+"):
-            expected = 'null, or the stats file of the run to match with target = "random"'
-            raise ValueError(Errors.E101.format(setting="acceptance_from", value=str(acceptance_from), expected=expected))
-        # epoch -> the other run's acceptance of every unit (None: rates from own losses)
-        self.replayed = read_acceptances(Path(acceptance_from)) if acceptance_from is not None else None
-        self.acceptance_from = None if acceptance_from is None else str(acceptance_from)
         super().__init__(
             path, limit=limit, gold_preproc=gold_preproc, max_length=max_length,
             augmenter=augmenter, shuffle=False,
@@ -152,6 +146,15 @@ class RejectionSampledCorpus(Corpus):
             warmup_epochs=warmup_epochs, alpha=alpha, denoise_quantile=denoise_quantile,
             noise_rate=noise_rate, ramp_epochs=ramp_epochs, noise_rate_estimate=noise_rate_estimate, seed=seed,
         )
+        if acceptance_from is not None and list(self.sampler.targets) != ["random"]:
+            expected = 'null, or the stats file of the run to match with target = "random" (alone)'
+            raise ValueError(Errors.E101.format(setting="acceptance_from", value=str(acceptance_from), expected=expected))
+        # epoch -> the other run's acceptance of every unit (None: rates from own losses)
+        self.replayed = None
+        if acceptance_from is not None:
+            units = {"unit": unit, "context": context, "span_kinds": span_kinds}
+            self.replayed = read_acceptances(Path(acceptance_from), units)
+        self.acceptance_from = None if acceptance_from is None else str(acceptance_from)
         self.unit = unit
         self.context = context
         self.span_kinds = span_kinds
@@ -259,10 +262,10 @@ class RejectionSampledCorpus(Corpus):
         # span units: entity spans and outside tokens are ranked apart
         groups = table.entity.astype("int64") if self.unit == "span" else None
         acceptance = self.sampler.acceptance(self.epoch, losses, table.labels, groups)
-        if self.span_kinds != "both":  # the other kind is never rejected
-            acceptance[table.entity != (self.span_kinds == "entity")] = 1.0
         if self.replayed is not None:
             acceptance = self._replayed_acceptance(acceptance, groups)
+        if self.span_kinds != "both":  # the other kind is never rejected
+            acceptance[table.entity != (self.span_kinds == "entity")] = 1.0
         draw = self.sampler.draw(self.epoch, acceptance)
         epoch_examples = self._epoch_examples(examples, table, draw.accepted)
         skips = {name: proc.skip_counts() for name, proc in nlp.pipeline if isinstance(proc, SkipCounter)}
@@ -457,8 +460,9 @@ class RejectionSampledCorpus(Corpus):
             tmp.write_text(json.dumps(data), encoding="utf8")
 
 
-def read_acceptances(path: Path) -> Dict[int, numpy.ndarray]:
-    """A run's stats file as epoch -> every unit's acceptance probability."""
+def read_acceptances(path: Path, units: Dict[str, str]) -> Dict[int, numpy.ndarray]:
+    """A run's stats file as epoch -> every unit's acceptance probability; its epochs must
+    run 0, 1, 2, ... and its unit settings (where recorded) equal `units`."""
     if not path.is_file():
         raise ValueError(Errors.E109.format(path=path, problem="there is no such file"))
     acceptances: Dict[int, numpy.ndarray] = {}
@@ -467,10 +471,18 @@ def read_acceptances(path: Path) -> Dict[int, numpy.ndarray]:
             continue
         try:
             line = json.loads(text)
-            acceptances[int(line["epoch"])] = numpy.asarray(line["acceptance"], dtype="float64")
+            epoch, acceptance = int(line["epoch"]), numpy.asarray(line["acceptance"], dtype="float64")
         except (ValueError, KeyError, TypeError) as err:
             problem = f"line {number} is not a stats line with `epoch` and `acceptance` ({err!r})"
             raise ValueError(Errors.E109.format(path=path, problem=problem)) from None
+        if epoch != len(acceptances):
+            problem = f"line {number} is epoch {epoch}, expected epoch {len(acceptances)}"
+            raise ValueError(Errors.E109.format(path=path, problem=problem))
+        differ = {k: line[k] for k, v in units.items() if k in line and line[k] != v}
+        if differ:
+            problem = f"its units were {differ}, this reader's are {units}"
+            raise ValueError(Errors.E109.format(path=path, problem=problem))
+        acceptances[epoch] = acceptance
     if not acceptances:
         raise ValueError(Errors.E109.format(path=path, problem="it has no epochs"))
     return acceptances

@@ -40,6 +40,7 @@ class System:
     speed: bool = False
     file: str = ""  # systems/FILE.cfg (the name, without @variant)
     variant: Optional[str] = None  # fills {variant} in the system file's inputs
+    scales: Optional[List[str]] = None  # only at these scales (None: every scale that lists it)
 
 
 def expand(line: Dict[str, Any], lines: Dict[str, Dict[str, Any]]) -> List[System]:
@@ -94,7 +95,10 @@ class Benchmark:
     def systems_of(self, scale: Scale, suite: Optional[str] = None) -> List[System]:
         """The systems a scale runs, in systems.yml's order, optionally of one suite."""
         names = scale.systems if scale.systems is not None else list(self.systems)
-        return [s for s in self.systems.values() if s.name in names and (suite is None or s.suite == suite)]
+        return [
+            s for s in self.systems.values()
+            if s.name in names and (suite is None or s.suite == suite) and (s.scales is None or scale.name in s.scales)
+        ]
 
 
 def load_benchmark(root: Path = ROOT, label_sets: Sequence[str] = ()) -> Benchmark:
@@ -244,9 +248,18 @@ def resolve_input(root: Path, scale: Scale, value: str) -> Path:
 
 
 def missing_run_outputs(root: Path, plan: "Plan") -> List[Path]:
-    """The inputs of a plan that other runs write and that do not exist yet."""
+    """The inputs of a plan that other runs write and that are not there yet: the file is
+    missing, or the run that writes it has not finished (train.py writes its train.json last;
+    a stats file is rewritten epoch by epoch while the run trains)."""
     training = root / "training"
-    return [path for path in plan.inputs.values() if training in path.parents and not path.exists()]
+    missing = []
+    for path in plan.inputs.values():
+        if training not in path.parents:
+            continue
+        finished = path.parent / "train.json"
+        if not path.exists() or not finished.exists() or finished.stat().st_mtime < path.stat().st_mtime:
+            missing.append(path)
+    return missing
 
 
 def has_key(config: Config, dotted: str) -> bool:
@@ -260,11 +273,18 @@ def has_key(config: Config, dotted: str) -> bool:
 
 def digest(path: Path) -> str:
     """The content of an input: a DocBin's texts and entities (its bytes vary with Python's
-    string hashing), a directory's files (a KB), or a file's bytes."""
+    string hashing), a run's stats file's acceptances, a directory's files (a KB), or a
+    file's bytes."""
     if not path.exists():
+        if "training" in path.parts:
+            raise SystemExit(f"Input {path} does not exist: it is another run's output; run that system and seed first.")
         raise SystemExit(f"Input {path} does not exist: run the benchmark's `data` command (and `kb` for the linkers).")
     md5 = hashlib.md5()
-    if path.suffix == ".spacy":
+    if path.suffix == ".jsonl" and "training" in path.parts:
+        # a run's stats, which another run replays: their acceptances, not their timings
+        for line in srsly.read_jsonl(path):
+            md5.update(json.dumps([line.get("epoch"), line.get("acceptance")]).encode("utf8"))
+    elif path.suffix == ".spacy":
         import spacy
 
         for doc in DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab):

@@ -46,8 +46,8 @@ def paired(values: List[float]) -> Dict:
 def same_device(run: Dict, other: Dict) -> bool:
     """Whether two runs trained on the same kind of machine: the same GPU (or none) and as
     many CPUs."""
-    a, b = run.get("machine") or {}, other.get("machine") or {}
-    return (a.get("gpu"), a.get("cpus")) == (b.get("gpu"), b.get("cpus"))
+    a, b = run.get("machine"), other.get("machine")
+    return bool(a and b) and (a.get("gpu"), a.get("cpus")) == (b.get("gpu"), b.get("cpus"))
 
 
 def comparison(runs: Dict[int, Dict], baseline: Dict[int, Dict], reference: Dict[int, Dict]) -> Dict:

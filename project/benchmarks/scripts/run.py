@@ -103,7 +103,11 @@ def run(bench: Benchmark, plan: Plan, force: bool = False, env: Optional[Dict[st
     waiting = missing_run_outputs(bench.root, plan)
     if waiting:  # e.g. a control that replays a denoise run's stats, before that run
         names = ", ".join(str(path.relative_to(bench.root)) for path in waiting)
-        print(f"{label}: skipped, it needs {names} (run that system and seed first)", flush=True)
+        if read_json(target) is not None and not force:
+            print(f"{label}: kept the result on record ({names}, its input, is not on this machine to check it against)")
+        else:
+            print(f"{label}: skipped, it needs {names}: run that system and seed first, to the end (with --force "
+                  "if its result is on record from another machine)", flush=True)
         return False
     fingerprint = plan.fingerprint()
     previous = read_json(target)
