@@ -465,6 +465,26 @@ def test_noisebench_conversion_writes_every_label_set_and_its_oracle(tmp_path):
     assert (report["sentences"], report["sentences_differing"]) == (6, 1)
 
 
+def test_grid_takes_the_matched_control_and_runs_it_after_its_denoise_run(monkeypatch):
+    from types import SimpleNamespace
+
+    files = {"nb_denoise_sentmix", "nb_random_sentmix", "nb_matched_sentmix", "nb_denoise_out", "nb_random_out"}
+    assert noisebench_grid.control_of("nb_denoise_sentmix", files) == "nb_matched_sentmix"
+    assert noisebench_grid.control_of("nb_denoise_out", files) == "nb_random_out"
+    assert ("nb_matched_sentmix", "noise_distant", 2) in noisebench_grid.stage_two("nb_denoise_sentmix", files)
+    # a control queued before its denoise run waits for it instead of being skipped
+    ran = []
+    control = SimpleNamespace(system=SimpleNamespace(name="nb_matched_sentmix@noise_distant"), seed=1)
+    denoise = SimpleNamespace(system=SimpleNamespace(name="nb_denoise_sentmix@noise_distant"), seed=1)
+    monkeypatch.setattr(noisebench_grid, "missing_run_outputs", lambda root, plan: [] if plan is denoise or denoise in ran else ["stats"])
+    monkeypatch.setattr(noisebench_grid, "run", lambda bench_, plan, env=None, quiet=False: ran.append(plan) or True)
+    scheduler = noisebench_grid.Scheduler(SimpleNamespace(root=Path(".")), jobs=1, gpu_id=-1, end=float("inf"), first_guess=1.0)
+    scheduler.add([control, denoise])
+    scheduler.start()
+    scheduler.close()
+    assert ran == [denoise, control] and not scheduler.failed
+
+
 def test_grid_selection_ignores_variants_with_a_missing_run():
     chosen = noisebench_grid.choose_variant({"a": [0.9, None], "b": [0.5, 0.6], "c": [0.6, 0.6]})
     assert chosen == "c"

@@ -22,7 +22,10 @@ selection bias of a maximum over seven (the report says so).
 
 Stage 2 (once stage 1's variants have finished): the chosen variant with seeds 1 and 2 on
 crowd and distant, its `random` control (same unit, same acceptance rate, blind) with seeds
-0-2 on crowd and distant, and both once on the expert labels.
+0-2 on crowd and distant, and both once on the expert labels. The control is `nb_matched_X`
+where systems.yml defines one (its acceptance replayed, epoch by epoch, from the variant's run
+of the same label set and seed, which it waits for), else `nb_random_X` (the rate its own
+losses give).
 
 Another label set over the same articles (`--noisy-train NAME.train.txt`, 4-column CoNLL like
 NoiseBench's files): converted beside NoiseBench's sets (with its oracle), after which every
@@ -42,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from bench import Plan, load_benchmark, make_plan, read_json, result_path
+from bench import Plan, load_benchmark, make_plan, missing_run_outputs, read_json, result_path
 from run import run, run_environment
 
 CROWD, DISTANT, EXPERT = "noise_crowdbest", "noise_distant", "noise_expert"
@@ -59,18 +62,31 @@ def stage_one() -> List[tuple]:
     return runs
 
 
-def stage_two(best: str) -> List[tuple]:
-    control = best.replace("nb_denoise", "nb_random")
+def system_files(bench) -> set:
+    """The benchmark's system names without their label set (nb_matched_sentmix, ...)."""
+    return {system.file for system in bench.systems.values()}
+
+
+def control_of(best: str, files: Optional[set] = None) -> str:
+    """The variant's control: `nb_matched_X` (random at exactly the variant's acceptance,
+    replayed from its run) where the benchmark defines one, else `nb_random_X` (random at the
+    rate its own losses give)."""
+    matched = best.replace("nb_denoise", "nb_matched")
+    return matched if files is not None and matched in files else best.replace("nb_denoise", "nb_random")
+
+
+def stage_two(best: str, files: Optional[set] = None) -> List[tuple]:
+    control = control_of(best, files)
     runs = [(control, label, 0) for label in (DISTANT, CROWD)]
     runs += [(name, label, seed) for seed in (1, 2) for name in (best, control) for label in (DISTANT, CROWD)]
     runs += [(best, EXPERT, 0), (control, EXPERT, 0)]
     return runs
 
 
-def own_label_set_runs(best: str, name: str) -> List[tuple]:
+def own_label_set_runs(best: str, name: str, files: Optional[set] = None) -> List[tuple]:
     """The runs of a user's label set: uniform, the chosen variant and its control over three
     seeds, the oracle once."""
-    control = best.replace("nb_denoise", "nb_random")
+    control = control_of(best, files)
     return [(system, name, seed) for seed in (0, 1, 2) for system in ("nb_uniform", best, control)] + [
         ("nb_oracle", name, 0)]
 
@@ -145,10 +161,16 @@ class Scheduler:
                 else:
                     plan = self.queue.pop(0)
                     label = f"{plan.system.name}/seed{plan.seed}"
-                    if time.monotonic() + self.typical() > self.end:
+                    if (self.queue or self.busy) and missing_run_outputs(self.bench.root, plan):
+                        # it reads another run's output (a matched control, its denoise run):
+                        # wait while that run may still be queued or running
+                        self.queue.append(plan)
+                        plan = None
+                    elif time.monotonic() + self.typical() > self.end:
                         self.not_started.append(label)
                         continue
-                    self.busy += 1
+                    else:
+                        self.busy += 1
             if plan is None:
                 time.sleep(1)
                 continue
@@ -198,7 +220,7 @@ def main() -> None:
         for plan in first:
             print("stage 1:", plan.system.name, f"seed{plan.seed}")
         print("stage 2: the chosen variant's and its control's runs, e.g.")
-        for plan in plans(stage_two(VARIANTS[0])):
+        for plan in plans(stage_two(VARIANTS[0], system_files(bench))):
             print("stage 2:", plan.system.name, f"seed{plan.seed}")
         return
     scheduler = start_scheduler(bench, args, first)
@@ -214,7 +236,7 @@ def main() -> None:
         if all(x is not None for scores in f1.values() for x in scores):
             chosen = choose_variant(f1)
             # ahead of the remaining stage-1 runs: the control is what the claim rests on
-            scheduler.add(plans(stage_two(chosen)), first=True)
+            scheduler.add(plans(stage_two(chosen, system_files(bench))), first=True)
         elif scheduler.idle():
             break  # a variant failed or was not started: nothing to choose from
         time.sleep(1)
@@ -238,7 +260,7 @@ def run_own_label_set(args, bench, scale) -> None:
     f1 = {v: [finished_f1(bench, p) for p in ps] for v, ps in seed0.items()}
     best = choose_variant(f1)
     plans = [make_plan(bench, bench.systems[f"{n}@{label}"], scale, seed, args.model)
-             for n, label, seed in own_label_set_runs(best, name)]
+             for n, label, seed in own_label_set_runs(best, name, system_files(bench))]
     if args.dry_run:
         for plan in plans:
             print("label set:", plan.system.name, f"seed{plan.seed}")
