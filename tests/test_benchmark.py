@@ -371,7 +371,7 @@ def test_grid_chooses_the_best_variant_then_runs_its_seeds_and_control(tiny_benc
     noisebench_grid.main()
     out = capsys.readouterr().out
     assert "chosen variant: nb_denoise_out" in out
-    assert len(ran) == len(set(ran)) == len(noisebench_grid.stage_one()) + len(noisebench_grid.stage_two("x"))
+    assert len(ran) == len(set(ran)) == len(noisebench_grid.stage_one()) + len(noisebench_grid.stage_two("x", set()))
     assert ("nb_random_out@noise_distant", 2) in ran and ("nb_denoise_out@noise_crowdbest", 1) in ran
     assert not any(name.startswith("nb_random_s") for name, _ in ran)  # no other variant's control
     # the variants ran before their selection needed them; a second pass runs nothing new

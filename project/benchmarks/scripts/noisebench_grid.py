@@ -67,15 +67,15 @@ def system_files(bench) -> set:
     return {system.file for system in bench.systems.values()}
 
 
-def control_of(best: str, files: Optional[set] = None) -> str:
+def control_of(best: str, files: set) -> str:
     """The variant's control: `nb_matched_X` (random at exactly the variant's acceptance,
     replayed from its run) where the benchmark defines one, else `nb_random_X` (random at the
     rate its own losses give)."""
     matched = best.replace("nb_denoise", "nb_matched")
-    return matched if files is not None and matched in files else best.replace("nb_denoise", "nb_random")
+    return matched if matched in files else best.replace("nb_denoise", "nb_random")
 
 
-def stage_two(best: str, files: Optional[set] = None) -> List[tuple]:
+def stage_two(best: str, files: set) -> List[tuple]:
     control = control_of(best, files)
     runs = [(control, label, 0) for label in (DISTANT, CROWD)]
     runs += [(name, label, seed) for seed in (1, 2) for name in (best, control) for label in (DISTANT, CROWD)]
@@ -83,7 +83,7 @@ def stage_two(best: str, files: Optional[set] = None) -> List[tuple]:
     return runs
 
 
-def own_label_set_runs(best: str, name: str, files: Optional[set] = None) -> List[tuple]:
+def own_label_set_runs(best: str, name: str, files: set) -> List[tuple]:
     """The runs of a user's label set: uniform, the chosen variant and its control over three
     seeds, the oracle once."""
     control = control_of(best, files)
