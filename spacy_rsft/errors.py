@@ -149,7 +149,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E109 = (
         "[spacy-rsft.RejectionSampledCorpus.v1] `acceptance_from` = '{path}': {problem}. "
         "Point it at the stats file (`stats_path`) of a finished run of the same corpus "
-        "with the same unit settings, e.g. the `denoise` run this `random` run controls."
+        "with the same unit settings, e.g. the `denoise` run this `random` run controls, "
+        "or at that file cut down by `spacy_rsft.sampling.reader.replay_lines`."
     )
     # rsft_entity_linker
     E201 = (

@@ -2,7 +2,6 @@
 system files, the runner's plans and fingerprints, a real run of two systems with the tiny
 test model, the report on synthetic results, and (slow) the weasel round trip."""
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -228,32 +227,47 @@ def test_fingerprint_ignores_where_outputs_go_but_not_the_seed(tiny_benchmark):
 
 
 def test_a_control_that_replays_another_run_waits_for_that_run(capsys):
-    """nb_matched_sentmix reads nb_denoise_sentmix's stats of the same label set and seed
-    (a `{training}/...` input); before that run has written them, run.py skips it and says
-    which run to do first, instead of failing the suite."""
+    """nb_matched_sentmix reads the replay file beside nb_denoise_sentmix's result of the same
+    label set and seed (a `{results}/...` input); before that run is on record, run.py skips
+    it and says which run to do first, instead of failing the suite."""
     import run as bench_run
 
     spec = bench.load_benchmark()
     plan = bench.make_plan(spec, spec.systems["nb_matched_sentmix@noise_distant"], spec.scale("full"), 97, "m")
-    expected = spec.root / "training" / "full" / "nb_denoise_sentmix@noise_distant" / "seed97" / "sampler_stats.jsonl"
+    expected = spec.root / "results" / "full" / "runs" / "noisebench" / "nb_denoise_sentmix@noise_distant" / "seed97.replay.jsonl"
     assert plan.inputs["acceptance_from"] == expected
     assert plan.config["corpora"]["train"]["target"] == "random"
     assert bench.missing_run_outputs(spec.root, plan) == [expected]
     assert bench_run.run(spec, plan) is False
-    assert "nb_denoise_sentmix@noise_distant/seed97/sampler_stats.jsonl: run that system and seed first" in capsys.readouterr().out
+    assert "nb_denoise_sentmix@noise_distant/seed97.replay.jsonl: run that system and seed first" in capsys.readouterr().out
     assert not bench.run_dir(spec.root, "full", plan.system.name, 97).exists()
-    # a stats file still being written (its run has not written train.json) is not ready either
     try:
-        expected.parent.mkdir(parents=True)
-        (expected.parent / "train.json").write_text("{}")
-        expected.write_text('{"epoch": 0, "acceptance": [1.0]}\n')
-        os.utime(expected.parent / "train.json", (1000, 1000))  # an earlier run's
-        os.utime(expected, (2000, 2000))
-        assert bench.missing_run_outputs(spec.root, plan) == [expected]
-        os.utime(expected.parent / "train.json", (3000, 3000))  # written after the stats: finished
+        expected.write_text('{"epoch": 0, "proposed": 4353, "mean_acceptance": {"all": 1.0}}\n')
         assert bench.missing_run_outputs(spec.root, plan) == []
     finally:
-        shutil.rmtree(expected.parent)
+        expected.unlink()
+
+
+def test_a_runs_replay_file_digests_like_its_stats_file(tmp_path):
+    """run.py writes a run's stats cut to its mean acceptances beside its result; a control's
+    fingerprint digests what it replays, so it is the same from either file, and changes
+    with the acceptances."""
+    out = tmp_path / "training" / "full" / "nb_denoise_sentmix@noise_distant" / "seed0"
+    out.mkdir(parents=True)
+    lines = [{"epoch": e, "unit": "sentence", "context": "document", "proposed": 4, "acceptance": a,
+              "losses": [0.1, 0.2, 0.3, 0.4]} for e, a in enumerate([[1.0] * 4, [1.0, 0.5, 0.2, 0.1]])]
+    (out / "sampler_stats.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    target = tmp_path / "results" / "full" / "runs" / "noisebench" / "nb_denoise_sentmix@noise_distant" / "seed0.json"
+    replay = bench.write_replay(out, target)
+    assert replay == target.with_suffix(".replay.jsonl")
+    written = [json.loads(line) for line in replay.read_text().splitlines()]
+    assert [line["mean_acceptance"] for line in written] == [{"all": 1.0}, {"all": 0.45}]
+    assert all("acceptance" not in line and "losses" not in line for line in written)
+    assert bench.digest(replay) == bench.digest(out / "sampler_stats.jsonl")
+    lines[1]["acceptance"] = [1.0, 0.5, 0.2, 0.2]
+    (out / "sampler_stats.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert bench.digest(replay) != bench.digest(out / "sampler_stats.jsonl")
+    assert bench.write_replay(tmp_path, target) is None  # no stats: nothing to replay
 
 
 # -- the report, on synthetic results ------------------------------------------------------

@@ -524,6 +524,46 @@ def test_random_replays_the_acceptance_of_the_run_it_controls(tmp_path, tiny_ber
         acceptance, expected = numpy.asarray(line["acceptance"]), other[min(line["epoch"], 2)]
         numpy.testing.assert_allclose(acceptance[entity], expected[entity].mean(), atol=1e-3)
         assert (acceptance[~entity] == 1).all()
+        # the line records what a control of this run would replay: the mean per group
+        assert line["mean_acceptance"] == pytest.approx(
+            {"entity": acceptance[entity].mean(), "outside": 1.0}, abs=1e-3)
+
+
+def test_a_replay_file_replays_what_the_stats_file_replays(tmp_path):
+    """`replay_lines` cuts a stats file to its epochs' group means: a control reading it
+    gets the same acceptance as one reading the full file, from stats written before the
+    lines recorded the means too (grouped by the unit table's entity flags)."""
+    from spacy_rsft.sampling.reader import RejectionSampledCorpus, replay_lines
+
+    DocBin(docs=four_sentence_docs(8)[0]).to_disk(tmp_path / "t.spacy")
+    reader = RejectionSampledCorpus(tmp_path / "t.spacy", unit="span", span_kinds="entity")
+    entity = reader._unit_table(reader.load_examples(spacy.blank("en"))).entity
+    rng = numpy.random.default_rng(1)
+    stats = [{"epoch": e, "unit": "span", "context": "document", "span_kinds": "entity", "proposed": len(entity),
+              "losses": rng.uniform(size=len(entity)).tolist(), "acceptance": rng.uniform(size=len(entity)).tolist()}
+             for e in range(3)]
+    with pytest.raises(ValueError, match="entity"):
+        replay_lines(stats)  # span units cannot be grouped without the unit table
+    compact = replay_lines(stats, entity.astype(int).tolist())
+    assert all("acceptance" not in line and "losses" not in line for line in compact)
+    paths = {"stats": tmp_path / "stats.jsonl", "replay": tmp_path / "replay.jsonl"}
+    for name, lines in (("stats", stats), ("replay", compact)):
+        paths[name].write_text("".join(json.dumps(line) + "\n" for line in lines))
+    replayed = {}
+    for name, path in paths.items():
+        control = RejectionSampledCorpus(tmp_path / "t.spacy", target="random", unit="span", span_kinds="entity",
+                                         acceptance_from=str(path))
+        control.epoch = 2
+        replayed[name] = control._replayed_acceptance(numpy.ones(entity.shape), entity.astype("int64"))
+    numpy.testing.assert_allclose(replayed["replay"], replayed["stats"], atol=1e-6)
+    assert replayed["stats"][entity][0] == pytest.approx(numpy.asarray(stats[2]["acceptance"])[entity].mean())
+    # a replay file of sentence units has one group; a span control cannot use it
+    (tmp_path / "sentences.jsonl").write_text(json.dumps(
+        {"epoch": 0, "proposed": len(entity), "mean_acceptance": {"all": 0.7}}) + "\n")
+    control = RejectionSampledCorpus(tmp_path / "t.spacy", target="random", unit="span", span_kinds="entity",
+                                     acceptance_from=str(tmp_path / "sentences.jsonl"))
+    with pytest.raises(ValueError, match="no mean acceptance of the 'outside' units"):
+        control._replayed_acceptance(numpy.ones(entity.shape), entity.astype("int64"))
 
 
 def test_replayed_acceptance_leaves_the_other_span_kind_alone(tmp_path):

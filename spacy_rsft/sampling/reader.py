@@ -12,6 +12,7 @@ import os
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -108,7 +109,8 @@ class RejectionSampledCorpus(Corpus):
         seed (int): Seed of the accept/reject draws and the shuffle.
         acceptance_from (Optional[Union[str, Path]]): With target "random": the stats file
             of another run over the same units (usually the `denoise` run this one
-            controls); each epoch, every unit is accepted with that run's mean acceptance
+            controls), or that file cut down by `replay_lines` (what it needs of each
+            epoch, small enough to keep with the run's results); each epoch, every unit is accepted with that run's mean acceptance
             in the same epoch and group, so the control trains on as many units as that
             run did, chosen blindly (without it, "random" takes the rate its own losses
             give, which drifts from the other run's as the two models differ).
@@ -260,7 +262,7 @@ class RejectionSampledCorpus(Corpus):
         losses = self._update_losses(nlp, examples, table)
         scoring_seconds = time.perf_counter() - started
         # span units: entity spans and outside tokens are ranked apart
-        groups = table.entity.astype("int64") if self.unit == "span" else None
+        groups = entity_groups(self.unit, table)
         acceptance = self.sampler.acceptance(self.epoch, losses, table.labels, groups)
         if self.replayed is not None:
             acceptance = self._replayed_acceptance(acceptance, groups)
@@ -281,12 +283,12 @@ class RejectionSampledCorpus(Corpus):
             self._replay_warned.add(epoch)
             warnings.warn(Warnings.W011.format(path=self.acceptance_from, epoch=self.epoch, last=epoch))
         other = self.replayed[epoch]
-        if other.shape != acceptance.shape:
-            problem = f"its epoch {epoch} has {other.shape[0]} units, this corpus {acceptance.shape[0]}"
+        if other.units != acceptance.shape[0]:
+            problem = f"its epoch {epoch} has {other.units} units, this corpus {acceptance.shape[0]}"
             raise ValueError(Errors.E109.format(path=self.acceptance_from, problem=problem))
         replayed = numpy.empty_like(acceptance)
-        for members in ([slice(None)] if groups is None else [groups == g for g in numpy.unique(groups)]):
-            replayed[members] = other[members].mean()
+        for name, members in acceptance_groups(groups):
+            replayed[members] = other.mean(name, members, self.acceptance_from)
         return replayed
 
     def _unit_table(self, examples: List[Example]) -> UnitTable:
@@ -406,6 +408,9 @@ class RejectionSampledCorpus(Corpus):
             "accepted": int(mask.sum()),
             "acceptance_rate": float(mask.mean()) if n else 0.0,
             "expected_accepted": float(draw.acceptance.sum()),
+            # the mean acceptance per group of units ranked together: all a control that
+            # replays this run needs (`replay_lines` keeps it and drops the per-unit lists)
+            "mean_acceptance": group_means(draw.acceptance, entity_groups(self.unit, table)),
             "examples_trained": len(epoch_examples),
             "denoise_quantiles": [round(q, 4) for q in self.sampler.last_quantiles],
             "acceptance_from": self.acceptance_from,
@@ -460,20 +465,73 @@ class RejectionSampledCorpus(Corpus):
             tmp.write_text(json.dumps(data), encoding="utf8")
 
 
-def read_acceptances(path: Path, units: Dict[str, str]) -> Dict[int, numpy.ndarray]:
-    """A run's stats file as epoch -> every unit's acceptance probability; its epochs must
-    run 0, 1, 2, ... and its unit settings (where recorded) equal `units`."""
+# Units ranked apart (span units: outside tokens 0, entity spans 1) and their names in
+# the stats' `mean_acceptance`; units of the other shapes form one group, "all".
+GROUP_NAMES = {0: "outside", 1: "entity"}
+# What a replay file keeps of a stats line: the epoch, the unit settings, how many units
+# there were and their mean acceptance per group (not the per-unit lists).
+REPLAY_KEYS = ("epoch", "target", "unit", "context", "span_kinds", "warmup", "proposed", "accepted",
+               "expected_accepted", "mean_acceptance")
+
+
+def entity_groups(unit: str, table: UnitTable) -> Optional[numpy.ndarray]:
+    """Span units: entity spans (1) and outside tokens (0) are ranked apart; else None."""
+    return table.entity.astype("int64") if unit == "span" else None
+
+
+def acceptance_groups(groups: Optional[numpy.ndarray]) -> List[Tuple[str, Any]]:
+    """(name, index) of every group of units; one group, "all", when groups is None."""
+    if groups is None:
+        return [("all", slice(None))]
+    return [(GROUP_NAMES[int(g)], groups == g) for g in numpy.unique(groups)]
+
+
+def group_means(acceptance: numpy.ndarray, groups: Optional[numpy.ndarray]) -> Dict[str, float]:
+    """Mean acceptance of every group of units, rounded to 6 decimals."""
+    return {name: round(float(acceptance[members].mean()), 6) for name, members in acceptance_groups(groups)
+            if acceptance[members].size}
+
+
+@dataclass
+class ReplayedEpoch:
+    """One epoch of the run a `random` control replays: how many units it had, and either
+    every unit's acceptance (a stats file) or the mean per group (a replay file)."""
+
+    units: int
+    acceptance: Optional[numpy.ndarray] = None
+    means: Optional[Dict[str, float]] = None
+
+    def mean(self, group: str, members: Any, path: Optional[str]) -> float:
+        if self.means is None:
+            return float(self.acceptance[members].mean())
+        if group not in self.means:
+            problem = f"it has no mean acceptance of the {group!r} units (it has {sorted(self.means)})"
+            raise ValueError(Errors.E109.format(path=path, problem=problem))
+        return self.means[group]
+
+
+def read_acceptances(path: Path, units: Dict[str, str]) -> Dict[int, ReplayedEpoch]:
+    """A run's stats file, or its replay file (`replay_lines`), as epoch -> what the run
+    accepted; its epochs must run 0, 1, 2, ... and its unit settings (where recorded)
+    equal `units`."""
     if not path.is_file():
         raise ValueError(Errors.E109.format(path=path, problem="there is no such file"))
-    acceptances: Dict[int, numpy.ndarray] = {}
+    acceptances: Dict[int, ReplayedEpoch] = {}
     for number, text in enumerate(path.read_text(encoding="utf8").splitlines(), start=1):
         if not text.strip():
             continue
         try:
             line = json.loads(text)
-            epoch, acceptance = int(line["epoch"]), numpy.asarray(line["acceptance"], dtype="float64")
+            epoch = int(line["epoch"])
+            if "acceptance" in line:
+                acceptance = numpy.asarray(line["acceptance"], dtype="float64")
+                replayed = ReplayedEpoch(units=acceptance.shape[0], acceptance=acceptance)
+            else:
+                means = {str(k): float(v) for k, v in dict(line["mean_acceptance"]).items()}
+                replayed = ReplayedEpoch(units=int(line["proposed"]), means=means)
         except (ValueError, KeyError, TypeError) as err:
-            problem = f"line {number} is not a stats line with `epoch` and `acceptance` ({err!r})"
+            problem = (f"line {number} is not a stats line with `epoch` and `acceptance` (or a replay line with "
+                       f"`epoch`, `proposed` and `mean_acceptance`) ({err!r})")
             raise ValueError(Errors.E109.format(path=path, problem=problem)) from None
         if epoch != len(acceptances):
             problem = f"line {number} is epoch {epoch}, expected epoch {len(acceptances)}"
@@ -482,10 +540,30 @@ def read_acceptances(path: Path, units: Dict[str, str]) -> Dict[int, numpy.ndarr
         if differ:
             problem = f"its units were {differ}, this reader's are {units}"
             raise ValueError(Errors.E109.format(path=path, problem=problem))
-        acceptances[epoch] = acceptance
+        acceptances[epoch] = replayed
     if not acceptances:
         raise ValueError(Errors.E109.format(path=path, problem="it has no epochs"))
     return acceptances
+
+
+def replay_lines(stats: List[Dict[str, Any]], entity: Optional[List[int]] = None) -> List[Dict[str, Any]]:
+    """A stats file's lines cut to what `acceptance_from` needs (REPLAY_KEYS): a few hundred
+    bytes an epoch instead of every unit's loss and acceptance, small enough to keep with a
+    run's results so its control can be run later, elsewhere. Stats written before the
+    lines recorded `mean_acceptance` get it from `acceptance`, grouped by the unit table's
+    `entity` flags (STATS.units.json) for span units.
+    """
+    lines = []
+    for line in stats:
+        line = dict(line)
+        if "mean_acceptance" not in line:
+            if line.get("unit") == "span" and entity is None:
+                raise ValueError(Errors.E109.format(
+                    path="(stats lines)", problem="span units need the unit table's `entity` flags to group them"))
+            groups = numpy.asarray(entity, dtype="int64") if line.get("unit") == "span" else None
+            line["mean_acceptance"] = group_means(numpy.asarray(line["acceptance"], dtype="float64"), groups)
+        lines.append({key: line[key] for key in REPLAY_KEYS if key in line})
+    return lines
 
 
 def write_jsonl_atomic(path: Path, lines: List[Dict[str, Any]]) -> None:

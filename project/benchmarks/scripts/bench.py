@@ -23,6 +23,7 @@ from spacy.tokens import DocBin
 from thinc.api import Config
 
 from spacy_rsft.io import atomic_output
+from spacy_rsft.sampling.reader import replay_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 # [paths] values that name outputs: where a run writes them does not change its result
@@ -240,26 +241,52 @@ def read_partial_config(path: Path) -> Config:
 def resolve_input(root: Path, scale: Scale, value: str) -> Path:
     """An input file: `{data}/conll/train.spacy` is in the scale's corpus folder
     (corpus/full, corpus/tenth); `{training}/NAME/seed0/...` is another run's output at the
-    same scale (training/full/...: that run must have finished first); anything else is
-    relative to corpus/."""
-    if value.startswith("{training}/"):
-        return root / "training" / scale.name / value[len("{training}/"):]
+    same scale (training/full/...: that run must have finished first), `{results}/runs/...`
+    a file run.py writes beside another run's result (results/full/runs/...: committed, so
+    it is there on any checkout once that run is on record); anything else is relative to
+    corpus/."""
+    for folder in ("training", "results"):
+        if value.startswith(f"{{{folder}}}/"):
+            return root / folder / scale.name / value[len(folder) + 3:]
     return root / "corpus" / value.replace("{data}", scale.data)
 
 
 def missing_run_outputs(root: Path, plan: "Plan") -> List[Path]:
     """The inputs of a plan that other runs write and that are not there yet: the file is
     missing, or the run that writes it has not finished (train.py writes its train.json last;
-    a stats file is rewritten epoch by epoch while the run trains)."""
+    a stats file is rewritten epoch by epoch while the run trains; a file beside a result is
+    written, atomically, once the run has finished)."""
     training = root / "training"
     missing = []
     for path in plan.inputs.values():
+        if root / "results" in path.parents and not path.exists():
+            missing.append(path)
         if training not in path.parents:
             continue
         finished = path.parent / "train.json"
         if not path.exists() or not finished.exists() or finished.stat().st_mtime < path.stat().st_mtime:
             missing.append(path)
     return missing
+
+
+def unit_entity_flags(stats: Path) -> Optional[List[int]]:
+    """The entity flags of a stats file's unit table (STATS.units.json), if it is there."""
+    units = read_json(stats.with_name(stats.stem + ".units.json"))
+    return None if units is None else units["entity"]
+
+
+def write_replay(out: Path, target: Path) -> Optional[Path]:
+    """A run's stats cut to what a control replays (`replay_lines`), written beside its
+    result as seedN.replay.jsonl: a few KB, committed with the result, so the control can
+    run on another checkout, after the training folder is gone. None if it has no stats."""
+    stats = out / "sampler_stats.jsonl"
+    if not stats.exists():
+        return None
+    path = target.with_suffix(".replay.jsonl")
+    lines = replay_lines(list(srsly.read_jsonl(stats)), unit_entity_flags(stats))
+    with atomic_output(path) as tmp:
+        tmp.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf8")
+    return path
 
 
 def has_key(config: Config, dotted: str) -> bool:
@@ -276,14 +303,15 @@ def digest(path: Path) -> str:
     string hashing), a run's stats file's acceptances, a directory's files (a KB), or a
     file's bytes."""
     if not path.exists():
-        if "training" in path.parts:
+        if "training" in path.parts or "results" in path.parts:
             raise SystemExit(f"Input {path} does not exist: it is another run's output; run that system and seed first.")
         raise SystemExit(f"Input {path} does not exist: run the benchmark's `data` command (and `kb` for the linkers).")
     md5 = hashlib.md5()
-    if path.suffix == ".jsonl" and "training" in path.parts:
-        # a run's stats, which another run replays: their acceptances, not their timings
-        for line in srsly.read_jsonl(path):
-            md5.update(json.dumps([line.get("epoch"), line.get("acceptance")]).encode("utf8"))
+    if path.suffix == ".jsonl" and ("training" in path.parts or "results" in path.parts):
+        # a run's stats or its replay file, which a control replays: what it replays (the
+        # units and mean acceptance of every epoch), so both forms of one run digest alike
+        for line in replay_lines(list(srsly.read_jsonl(path)), unit_entity_flags(path)):
+            md5.update(json.dumps([line["epoch"], line.get("proposed"), line["mean_acceptance"]], sort_keys=True).encode("utf8"))
     elif path.suffix == ".spacy":
         import spacy
 

@@ -32,6 +32,7 @@ from typing import Dict, List, Optional
 
 from bench import (
     Benchmark, Plan, load_benchmark, make_plan, missing_run_outputs, read_json, result_path, run_dir, write_json,
+    write_replay,
 )
 from metrics import summarize
 
@@ -130,6 +131,7 @@ def run(bench: Benchmark, plan: Plan, force: bool = False, env: Optional[Dict[st
             evaluate_end_to_end(plan, out, env, log)
     result = summarize(plan, out, gpu_id=int((env or {}).get("RSFT_BENCH_GPU", "-1")))
     result["fingerprint"] = fingerprint
+    write_replay(out, target)  # before the result: a result on record has its replay file
     write_json(target, result)
     print(f"{label}: wrote {target.relative_to(bench.root)}", flush=True)
     return True
