@@ -270,6 +270,25 @@ def test_a_runs_replay_file_digests_like_its_stats_file(tmp_path):
     assert bench.write_replay(tmp_path, target) is None  # no stats: nothing to replay
 
 
+def test_a_replay_file_from_a_results_realized_acceptance(tmp_path):
+    """A result whose training folder is gone still records each sampled epoch's realized
+    acceptance: write_replays.py turns it into a replay file (warm-up epochs at 1.0), which
+    the reader accepts and which says where it came from."""
+    import write_replays
+    from spacy_rsft.sampling.reader import read_acceptances
+
+    result = {"sampler": {"epochs": 3, "sampled_epochs": 2, "acceptance": [0.83, 0.7]},
+              "noise_detection": {"unit": "sentence", "epochs": [{"epoch": 1, "all": {"units": 4353}}]}}
+    units = {"unit": "sentence", "context": "document", "span_kinds": "both"}
+    lines = write_replays.realized_lines(result, units)
+    assert [line["mean_acceptance"]["all"] for line in lines] == [1.0, 0.83, 0.7]
+    assert all(line["source"].startswith("realized") and line["proposed"] == 4353 for line in lines)
+    path = tmp_path / "seed0.replay.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    replayed = read_acceptances(path, units)
+    assert replayed[2].units == 4353 and replayed[2].means == {"all": 0.7}
+
+
 # -- the report, on synthetic results ------------------------------------------------------
 
 
