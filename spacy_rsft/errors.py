@@ -152,6 +152,12 @@ class Errors(metaclass=ErrorsWithCodes):
         "with the same unit settings, e.g. the `denoise` run this `random` run controls, "
         "or at that file cut down by `spacy_rsft.sampling.reader.replay_lines`."
     )
+    E110 = (
+        "[spacy-rsft.RejectionSampledCorpus.v1] `rejected = \"relabel\"` replaces the "
+        "labels of rejected sentences with the pipeline's predicted entities, and the "
+        "pipeline {pipeline} has no component that sets `doc.ents`. Add an NER component "
+        "(rsft_ner) or use `rejected = \"mask\"`."
+    )
     # rsft_entity_linker
     E201 = (
         "[{name}] `kb_loader` must be a function that takes the vocab and returns a "

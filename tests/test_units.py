@@ -3,7 +3,7 @@ sampler's noise-rate form of `denoise`, its `random` control and grouped ranking
 import numpy
 import pytest
 import spacy
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 
 from spacy_rsft.pipeline.batching import padding_groups
@@ -73,6 +73,49 @@ def test_masking_removes_the_labels_of_rejected_units_only(doc):
     # two apart by the reference's ENT_IOB (0 = missing)
     assert masked.get_aligned_ner()[6:] == [None] * 5
     assert masked.get_aligned("ENT_IOB")[6:] == [0] * 5
+
+
+def test_relabeling_puts_the_predicted_entities_into_rejected_sentences_only(doc):
+    """The rejected sentence gets the model's entities, its other tokens become O (not
+    missing: relabeling teaches, masking does not); the kept sentence keeps its gold; a
+    predicted entity reaching out of the sentence, or not on token boundaries, leaves its
+    tokens there missing; the unrelabeled reference is kept for the loss records."""
+    from spacy_rsft.sampling.units import relabeled_example
+    from spacy_rsft.ty import UNMASKED_KEY
+
+    eg = Example(Doc(doc.vocab, words=WORDS), doc)
+    predicted = Doc(doc.vocab, words=WORDS)
+    # "Bob" (a name the noisy labels missed), "Paris" as ORG (a relabel, not a copy of the gold)
+    predicted.set_ents([predicted.char_span(*_chars(predicted, 7, 8), label="PER"),
+                        predicted.char_span(*_chars(predicted, 9, 10), label="ORG")])
+    relabeled, counts = relabeled_example(eg, [(6, 11)], predicted)
+    ents = [(e.start, e.end, e.label_) for e in relabeled.reference.ents]
+    assert ents == [(0, 1, "PER"), (2, 3, "PER"), (4, 5, "LOC"), (7, 8, "PER"), (9, 10, "ORG")]
+    assert [t.ent_iob_ for t in relabeled.reference[6:]] == ["O", "B", "O", "B", "O"]
+    assert counts == {"entities": 2, "missing_tokens": 0}
+    assert relabeled.reference.user_data[UNMASKED_KEY] is doc
+    assert [e.label_ for e in doc.ents][-1] == "LOC"  # the original is untouched
+    # an entity crossing into the kept sentence: its relabeled tokens are missing, the
+    # kept sentence's gold stays as it was
+    crossing = Doc(doc.vocab, words=WORDS)
+    crossing.set_ents([Span(crossing, 5, 8, "MISC")])
+    relabeled, counts = relabeled_example(eg, [(6, 11)], crossing)
+    assert [t.ent_iob_ for t in relabeled.reference[6:]] == ["", "", "O", "O", "O"]
+    assert relabeled.reference[5].ent_iob_ == "O" and counts == {"entities": 0, "missing_tokens": 2}
+    # another tokenization ("Par" "is"): an entity off the reference's token boundaries
+    # leaves the token it touches missing
+    words = WORDS[:9] + ["Par", "is", "."]
+    split = Doc(doc.vocab, words=words, spaces=[True] * 9 + [False, True, True])
+    assert split.text == doc.text
+    split.set_ents([Span(split, 9, 10, "LOC")])
+    relabeled, counts = relabeled_example(eg, [(6, 11)], split)
+    assert [t.ent_iob_ for t in relabeled.reference[6:]] == ["O", "O", "O", "", "O"]
+    assert counts == {"entities": 0, "missing_tokens": 1}
+    assert relabeled_example(eg, [], predicted)[0] is eg  # nothing rejected: the example itself
+
+
+def _chars(doc, start, end):
+    return doc[start].idx, doc[end - 1].idx + len(doc[end - 1])
 
 
 def test_token_losses_move_onto_the_reference_tokens():
@@ -496,6 +539,42 @@ def test_length_groups_give_the_update_of_one_pass(tmp_path):
         results.append((losses["rsft_ner"], probe))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
     numpy.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-4, atol=1e-5)
+
+
+def test_relabel_trains_every_document_with_its_rejected_sentences_relabeled(tmp_path, tiny_bert):
+    """`rejected = "relabel"`: each sampled epoch every document is trained (none drops out
+    with all its sentences rejected), the rejected sentences relabeled by the pipeline; the
+    stats count them, and the units' losses are still recorded against their own labels."""
+    docs, _ = four_sentence_docs(32)
+    train_path = tmp_path / "train.spacy"
+    DocBin(docs=docs).to_disk(train_path)
+    stats_path = tmp_path / "stats.jsonl"
+    settings = {"target": "denoise", "unit": "sentence", "noise_rate": 0.5, "temperature": 0.1,
+                "warmup_epochs": 1, "rejected": "relabel", "stats_path": str(stats_path)}
+    train(units_config(tmp_path, tiny_bert, train_path, settings, max_steps=40), tmp_path / "out")
+    stats = [json.loads(line) for line in stats_path.read_text().splitlines()]
+    sampled = [line for line in stats if not line["warmup"]]
+    assert sampled and all(line["rejected_as"] == "relabel" for line in stats)
+    for line in sampled:
+        assert line["examples_trained"] == len(docs)
+        assert line["relabeled"]["units"] == line["proposed"] - line["accepted"] > 0
+        assert line["relabeled"]["seconds"] >= 0 and line["relabeled"]["entities"] >= 0
+        assert line["scored"] == line["proposed"]  # relabeled sentences' losses still recorded
+
+
+def test_relabel_needs_sentence_units_and_a_component_that_sets_entities(tmp_path):
+    from spacy_rsft.sampling.reader import RejectionSampledCorpus, predict_entities
+
+    DocBin(docs=four_sentence_docs(8)[0]).to_disk(tmp_path / "t.spacy")
+    for settings in ({"unit": "example"}, {"unit": "span"}, {"unit": "sentence", "context": "sentence"}):
+        with pytest.raises(ValueError, match="rejected"):
+            RejectionSampledCorpus(tmp_path / "t.spacy", target="denoise", rejected="relabel", **settings)
+    with pytest.raises(ValueError, match="rejected"):
+        RejectionSampledCorpus(tmp_path / "t.spacy", target="denoise", unit="sentence", rejected="drop")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    with pytest.raises(ValueError, match="no component that sets `doc.ents`"):
+        predict_entities(nlp, [nlp.make_doc("Anna met Tom.")], 8)
 
 
 def test_random_replays_the_acceptance_of_the_run_it_controls(tmp_path, tiny_bert):

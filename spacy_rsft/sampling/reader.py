@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy
 from spacy.language import Language
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 from spacy.training import Corpus, Example
 from spacy.training.corpus import FILE_TYPE, walk_corpus
 from spacy.util import logger, registry
@@ -31,11 +31,13 @@ from .sampler import RejectionSampler
 from .scoring import collect_cached_losses, collect_cached_token_losses, fresh_losses, recording_components
 from .units import (
     CONTEXTS, LOSS_TOKENS, SPAN_KINDS, UNIT_LOSSES, UNITS, UnitTable, build_units, loss_token_mask, masked_example,
-    sentences, unit_losses,
+    relabeled_example, sentences, unit_losses,
 )
 
 READER_NAME = "spacy-rsft.RejectionSampledCorpus.v1"
 SCORING_MODES = ("cached", "fresh")
+# What becomes of a rejected unit inside its example (see `rejected` in the reader)
+REJECTED = ("mask", "relabel")
 
 
 @registry.readers(READER_NAME)
@@ -63,6 +65,7 @@ class RejectionSampledCorpus(Corpus):
         span_kinds: str = "both",
         unit_loss: str = "mean",
         loss_tokens: str = "all",
+        rejected: str = "mask",
         seed: int = 0,
         acceptance_from: Optional[Union[str, Path]] = None,
         stats_path: Optional[Union[str, Path]] = None,
@@ -106,6 +109,12 @@ class RejectionSampledCorpus(Corpus):
         loss_tokens (str): With unit "sentence", the tokens whose losses make the sentence's
             loss: "all", "outside" (those outside the gold entities, where a missing entity
             shows) or "entity".
+        rejected (str): What becomes of a rejected sentence (unit "sentence", context
+            "document"): "mask" (its entity annotation is set missing: it teaches nothing)
+            or "relabel" (its entity annotation is replaced by what the pipeline predicts
+            for it at the start of the epoch: self-training on the sentences whose labels
+            the model disagrees with; costs one prediction pass over the examples with a
+            rejected sentence each epoch).
         seed (int): Seed of the accept/reject draws and the shuffle.
         acceptance_from (Optional[Union[str, Path]]): With target "random": the stats file
             of another run over the same units (usually the `denoise` run this one
@@ -139,6 +148,9 @@ class RejectionSampledCorpus(Corpus):
         if loss_tokens not in LOSS_TOKENS or (loss_tokens != "all" and (unit != "sentence" or not masks_units)):
             expected = " | ".join(f'"{kind}"' for kind in LOSS_TOKENS) + ' ("all" unless unit = "sentence", context = "document")'
             raise ValueError(Errors.E101.format(setting="loss_tokens", value=loss_tokens, expected=expected))
+        if rejected not in REJECTED or (rejected != "mask" and (unit != "sentence" or not masks_units)):
+            expected = '"mask", or "relabel" with unit = "sentence" and context = "document"'
+            raise ValueError(Errors.E101.format(setting="rejected", value=rejected, expected=expected))
         super().__init__(
             path, limit=limit, gold_preproc=gold_preproc, max_length=max_length,
             augmenter=augmenter, shuffle=False,
@@ -162,6 +174,7 @@ class RejectionSampledCorpus(Corpus):
         self.span_kinds = span_kinds
         self.unit_loss_pool = unit_loss
         self.loss_tokens = loss_tokens
+        self.rejected = rejected
         # Units finer than the (training) example, masked inside it: losses per token.
         self.masks_units = masks_units
         # Example index -> the tokens whose losses count (None: all; built with the table)
@@ -184,6 +197,7 @@ class RejectionSampledCorpus(Corpus):
         self._examples: Optional[List[Example]] = None
         self._examples_vocab = None
         self._replay_warned: set = set()
+        self._relabel_counts: Dict[str, Any] = {}
 
     # -- reading ----------------------------------------------------------------------
     def read_docbin(self, vocab, locs):
@@ -269,7 +283,7 @@ class RejectionSampledCorpus(Corpus):
         if self.span_kinds != "both":  # the other kind is never rejected
             acceptance[table.entity != (self.span_kinds == "entity")] = 1.0
         draw = self.sampler.draw(self.epoch, acceptance)
-        epoch_examples = self._epoch_examples(examples, table, draw.accepted)
+        epoch_examples = self._epoch_examples(nlp, examples, table, draw.accepted)
         skips = {name: proc.skip_counts() for name, proc in nlp.pipeline if isinstance(proc, SkipCounter)}
         self._report(draw, losses, table, epoch_examples, scoring_seconds, previous_epoch, skips)
         self.epoch += 1
@@ -307,10 +321,12 @@ class RejectionSampledCorpus(Corpus):
             self._write_unit_table()
         return self.table
 
-    def _epoch_examples(self, examples: List[Example], table: UnitTable, accepted: numpy.ndarray) -> List[Example]:
+    def _epoch_examples(self, nlp: Language, examples: List[Example], table: UnitTable,
+                        accepted: numpy.ndarray) -> List[Example]:
         """This epoch's examples, in the draw's (shuffled) order: the accepted ones, or, with
         units masked inside their example, every example with an accepted unit, its
-        rejected units masked out of the loss."""
+        rejected units masked out of the loss (or, with rejected = "relabel", every example,
+        its rejected sentences relabeled by the pipeline's predictions)."""
         if not self.masks_units:
             return [examples[i] for i in accepted]
         keep = numpy.zeros((len(table),), dtype=bool)
@@ -318,11 +334,40 @@ class RejectionSampledCorpus(Corpus):
         order = list(dict.fromkeys(int(table.example[u]) for u in accepted))
         # the table is sorted by example: each example's units are one slice of it
         bounds = numpy.searchsorted(table.example, numpy.arange(len(examples) + 1))
+        rejected = {
+            i: [(int(table.start[u]), int(table.end[u])) for u in range(bounds[i], bounds[i + 1]) if not keep[u]]
+            for i in range(len(examples))
+        }
+        if self.rejected == "relabel":
+            # an example whose every sentence was rejected is relabeled whole, not dropped:
+            # each goes to a random place in the shuffled order (the draw's seed and epoch)
+            rng = numpy.random.default_rng([self.sampler.seed, self.epoch, 1])
+            for i in sorted(set(range(len(examples))) - set(order)):
+                order.insert(int(rng.integers(len(order) + 1)), i)
+            return self._relabeled_examples(nlp, examples, order, rejected)
+        return [masked_example(examples[i], rejected[i]) for i in order]
+
+    def _relabeled_examples(self, nlp: Language, examples: List[Example], order: List[int],
+                            rejected: Dict[int, List[tuple]]) -> List[Example]:
+        """The examples in `order`, their rejected sentences relabeled with the entities the
+        pipeline predicts (up to its last component that sets `doc.ents`); counts go to the
+        epoch's stats."""
+        started = time.perf_counter()
+        relabel = [i for i in order if rejected[i]]
+        predicted = dict(zip(relabel, predict_entities(nlp, [examples[i].predicted for i in relabel],
+                                                        self.score_batch_size)))
+        counts = {"units": sum(len(rejected[i]) for i in relabel), "entities": 0, "missing_tokens": 0}
         out = []
         for i in order:
-            units = range(bounds[i], bounds[i + 1])
-            rejected = [(int(table.start[u]), int(table.end[u])) for u in units if not keep[u]]
-            out.append(masked_example(examples[i], rejected))
+            if i not in predicted:
+                out.append(examples[i])
+                continue
+            example, placed = relabeled_example(examples[i], rejected[i], predicted[i])
+            counts["entities"] += placed["entities"]
+            counts["missing_tokens"] += placed["missing_tokens"]
+            out.append(example)
+        counts["seconds"] = round(time.perf_counter() - started, 3)
+        self._relabel_counts = counts
         return out
 
     def _augment(self, nlp: Language, examples: List[Example]) -> Iterator[Example]:
@@ -399,6 +444,7 @@ class RejectionSampledCorpus(Corpus):
             "span_kinds": self.span_kinds,
             "unit_loss": self.unit_loss_pool,
             "loss_tokens": self.loss_tokens,
+            "rejected_as": self.rejected,
             "warmup": draw.warmup,
             "proposed": n,
             "scored": int((~numpy.isnan(losses)).sum()),
@@ -424,6 +470,10 @@ class RejectionSampledCorpus(Corpus):
             # every unit's acceptance probability, for how well rejection finds noise
             "acceptance": [round(float(a), 3) for a in draw.acceptance],
         }
+        if self.rejected == "relabel":
+            # rejected sentences relabeled this epoch, the entities predicted into them, the
+            # tokens left missing (a predicted entity not inside them), the prediction time
+            line["relabeled"] = self._relabel_counts
         if self.unit == "span":
             entity = table.entity
             line["entity_units"] = {"proposed": int(entity.sum()), "accepted": int((mask & entity).sum())}
@@ -564,6 +614,22 @@ def replay_lines(stats: List[Dict[str, Any]], entity: Optional[List[int]] = None
             line["mean_acceptance"] = group_means(numpy.asarray(line["acceptance"], dtype="float64"), groups)
         lines.append({key: line[key] for key in REPLAY_KEYS if key in line})
     return lines
+
+
+def predict_entities(nlp: Language, docs: List[Doc], batch_size: int) -> List[Doc]:
+    """Copies of `docs` annotated by the pipeline up to its last component that sets
+    `doc.ents` (the components after it, e.g. a linker, are not run).
+
+    nlp (Language): The pipeline being trained.
+    docs (List[Doc]): Unannotated docs (the examples' predicted docs; not changed).
+    batch_size (int): Batch size of `nlp.pipe`.
+    RETURNS (List[Doc]): The annotated copies, in order.
+    """
+    setters = [name for name in nlp.pipe_names if "doc.ents" in nlp.get_pipe_meta(name).assigns]
+    if not setters:
+        raise ValueError(Errors.E110.format(pipeline=nlp.pipe_names))
+    after = nlp.pipe_names[nlp.pipe_names.index(setters[-1]) + 1 :]
+    return list(nlp.pipe((doc.copy() for doc in docs), batch_size=batch_size, disable=after))
 
 
 def write_jsonl_atomic(path: Path, lines: List[Dict[str, Any]]) -> None:

@@ -32,7 +32,7 @@ epoch, the AUROC of the sentence loss for "the sentence's labels differ from the
 tokens outside the gold entities.
 """
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.tokens import Doc
@@ -193,6 +193,60 @@ def masked_example(example: Example, rejected: Sequence[tuple]) -> Example:
     reference.user_data[UNMASKED_KEY] = example.reference
     return Example(example.predicted, reference)
 
+
+
+def relabeled_example(example: Example, rejected: Sequence[tuple], predicted: Doc) -> Tuple[Example, Dict[str, int]]:
+    """The example with the entity annotation of the rejected token ranges replaced by the
+    entities a model predicted there: where masking only stops the noisy labels teaching,
+    relabeling teaches the model's own reading of those sentences (self-training). As in
+    `masked_example`, a gold entity crossing a rejected range goes whole; a predicted entity
+    that reaches outside the relabeled tokens, or does not align with the reference tokens,
+    leaves its tokens there missing; the other relabeled tokens are outside ("O"). The
+    reference keeps the unrelabeled one under UNMASKED_KEY, so the unit's loss is still
+    recorded against its own labels. Relabeled entities have no KB id (a linker does not
+    train on them).
+
+    example (Example): The training example.
+    rejected (Sequence[tuple]): (start, end) reference token ranges to relabel.
+    predicted (Doc): The example's text as the model annotated it (any tokenization).
+    RETURNS (Tuple[Example, Dict[str, int]]): A new example (the original is not changed),
+        and counts: "entities" placed, "missing_tokens" left out.
+    """
+    if not rejected:
+        return example, {"entities": 0, "missing_tokens": 0}
+    reference = example.reference.copy()
+    relabel = numpy.zeros((len(reference),), dtype=bool)
+    for start, end in rejected:
+        relabel[start:end] = True
+    for ent in reference.ents:
+        if relabel[ent.start : ent.end].any():
+            relabel[ent.start : ent.end] = True
+    kept = [ent for ent in reference.ents if not relabel[ent.start : ent.end].any()]
+    placed, missing = [], numpy.zeros((len(reference),), dtype=bool)
+    for ent in predicted.ents:
+        span = reference.char_span(ent.start_char, ent.end_char, label=ent.label_)
+        if span is not None and relabel[span.start : span.end].all():
+            placed.append(span)
+            continue
+        covered = reference.char_span(ent.start_char, ent.end_char, alignment_mode="expand")
+        if covered is not None:
+            missing[covered.start : covered.end] |= relabel[covered.start : covered.end]
+    # a placed entity sharing a token with a misaligned one (tokenizations differ) goes too
+    clashing = [span for span in placed if missing[span.start : span.end].any()]
+    for span in clashing:
+        missing[span.start : span.end] = True
+    placed = [span for span in placed if not missing[span.start : span.end].any()]
+    outside = relabel & ~missing
+    for span in placed:
+        outside[span.start : span.end] = False
+    reference.set_ents(
+        kept + placed,
+        missing=[reference[s:e] for s, e in _runs(missing)],
+        outside=[reference[s:e] for s, e in _runs(outside)],
+        default="unmodified",
+    )
+    reference.user_data[UNMASKED_KEY] = example.reference
+    return Example(example.predicted, reference), {"entities": len(placed), "missing_tokens": int(missing.sum())}
 
 
 def _runs(mask: numpy.ndarray) -> List[tuple]:
