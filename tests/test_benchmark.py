@@ -568,6 +568,40 @@ def test_rejection_whatif_replays_a_runs_losses_against_the_clean_labels(tmp_pat
     assert "epoch 0" not in out  # nothing was scored in warm-up
 
 
+def test_relabel_quality_scores_labels_and_predictions_in_rejected_sentences(tmp_path):
+    """In the sentences the run rejected, the noisy labels (which miss Tom) and a model's
+    entities (a ruler that finds Anna Berg and Tom but calls Oslo an ORG) are scored against
+    the clean labels, entity by entity, apart from the accepted sentences."""
+    import relabel_quality
+
+    clean = make_docs(2)
+    noisy = []
+    for doc in make_docs(2):
+        doc.ents = [e for e in doc.ents if e.text != "Tom"]
+        noisy.append(doc)
+    DocBin(docs=clean).to_disk(tmp_path / "clean.spacy")
+    DocBin(docs=noisy).to_disk(tmp_path / "noisy.spacy")
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "PER", "pattern": "Anna Berg"}, {"label": "PER", "pattern": "Tom"},
+                        {"label": "ORG", "pattern": "Oslo"}])
+    nlp.to_disk(tmp_path / "model-last")
+    units = {"unit": "sentence", "context": "document", "doc": [0, 0, 1, 1], "start": [0, 7] * 2,
+             "end": [7, 11] * 2, "entity": [0] * 4}
+    srsly.write_json(tmp_path / "sampler_stats.units.json", units)
+    lines = [{"epoch": 0, "warmup": True, "accepted_indices": [0, 1, 2, 3]},
+             {"epoch": 1, "warmup": False, "accepted_indices": [1, 3]}]  # the first sentences rejected
+    srsly.write_jsonl(tmp_path / "sampler_stats.jsonl", lines)
+    relabel_quality.main(tmp_path, tmp_path / "noisy.spacy", tmp_path / "clean.spacy", model="model-last",
+                         epoch=None, output=tmp_path / "scores.json")
+    scores = srsly.read_json(tmp_path / "scores.json")
+    rejected = scores["rejected"]
+    assert scores["epoch"] == 1 and rejected["sentences"] == 2 and rejected["clean_entities"] == 6
+    assert rejected["noisy_labels"] == pytest.approx({"entities": 4, "p": 1.0, "r": 0.6667, "f": 0.8})
+    assert rejected["model"] == pytest.approx({"entities": 6, "p": 0.6667, "r": 0.6667, "f": 0.6667})
+    assert scores["accepted"]["sentences"] == 2 and scores["accepted"]["model"]["entities"] == 0
+
+
 def test_el_errors_puts_each_in_kb_mention_in_one_class():
     """One mention per class: linked right, NIL for a right first rank, wrong where the prior
     was right, wrong where the prior was wrong too, gold not a candidate; NIL gold skipped."""
