@@ -119,8 +119,8 @@ class RejectionSampledCorpus(Corpus):
         acceptance_from (Optional[Union[str, Path]]): With target "random": the stats file
             of another run over the same units (usually the `denoise` run this one
             controls), or that file cut down by `replay_lines` (what it needs of each
-            epoch, small enough to keep with the run's results); each epoch, every unit is accepted with that run's mean acceptance
-            in the same epoch and group, so the control trains on as many units as that
+            epoch, small enough to keep with the run's results); each epoch, every unit
+            is accepted with that run's mean acceptance in the same epoch and group, so the control trains on as many units as that
             run did, chosen blindly (without it, "random" takes the rate its own losses
             give, which drifts from the other run's as the two models differ).
         stats_path (Optional[Union[str, Path]]): JSONL file with one line per epoch.

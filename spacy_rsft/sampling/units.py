@@ -182,17 +182,24 @@ def masked_example(example: Example, rejected: Sequence[tuple]) -> Example:
     if not rejected:
         return example
     reference = example.reference.copy()
-    drop = numpy.zeros((len(reference),), dtype=bool)
-    for start, end in rejected:
-        drop[start:end] = True
-    for ent in reference.ents:  # an entity crossing a rejected range goes whole (no half entities)
-        if drop[ent.start : ent.end].any():
-            drop[ent.start : ent.end] = True
+    drop = rejected_tokens(reference, rejected)
     kept = [ent for ent in reference.ents if not drop[ent.start : ent.end].any()]
     reference.set_ents(kept, missing=[reference[s:e] for s, e in _runs(drop)], default="unmodified")
     reference.user_data[UNMASKED_KEY] = example.reference
     return Example(example.predicted, reference)
 
+
+
+def rejected_tokens(reference: Doc, rejected: Sequence[tuple]) -> numpy.ndarray:
+    """Which tokens of the reference the rejected (start, end) ranges cover, widened so that
+    a gold entity crossing a range goes whole (no half entities are left to learn from)."""
+    covered = numpy.zeros((len(reference),), dtype=bool)
+    for start, end in rejected:
+        covered[start:end] = True
+    for ent in reference.ents:
+        if covered[ent.start : ent.end].any():
+            covered[ent.start : ent.end] = True
+    return covered
 
 
 def relabeled_example(example: Example, rejected: Sequence[tuple], predicted: Doc) -> Tuple[Example, Dict[str, int]]:
@@ -215,12 +222,7 @@ def relabeled_example(example: Example, rejected: Sequence[tuple], predicted: Do
     if not rejected:
         return example, {"entities": 0, "missing_tokens": 0}
     reference = example.reference.copy()
-    relabel = numpy.zeros((len(reference),), dtype=bool)
-    for start, end in rejected:
-        relabel[start:end] = True
-    for ent in reference.ents:
-        if relabel[ent.start : ent.end].any():
-            relabel[ent.start : ent.end] = True
+    relabel = rejected_tokens(reference, rejected)
     kept = [ent for ent in reference.ents if not relabel[ent.start : ent.end].any()]
     placed, missing = [], numpy.zeros((len(reference),), dtype=bool)
     for ent in predicted.ents:
