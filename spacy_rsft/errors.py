@@ -153,7 +153,8 @@ class Errors(metaclass=ErrorsWithCodes):
         "or at that file cut down by `spacy_rsft.sampling.reader.replay_lines`."
     )
     E110 = (
-        "[spacy-rsft.RejectionSampledCorpus.v1] `rejected = \"relabel\"` replaces the "
+        "[spacy-rsft.RejectionSampledCorpus.v1] `rejected = \"relabel\"` (or "
+        "\"relabel_entities\") replaces the "
         "labels of rejected sentences with the pipeline's predicted entities, and the "
         "pipeline {pipeline} has no component that sets `doc.ents`. Add an NER component "
         "(rsft_ner) or use `rejected = \"mask\"`."

@@ -94,6 +94,11 @@ def test_relabeling_puts_the_predicted_entities_into_rejected_sentences_only(doc
     assert [t.ent_iob_ for t in relabeled.reference[6:]] == ["O", "B", "O", "B", "O"]
     assert counts == {"entities": 2, "missing_tokens": 0}
     assert relabeled.reference.user_data[UNMASKED_KEY] is doc
+    # relabel_entities: the predicted entities only; the sentence's other tokens stay missing
+    partial, counts = relabeled_example(eg, [(6, 11)], predicted, predicted_outside=False)
+    assert [t.ent_iob_ for t in partial.reference[6:]] == ["", "B", "", "B", ""]
+    assert [(e.start, e.label_) for e in partial.reference.ents][3:] == [(7, "PER"), (9, "ORG")]
+    assert counts == {"entities": 2, "missing_tokens": 3}
     assert [e.label_ for e in doc.ents][-1] == "LOC"  # the original is untouched
     # an entity crossing into the kept sentence: its relabeled tokens are missing, the
     # kept sentence's gold stays as it was
@@ -571,6 +576,8 @@ def test_relabel_needs_sentence_units_and_a_component_that_sets_entities(tmp_pat
             RejectionSampledCorpus(tmp_path / "t.spacy", target="denoise", rejected="relabel", **settings)
     with pytest.raises(ValueError, match="rejected"):
         RejectionSampledCorpus(tmp_path / "t.spacy", target="denoise", unit="sentence", rejected="drop")
+    assert RejectionSampledCorpus(tmp_path / "t.spacy", target="denoise", unit="sentence",
+                                  rejected="relabel_entities").rejected == "relabel_entities"
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
     with pytest.raises(ValueError, match="no component that sets `doc.ents`"):

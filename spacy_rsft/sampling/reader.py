@@ -37,7 +37,7 @@ from .units import (
 READER_NAME = "spacy-rsft.RejectionSampledCorpus.v1"
 SCORING_MODES = ("cached", "fresh")
 # What becomes of a rejected unit inside its example (see `rejected` in the reader)
-REJECTED = ("mask", "relabel")
+REJECTED = ("mask", "relabel", "relabel_entities")
 
 
 @registry.readers(READER_NAME)
@@ -114,7 +114,9 @@ class RejectionSampledCorpus(Corpus):
             or "relabel" (its entity annotation is replaced by what the pipeline predicts
             for it at the start of the epoch: self-training on the sentences whose labels
             the model disagrees with; costs one prediction pass over the examples with a
-            rejected sentence each epoch).
+            rejected sentence each epoch), or "relabel_entities" (only the predicted
+            entities are placed, the sentence's other tokens stay missing: the model's
+            entities teach, the entities it misses are not taught as "O").
         seed (int): Seed of the accept/reject draws and the shuffle.
         acceptance_from (Optional[Union[str, Path]]): With target "random": the stats file
             of another run over the same units (usually the `denoise` run this one
@@ -149,7 +151,7 @@ class RejectionSampledCorpus(Corpus):
             expected = " | ".join(f'"{kind}"' for kind in LOSS_TOKENS) + ' ("all" unless unit = "sentence", context = "document")'
             raise ValueError(Errors.E101.format(setting="loss_tokens", value=loss_tokens, expected=expected))
         if rejected not in REJECTED or (rejected != "mask" and (unit != "sentence" or not masks_units)):
-            expected = '"mask", or "relabel" with unit = "sentence" and context = "document"'
+            expected = '"mask", or "relabel" | "relabel_entities" with unit = "sentence" and context = "document"'
             raise ValueError(Errors.E101.format(setting="rejected", value=rejected, expected=expected))
         super().__init__(
             path, limit=limit, gold_preproc=gold_preproc, max_length=max_length,
@@ -338,7 +340,7 @@ class RejectionSampledCorpus(Corpus):
             i: [(int(table.start[u]), int(table.end[u])) for u in range(bounds[i], bounds[i + 1]) if not keep[u]]
             for i in range(len(examples))
         }
-        if self.rejected == "relabel":
+        if self.rejected != "mask":
             # an example whose every sentence was rejected is relabeled whole, not dropped:
             # each goes to a random place in the shuffled order (the draw's seed and epoch)
             rng = numpy.random.default_rng([self.sampler.seed, self.epoch, 1])
@@ -362,7 +364,8 @@ class RejectionSampledCorpus(Corpus):
             if i not in predicted:
                 out.append(examples[i])
                 continue
-            example, placed = relabeled_example(examples[i], rejected[i], predicted[i])
+            example, placed = relabeled_example(examples[i], rejected[i], predicted[i],
+                                                predicted_outside=self.rejected == "relabel")
             counts["entities"] += placed["entities"]
             counts["missing_tokens"] += placed["missing_tokens"]
             out.append(example)
@@ -470,7 +473,7 @@ class RejectionSampledCorpus(Corpus):
             # every unit's acceptance probability, for how well rejection finds noise
             "acceptance": [round(float(a), 3) for a in draw.acceptance],
         }
-        if self.rejected == "relabel":
+        if self.rejected != "mask":
             # rejected sentences relabeled this epoch, the entities predicted into them, the
             # tokens left missing (a predicted entity not inside them), the prediction time
             line["relabeled"] = self._relabel_counts

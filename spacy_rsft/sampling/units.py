@@ -202,13 +202,16 @@ def rejected_tokens(reference: Doc, rejected: Sequence[tuple]) -> numpy.ndarray:
     return covered
 
 
-def relabeled_example(example: Example, rejected: Sequence[tuple], predicted: Doc) -> Tuple[Example, Dict[str, int]]:
+def relabeled_example(
+    example: Example, rejected: Sequence[tuple], predicted: Doc, predicted_outside: bool = True
+) -> Tuple[Example, Dict[str, int]]:
     """The example with the entity annotation of the rejected token ranges replaced by the
     entities a model predicted there: where masking only stops the noisy labels teaching,
     relabeling teaches the model's own reading of those sentences (self-training). As in
     `masked_example`, a gold entity crossing a rejected range goes whole; a predicted entity
     that reaches outside the relabeled tokens, or does not align with the reference tokens,
-    leaves its tokens there missing; the other relabeled tokens are outside ("O"). The
+    leaves its tokens there missing; the other relabeled tokens are outside ("O"), or, with
+    `predicted_outside` False, missing too (the model's entities teach, its misses do not). The
     reference keeps the unrelabeled one under UNMASKED_KEY, so the unit's loss is still
     recorded against its own labels. Relabeled entities have no KB id (a linker does not
     train on them).
@@ -216,6 +219,8 @@ def relabeled_example(example: Example, rejected: Sequence[tuple], predicted: Do
     example (Example): The training example.
     rejected (Sequence[tuple]): (start, end) reference token ranges to relabel.
     predicted (Doc): The example's text as the model annotated it (any tokenization).
+    predicted_outside (bool): Whether the relabeled tokens outside the predicted entities
+        are labelled "O" (True) or left missing (False).
     RETURNS (Tuple[Example, Dict[str, int]]): A new example (the original is not changed),
         and counts: "entities" placed, "missing_tokens" left out.
     """
@@ -241,6 +246,9 @@ def relabeled_example(example: Example, rejected: Sequence[tuple], predicted: Do
     outside = relabel & ~missing
     for span in placed:
         outside[span.start : span.end] = False
+    if not predicted_outside:  # only the predicted entities teach; the rest stays unknown
+        missing |= outside
+        outside[:] = False
     reference.set_ents(
         kept + placed,
         missing=[reference[s:e] for s, e in _runs(missing)],
