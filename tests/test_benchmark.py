@@ -602,6 +602,30 @@ def test_relabel_quality_scores_labels_and_predictions_in_rejected_sentences(tmp
     assert scores["accepted"]["sentences"] == 2 and scores["accepted"]["model"]["entities"] == 0
 
 
+def test_pooling_auroc_classifies_noise_and_pools_token_losses():
+    """Doc 0 is clean; doc 1 misses Tom (a "missing" sentence, its loss on the outside token
+    Tom); doc 2 calls Oslo an ORG (a "type" sentence, its loss on the entity token Oslo, which
+    only pooling over entity tokens or all tokens can see)."""
+    import numpy
+    from spacy.tokens import Span
+
+    import pooling_auroc
+
+    clean = make_docs(3)
+    noisy = make_docs(3)
+    noisy[1].ents = [e for e in noisy[1].ents if e.text != "Tom"]
+    noisy[2].ents = [Span(noisy[2], 5, 6, label="ORG") if e.text == "Oslo" else e for e in noisy[2].ents]
+    losses = [numpy.full((11,), 0.1) for _ in range(3)]
+    losses[1][3] = 2.0  # Tom, outside the noisy labels
+    losses[2][5] = 3.0  # Oslo, inside them
+    flags, kinds, pools = pooling_auroc.pooled_sentences(clean, noisy, losses)
+    assert flags.tolist() == [False, False, True, False, True, False]
+    assert dict(kinds) == {"missing": 1, "type": 1}
+    assert pools["max_outside"][2] == 2.0 and pools["max_outside"][4] == pytest.approx(0.1)
+    assert pools["max_entity"][4] == 3.0 and pools["max_all"][2:5] == [2.0, pytest.approx(0.1), 3.0]
+    assert pools["sum_all"][2] == pytest.approx(2.6)
+
+
 def test_el_errors_puts_each_in_kb_mention_in_one_class():
     """One mention per class: linked right, NIL for a right first rank, wrong where the prior
     was right, wrong where the prior was wrong too, gold not a candidate; NIL gold skipped."""

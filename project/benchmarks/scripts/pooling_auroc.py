@@ -1,0 +1,114 @@
+"""Which of a sentence's token losses find its label noise: on one trained NoiseBench model,
+the AUROC for "this sentence's labels differ from the clean ones" of each way of pooling the
+sentence's token losses (largest over all tokens, over the tokens outside the labelled
+entities, over those inside them; mean; sum), and how the noisy sentences differ (only
+missing entities, only spurious, only a type, a mix).
+
+The reader ranks sentences by one pooled loss (`unit_loss`, `loss_tokens`); its stats keep
+only that one, so the alternatives are scored here from scratch: `get_token_losses` (no
+dropout, no gradient) over the noisy training docs. Nothing is trained.
+
+    python scripts/pooling_auroc.py "training/full/nb_denoise_sentmix@noise_crowdbest/seed1/model-best" \\
+        corpus/full/noisebench/noise_crowdbest.spacy corpus/full/noisebench/clean.spacy \\
+        --output results/full/pooling_auroc_sentmix_crowd_seed1.json
+"""
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy
+import spacy
+import typer
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+
+from bench import write_json
+from spacy_rsft.sampling.detection import auroc
+
+
+def main(
+    model: Path = typer.Argument(..., help="A trained pipeline with an rsft_ner component"),
+    noisy_train: Path = typer.Argument(..., help="The noisy training DocBin"),
+    clean_train: Path = typer.Argument(..., help="The same docs with the clean labels"),
+    output: Optional[Path] = typer.Option(None, help="Write the numbers here as JSON"),
+    batch_size: int = typer.Option(16),
+) -> None:
+    nlp = spacy.load(model)
+    noisy = list(DocBin().from_disk(noisy_train).get_docs(nlp.vocab))
+    clean = list(DocBin().from_disk(clean_train).get_docs(nlp.vocab))
+    ner = nlp.get_pipe("rsft_ner")
+    examples = [Example(Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]), d) for d in noisy]
+    losses: List[numpy.ndarray] = []
+    for i in range(0, len(examples), batch_size):
+        losses += ner.get_token_losses(examples[i : i + batch_size])
+    positive, kinds, pools = pooled_sentences(clean, noisy, losses)
+    result = {
+        "model": str(model),
+        "noisy_train": str(noisy_train),
+        "sentences": len(positive),
+        "noisy": int(positive.sum()),
+        "noisy_by_kind": dict(kinds),
+        "auroc": {name: auroc(numpy.asarray(v), positive) for name, v in pools.items()},
+    }
+    print(f"{result['noisy']} of {result['sentences']} sentences noisy: {result['noisy_by_kind']}")
+    for name, value in result["auroc"].items():
+        print(f"  {name:<12} AUROC {value:.3f}")
+    if output is not None:
+        write_json(output, result)
+
+
+def pooled_sentences(clean: List[Doc], noisy: List[Doc], losses: List[numpy.ndarray]):
+    """Per sentence of the noisy docs: whether its labels differ from the clean ones, how
+    (counted), and its token losses pooled each way of POOLS."""
+    pools: Dict[str, List[float]] = {name: [] for name in POOLS}
+    flags: List[bool] = []
+    kinds: Counter = Counter()
+    for gold_doc, doc, doc_losses in zip(clean, noisy, losses):
+        inside = numpy.zeros((len(doc),), dtype=bool)
+        for ent in doc.ents:
+            inside[ent.start : ent.end] = True
+        for sent in doc.sents:
+            kind = _difference(gold_doc, doc, sent.start, sent.end)
+            flags.append(kind is not None)
+            if kind is not None:
+                kinds[kind] += 1
+            values, ins = doc_losses[sent.start : sent.end], inside[sent.start : sent.end]
+            for name, pool in POOLS.items():
+                pools[name].append(pool(values, ins))
+    return numpy.asarray(flags), kinds, pools
+
+
+def _max(values: numpy.ndarray) -> float:
+    values = values[~numpy.isnan(values)]
+    return float(values.max()) if len(values) else 0.0
+
+
+POOLS = {
+    "max_all": lambda v, ins: _max(v),
+    "max_outside": lambda v, ins: _max(v[~ins]),
+    "max_entity": lambda v, ins: _max(v[ins]),
+    "mean_all": lambda v, ins: float(numpy.nanmean(v)) if (~numpy.isnan(v)).any() else 0.0,
+    "sum_all": lambda v, ins: float(numpy.nansum(v)),
+}
+
+
+def _difference(clean: Doc, noisy: Doc, start: int, end: int) -> Optional[str]:
+    """None if the sentence's labels equal the clean ones, else how they differ: "missing"
+    (only clean entities absent), "spurious" (only extra spans), "type" (same spans, another
+    label) or "mixed"."""
+    gold = {(e.start, e.end, e.label_) for e in clean.ents if start <= e.start and e.end <= end}
+    labels = {(e.start, e.end, e.label_) for e in noisy.ents if start <= e.start and e.end <= end}
+    if gold == labels:
+        return None
+    gold_spans, label_spans = {s[:2] for s in gold}, {s[:2] for s in labels}
+    if gold_spans == label_spans:
+        return "type"
+    if gold_spans > label_spans and labels <= gold:
+        return "missing"
+    if label_spans > gold_spans and gold <= labels:
+        return "spurious"
+    return "mixed"
+
+
+if __name__ == "__main__":
+    typer.run(main)
