@@ -375,17 +375,34 @@ def missing_entity_docs(n_sentences: int = 64):
     return docs, missing
 
 
-def test_sentences_judged_by_their_largest_outside_loss_find_missing_entities(tmp_path, tiny_bert):
+# "fresh": the token losses of a no-gradient pass before each epoch, not those of the updates
+@pytest.mark.parametrize("scoring", ["cached", "fresh"])
+def test_sentences_judged_by_their_largest_outside_loss_find_missing_entities(tmp_path, tiny_bert, scoring, monkeypatch):
+    from spacy_rsft.sampling import reader as reader_module
+
+    passes = []
+    real_fresh_losses = reader_module.fresh_losses
+
+    def counted_fresh_losses(*args, **kwargs):
+        passes.append(kwargs.get("per_token"))
+        return real_fresh_losses(*args, **kwargs)
+
+    monkeypatch.setattr(reader_module, "fresh_losses", counted_fresh_losses)
     docs, missing = missing_entity_docs()
     train_path = tmp_path / "train.spacy"
     DocBin(docs=docs).to_disk(train_path)
     stats_path = tmp_path / "stats.jsonl"
     settings = {"target": "denoise", "unit": "sentence", "unit_loss": "max", "loss_tokens": "outside",
-                "noise_rate": 0.5, "temperature": 0.1, "warmup_epochs": 2, "stats_path": str(stats_path), "seed": 1}
+                "scoring": scoring, "noise_rate": 0.5, "temperature": 0.1, "warmup_epochs": 2,
+                "stats_path": str(stats_path), "seed": 1}
     train(units_config(tmp_path, tiny_bert, train_path, settings), tmp_path / "out")
     stats = [json.loads(line) for line in stats_path.read_text().splitlines()]
     units = json.loads((tmp_path / "stats.units.json").read_text())
     assert all(line["unit_loss"] == "max" and line["loss_tokens"] == "outside" for line in stats)
+    sampled = [line for line in stats if not line["warmup"]]
+    assert all(line["scored"] == line["proposed"] == len(units["doc"]) for line in sampled)
+    # one per-token pass before each sampled epoch when fresh, none when cached
+    assert passes == ([True] * len(sampled) if scoring == "fresh" else []), passes
     sentence_starts = [[s.start for s in d.sents] for d in docs]
 
     def is_missing(doc, start):
