@@ -566,6 +566,11 @@ def test_rejection_whatif_replays_a_runs_losses_against_the_clean_labels(tmp_pat
     assert "epoch 1: rejected 2; AUROC epoch 1.000" in out
     assert "top 2: P 1.00 R 1.00, top 4: P 0.50 R 1.00" in out
     assert "epoch 0" not in out  # nothing was scored in warm-up
+    # by kind: both noisy sentences only lost entities, and the top 2 are exactly those
+    rejection_whatif.main(tmp_path, tmp_path / "noisy.spacy", tmp_path / "clean.spacy", ks="1,2", by_kind=True)
+    out = capsys.readouterr().out
+    assert "noisy units by kind: missing 2" in out
+    assert "top 1: P 1.00 R 0.50 (missing 0.50), top 2: P 1.00 R 1.00 (missing 1.00)" in out
 
 
 def test_relabel_quality_scores_labels_and_predictions_in_rejected_sentences(tmp_path):

@@ -68,7 +68,7 @@ def pooled_sentences(clean: List[Doc], noisy: List[Doc], losses: List[numpy.ndar
         for ent in doc.ents:
             inside[ent.start : ent.end] = True
         for sent in doc.sents:
-            kind = _difference(gold_doc, doc, sent.start, sent.end)
+            kind = noise_kind(gold_doc, doc, sent.start, sent.end)
             flags.append(kind is not None)
             if kind is not None:
                 kinds[kind] += 1
@@ -92,7 +92,7 @@ POOLS = {
 }
 
 
-def _difference(clean: Doc, noisy: Doc, start: int, end: int) -> Optional[str]:
+def noise_kind(clean: Doc, noisy: Doc, start: int, end: int) -> Optional[str]:
     """None if the sentence's labels equal the clean ones, else how they differ: "missing"
     (only clean entities absent), "spurious" (only extra spans), "type" (same spans, another
     label) or "mixed"."""
