@@ -631,6 +631,34 @@ def test_pooling_auroc_classifies_noise_and_pools_token_losses():
     assert pools["sum_all"][2] == pytest.approx(2.6)
 
 
+def test_type_signal_sees_a_wrong_type_and_not_a_hard_entity():
+    """Tom (a correct PER the model doubts is an entity at all) has a high tag loss and a low
+    type loss; Oslo labelled ORG where the model is sure of LOC has both high. Anna Berg's
+    two tokens are pooled by their mean, and the sentence takes its largest entity."""
+    import numpy
+    from spacy.tokens import Span
+
+    import type_signal
+    from spacy_rsft.pipeline.biluo import tag_names
+
+    tags = tag_names(["LOC", "MISC", "ORG", "PER"])
+    doc = make_docs(2)[1]
+    doc.ents = [Span(doc, 5, 6, label="ORG") if e.text == "Oslo" else e for e in doc.ents]
+    probs = numpy.full((len(doc), len(tags)), 0.01)
+    probs[:, tags.index("O")] = 0.9
+    probs[0, tags.index("B-PER")] = probs[1, tags.index("L-PER")] = 0.9
+    probs[3, tags.index("O")], probs[3, tags.index("U-PER")] = 0.85, 0.1  # hard, right type
+    probs[5, tags.index("U-LOC")], probs[5, tags.index("U-ORG")] = 0.8, 0.05  # wrong type
+    log_probs = numpy.log(probs / probs.sum(1, keepdims=True))
+    tom = type_signal.sentence_signals(log_probs, doc, 3, 4, tags)  # a window holding only Tom
+    oslo = type_signal.sentence_signals(log_probs, doc, 5, 6, tags)
+    assert tom["entity_loss"] > 2.0 and tom["type_loss"] < 0.5
+    assert oslo["entity_loss"] > 2.0 and oslo["type_loss"] > 2.0
+    sentence = type_signal.sentence_signals(log_probs, doc, 0, 7, tags)
+    assert sentence["type_loss"] == pytest.approx(oslo["type_loss"])
+    assert type_signal.sentence_signals(log_probs, doc, 7, 11, tags) == {"entity_loss": 0.0, "type_loss": 0.0}
+
+
 def test_el_errors_puts_each_in_kb_mention_in_one_class():
     """One mention per class: linked right, NIL for a right first rank, wrong where the prior
     was right, wrong where the prior was wrong too, gold not a candidate; NIL gold skipped."""
