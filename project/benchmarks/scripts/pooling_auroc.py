@@ -33,9 +33,7 @@ def main(
     output: Optional[Path] = typer.Option(None, help="Write the numbers here as JSON"),
     batch_size: int = typer.Option(16),
 ) -> None:
-    nlp = spacy.load(model)
-    noisy = list(DocBin().from_disk(noisy_train).get_docs(nlp.vocab))
-    clean = list(DocBin().from_disk(clean_train).get_docs(nlp.vocab))
+    nlp, noisy, clean = load_model_and_docs(model, noisy_train, clean_train)
     ner = nlp.get_pipe("rsft_ner")
     examples = [Example(Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]), d) for d in noisy]
     losses: List[numpy.ndarray] = []
@@ -55,6 +53,14 @@ def main(
         print(f"  {name:<12} AUROC {value:.3f}")
     if output is not None:
         write_json(output, result)
+
+
+def load_model_and_docs(model: Path, noisy_train: Path, clean_train: Path):
+    """The trained pipeline and the noisy and clean training docs, in the pipeline's vocab."""
+    nlp = spacy.load(model)
+    noisy = list(DocBin().from_disk(noisy_train).get_docs(nlp.vocab))
+    clean = list(DocBin().from_disk(clean_train).get_docs(nlp.vocab))
+    return nlp, noisy, clean
 
 
 def pooled_sentences(clean: List[Doc], noisy: List[Doc], losses: List[numpy.ndarray]):

@@ -29,12 +29,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy
-import spacy
 import typer
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 
 from bench import write_json
-from pooling_auroc import noise_kind
+from pooling_auroc import load_model_and_docs, noise_kind
 from spacy_rsft.sampling.detection import auroc
 
 SIGNALS = ("entity_loss", "type_loss")
@@ -48,9 +47,7 @@ def main(
     output: Optional[Path] = typer.Option(None, help="Write the numbers here as JSON"),
     batch_size: int = typer.Option(16),
 ) -> None:
-    nlp = spacy.load(model)
-    noisy = list(DocBin().from_disk(noisy_train).get_docs(nlp.vocab))
-    clean = list(DocBin().from_disk(clean_train).get_docs(nlp.vocab))
+    nlp, noisy, clean = load_model_and_docs(model, noisy_train, clean_train)
     log_probs = _predict(nlp, noisy, batch_size)
     tags = nlp.get_pipe("rsft_ner").tags
     kinds, scores = [], {name: [] for name in SIGNALS}
