@@ -18,8 +18,8 @@ Nothing is trained: it reads STATS.jsonl and STATS.units.json of a run folder, e
         corpus/full/noisebench/noise_distant.spacy corpus/full/noisebench/clean.spacy
 """
 import json
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 from typing import Annotated, List, Optional
 
 import numpy
