@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set everything up, then run the project's demo workflow (`spacy project run all`):
 # demo data -> DocBin -> rsft_ner trained uniform and rejection-sampled, rsft_entity_linker
-# -> evaluation -> project/training/report.md with plots. Offline; 5-10 minutes on 2 CPU
+# -> evaluation -> project/training/report.md with plots. Offline; 3-10 minutes on 2 CPU
 # cores (README).
 #
 # The two NER trainings are independent, so they run side by side first (the KB is built
