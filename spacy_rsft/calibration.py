@@ -115,6 +115,27 @@ def entity_confidence(log_probs: numpy.ndarray, tags: numpy.ndarray, temperature
     return float(numpy.exp(scaled[numpy.arange(len(tags)), tags].sum()))
 
 
+def entity_confidences(
+    log_probs: numpy.ndarray, tags: numpy.ndarray, spans: Sequence[Tuple[int, int]], temperature: float
+) -> numpy.ndarray:
+    """`entity_confidence` of each entity of one doc, from one log-softmax over all its
+    tokens (it is per token, so the numbers are the same; per entity, the setup cost more
+    than the arithmetic, a tenth of `rsft_ner`'s inference time on 2 cores).
+
+    log_probs (ndarray): The doc's tag log-probabilities (n_tokens, n_tags).
+    tags (ndarray): The decoded tag of each token of the doc.
+    spans (Sequence[Tuple[int, int]]): (start, end) of each entity, end exclusive.
+    RETURNS (ndarray): float32 confidences, one per span.
+    """
+    if not len(spans):
+        return numpy.zeros((0,), dtype="float32")
+    scaled = log_softmax(log_probs / temperature)
+    # float64 running sums, so that a difference of two is exact to far below float32
+    token_log_probs = numpy.concatenate(([0.0], numpy.cumsum(scaled[numpy.arange(len(tags)), tags], dtype="float64")))
+    starts, ends = numpy.asarray(spans, dtype="int64").T
+    return numpy.exp(token_log_probs[ends] - token_log_probs[starts]).astype("float32")
+
+
 def entity_bce(outcomes: List[Tuple[numpy.ndarray, numpy.ndarray, bool]], temperature: float) -> float:
     """Mean binary cross-entropy of the entity confidences at T against correctness.
 

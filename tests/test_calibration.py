@@ -7,7 +7,7 @@ from spacy.training import Example
 from thinc.api import fix_random_seed
 
 from spacy_rsft.calibration import (
-    entity_bce, entity_confidence, expected_calibration_error, fit_temperature, link_nll,
+    entity_bce, entity_confidence, entity_confidences, expected_calibration_error, fit_temperature, link_nll,
     log_softmax, reliability_bins,
 )
 from spacy_rsft.cli.calibrate import calibrate_pipeline
@@ -47,6 +47,19 @@ def test_entity_confidence_temperature():
     # an overconfident set (all confidences high, half wrong) is fitted with T > 1
     outcomes = [(log_probs, tags, i % 2 == 0) for i in range(10)]
     assert fit_temperature(lambda t: entity_bce(outcomes, t)) > 1.0
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 3.0])
+def test_entity_confidences_of_a_doc_equal_each_entitys(temperature):
+    rng = numpy.random.default_rng(1)
+    log_probs = log_softmax(rng.normal(0, 3, size=(40, 9))).astype("float32")
+    tags = rng.integers(0, 9, size=40)
+    spans = [(0, 1), (3, 7), (7, 8), (20, 40)]
+    together = entity_confidences(log_probs, tags, spans, temperature)
+    one_by_one = [entity_confidence(log_probs[b:e], tags[b:e], temperature) for b, e in spans]
+    assert together.dtype == numpy.float32
+    numpy.testing.assert_allclose(together, one_by_one, rtol=1e-5)
+    assert entity_confidences(log_probs, tags, [], temperature).shape == (0,)
 
 
 @pytest.fixture(scope="module")

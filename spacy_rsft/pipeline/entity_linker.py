@@ -39,6 +39,7 @@ from ..kb.candidates import Candidate, normalize_alias
 from ..models.encoder import encoder_config
 from ..models.tagger import check_upstream_ran, is_listener
 from .batching import MAX_BATCH_ITEMS, LengthGroupedPipe, check_release_memory
+from .cpu_ops import use_torch_gemm
 from .guard import NonFiniteGuard
 from .link_features import (
     DEFAULT_FEATURES, LEGACY_FEATURES, EntityTable, MentionFeatures, check_features,
@@ -229,7 +230,8 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(Errors.E008.format(name=name, setting="threshold", value=threshold, options="a probability in [0, 1] or null"))
         self.vocab = vocab
-        self.model = model
+        # the dense layers' matrix products on torch's BLAS (see cpu_ops.py)
+        self.model = use_torch_gemm(model)
         self.name = name
         self.candidate_generator = candidate_generator
         self.features = check_features(name, features)

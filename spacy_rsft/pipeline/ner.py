@@ -21,12 +21,13 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Linear, Model, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..calibration import entity_bce, entity_confidence, expected_calibration_error, fit_temperature
+from ..calibration import entity_bce, entity_confidence, entity_confidences, expected_calibration_error, fit_temperature
 from ..errors import Errors, Warnings
 from ..models.encoder import encoder_config
 from ..models.tagger import check_upstream_ran, is_listener
 from ..ty import unmasked_reference
 from .batching import MAX_BATCH_ITEMS, MAX_TRAIN_GROUPS, LengthGroupedPipe, check_release_memory, padding_groups
+from .cpu_ops import use_torch_gemm
 from .guard import NonFiniteGuard, discard_gradients
 from .quantization import check_mode as check_quantize_mode
 from .quantization import check_trainable, fp32_weights, quantize_model
@@ -155,7 +156,8 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         if unknown_labels not in ("error", "skip"):
             raise ValueError(Errors.E008.format(name=name, setting="unknown_labels", value=unknown_labels, options="'error', 'skip'"))
         self.vocab = vocab
-        self.model = model
+        # the dense layers' matrix products on torch's BLAS (see cpu_ops.py)
+        self.model = use_torch_gemm(model)
         self.name = name
         self.scorer = scorer
         self.unknown_labels = unknown_labels
@@ -250,7 +252,7 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         output = self.model.get_ref("output_layer")
         if output.has_param("W") is True and output.get_dim("nO") != len(self.tags):
             # Re-initializing with another label set: thinc cannot resize a built layer.
-            fresh = Linear(nO=len(self.tags))
+            fresh = use_torch_gemm(Linear(nO=len(self.tags)))
             self.model.replace_node(output, fresh)
             self.model.set_ref("output_layer", fresh)
             output = fresh
@@ -289,27 +291,22 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         """
         temperature = float(self.cfg.get("temperature") or 1.0)
         for doc, log_probs in zip(docs, scores):
-            spans, confidences = [], []
-            for begin, stop, label, path in self._decode(log_probs):
-                spans.append(Span(doc, begin, stop, label=label))
-                # The probability that every token of the span gets exactly its tag.
-                confidences.append(entity_confidence(log_probs[begin:stop], path[begin:stop], temperature))
-            doc.spans[self.spans_key] = SpanGroup(
-                doc,
-                name=self.spans_key,
-                spans=spans,
-                attrs={"scores": numpy.asarray(confidences, dtype="float32")},
-            )
+            path, entities = self._decode(log_probs)
+            spans = [Span(doc, begin, stop, label=label) for begin, stop, label in entities]
+            # The probability that every token of the span gets exactly its tag.
+            confidences = entity_confidences(log_probs, path, [(b, e) for b, e, _ in entities], temperature)
+            doc.spans[self.spans_key] = SpanGroup(doc, name=self.spans_key, spans=spans, attrs={"scores": confidences})
             self._set_ents(doc, spans)
 
-    def _decode(self, log_probs: numpy.ndarray) -> List[Tuple[int, int, str, numpy.ndarray]]:
-        """(start, end, label, tag path of the doc) of each entity of the best valid tag
-        sequence."""
-        if getattr(self, "_mask_tags", None) != self.tags:  # the mask of the current tag set
-            self._mask, self._mask_tags = transition_mask(self.tags), self.tags
+    def _decode(self, log_probs: numpy.ndarray) -> Tuple[numpy.ndarray, List[Tuple[int, int, str]]]:
+        """The best valid tag sequence of a doc (tag indices) and its entities (start, end,
+        label)."""
+        tags = self.tags  # a property that builds the list: once per doc, not per token
+        if getattr(self, "_mask_tags", None) != tags:  # the mask of the current tag set
+            self._mask, self._mask_tags = transition_mask(tags), tags
         allowed, start, end = self._mask
         path = numpy.asarray(constrained_viterbi(log_probs, allowed, start, end), dtype="int64")
-        return [(b, e, label, path) for b, e, label in spans_from_tags([self.tags[i] for i in path])]
+        return path, spans_from_tags([tags[i] for i in path])
 
     # -- calibration ----------------------------------------------------------------
     def calibration_outcomes(self, examples: Iterable[Example]) -> List[Tuple[numpy.ndarray, numpy.ndarray, bool]]:
@@ -328,7 +325,8 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
             for eg, log_probs in zip(batch, self.predict([eg.predicted for eg in batch])):
                 gold = {(e.start_char, e.end_char, e.label_) for e in eg.reference.ents}
                 doc = eg.predicted
-                for b, e, label, path in self._decode(log_probs):
+                path, entities = self._decode(log_probs)
+                for b, e, label in entities:
                     key = (doc[b].idx, doc[e - 1].idx + len(doc[e - 1]), label)
                     outcomes.append((log_probs[b:e], path[b:e], key in gold))
         return outcomes

@@ -4,7 +4,8 @@ bucketing.py), side by side with spacy-transformers in the same run.
 Inference: words/s with `nlp.pipe` (batch 64) over CoNLL dev, round-robin, median of --runs,
 for spacy-transformers' MiniLM + `ner` (configs/spacy_ner_trf.cfg), `rsft_ner` with its spans
 padded as spacy-transformers pads them (bucketing off), `rsft_ner` (bucketed, the default)
-and `rsft_ner` in both int8 modes (`int8`, `int8-all`). Also the share of padding the transformer computes in each mode.
+and `rsft_ner` in both int8 modes (`int8`, `int8-all`), and `int8` with its own dense layers
+(the tagger's head) on thinc's BLIS gemm instead of torch's (spacy_rsft/pipeline/cpu_ops.py). Also the share of padding the transformer computes in each mode.
 
 Training: `rsft_ner` updates over 1,000-word batches of CoNLL train in one process, bucketing
 on and off in alternate blocks of --block updates (so whatever else the machine does slows
@@ -29,6 +30,7 @@ from spacy.training import Example
 from spacy.training.batchers import minibatch_by_words
 from spacy.util import load_config, load_model_from_config
 from spacy_transformers.layers import TransformerModel
+from thinc.api import NumpyOps
 
 from bench import write_json
 from spacy_rsft.cli.init_config import make_config
@@ -84,12 +86,17 @@ def build_pipelines(examples, tmp: Path) -> Dict:
     quantize_pipeline(tmp / "fp32", tmp / "int8-all", mode="int8-all")
     padded = spacy.load(tmp / "fp32")
     set_bucketing(padded, False)
+    on_blis = spacy.load(tmp / "int8")
+    for _, component in on_blis.pipeline:  # the dense layers as before cpu_ops.py
+        for node in component.model.walk():
+            node.ops = NumpyOps()
     return {
         "spacy-transformers MiniLM + ner": initialized(anchor, examples),
         "rsft_ner fp32, padded as spacy-transformers": padded,
         "rsft_ner fp32, length buckets": rsft_nlp,
         "rsft_ner int8, length buckets": spacy.load(tmp / "int8"),
         "rsft_ner int8-all, length buckets": spacy.load(tmp / "int8-all"),
+        "rsft_ner int8, length buckets, dense layers on thinc's BLIS": on_blis,
     }
 
 
