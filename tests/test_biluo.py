@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 
 from spacy_rsft.pipeline.biluo import (
     constrained_viterbi,
+    constrained_viterbi_batch,
     spans_from_tags,
     tag_names,
     transition_mask,
@@ -70,3 +71,16 @@ def test_viterbi_output_always_valid(n_tokens, seed):
     spans = spans_from_tags(decoded)
     covered = [i for start, end, _ in spans for i in range(start, end)]
     assert len(covered) == len(set(covered))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=25), min_size=0, max_size=6), st.integers(min_value=0, max_value=2**31 - 1))
+def test_batched_viterbi_gives_each_docs_own_path(lengths, seed):
+    rng = numpy.random.default_rng(seed)
+    # float32 like the component's log-probabilities; ties (rounded scores) break alike
+    docs = [numpy.round(rng.normal(size=(n, len(TAGS))) * 3, 1).astype("float32") for n in lengths]
+    batched = constrained_viterbi_batch(docs, ALLOWED, START, END)
+    assert len(batched) == len(docs)
+    for log_probs, path in zip(docs, batched):
+        assert path.dtype == numpy.int64
+        numpy.testing.assert_array_equal(path, constrained_viterbi(log_probs, ALLOWED, START, END))

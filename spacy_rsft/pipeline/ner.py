@@ -33,7 +33,7 @@ from .quantization import check_mode as check_quantize_mode
 from .quantization import check_trainable, fp32_weights, quantize_model
 from .recording import ExampleLossRecorder, reference_token_losses
 from .threads import before_torch_runs
-from .biluo import constrained_viterbi, spans_from_tags, tag_names, transition_mask
+from .biluo import constrained_viterbi_batch, spans_from_tags, tag_names, transition_mask
 
 DEFAULT_NER_MODEL = """
 [model]
@@ -290,23 +290,21 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         scores (List[ndarray]): Output of `predict`.
         """
         temperature = float(self.cfg.get("temperature") or 1.0)
-        for doc, log_probs in zip(docs, scores):
-            path, entities = self._decode(log_probs)
+        for doc, log_probs, (path, entities) in zip(docs, scores, self._decode(scores)):
             spans = [Span(doc, begin, stop, label=label) for begin, stop, label in entities]
             # The probability that every token of the span gets exactly its tag.
             confidences = entity_confidences(log_probs, path, [(b, e) for b, e, _ in entities], temperature)
             doc.spans[self.spans_key] = SpanGroup(doc, name=self.spans_key, spans=spans, attrs={"scores": confidences})
             self._set_ents(doc, spans)
 
-    def _decode(self, log_probs: numpy.ndarray) -> Tuple[numpy.ndarray, List[Tuple[int, int, str]]]:
-        """The best valid tag sequence of a doc (tag indices) and its entities (start, end,
+    def _decode(self, scores: List[numpy.ndarray]) -> List[Tuple[numpy.ndarray, List[Tuple[int, int, str]]]]:
+        """Per doc: the best valid tag sequence (tag indices) and its entities (start, end,
         label)."""
-        tags = self.tags  # a property that builds the list: once per doc, not per token
+        tags = self.tags  # a property that builds the list: once, not per token
         if getattr(self, "_mask_tags", None) != tags:  # the mask of the current tag set
             self._mask, self._mask_tags = transition_mask(tags), tags
-        allowed, start, end = self._mask
-        path = numpy.asarray(constrained_viterbi(log_probs, allowed, start, end), dtype="int64")
-        return path, spans_from_tags([tags[i] for i in path])
+        paths = constrained_viterbi_batch(scores, *self._mask)
+        return [(path, spans_from_tags([tags[i] for i in path])) for path in paths]
 
     # -- calibration ----------------------------------------------------------------
     def calibration_outcomes(self, examples: Iterable[Example]) -> List[Tuple[numpy.ndarray, numpy.ndarray, bool]]:
@@ -322,10 +320,10 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         outcomes = []
         for start in range(0, len(docs), 32):
             batch = examples[start : start + 32]
-            for eg, log_probs in zip(batch, self.predict([eg.predicted for eg in batch])):
+            scores = self.predict([eg.predicted for eg in batch])
+            for eg, log_probs, (path, entities) in zip(batch, scores, self._decode(scores)):
                 gold = {(e.start_char, e.end_char, e.label_) for e in eg.reference.ents}
                 doc = eg.predicted
-                path, entities = self._decode(log_probs)
                 for b, e, label in entities:
                     key = (doc[b].idx, doc[e - 1].idx + len(doc[e - 1]), label)
                     outcomes.append((log_probs[b:e], path[b:e], key in gold))
