@@ -8,13 +8,14 @@ and `rsft_ner` in both int8 modes (`int8`, `int8-all`), and `int8` with its own 
 (the tagger's head) on thinc's BLIS gemm instead of torch's (spacy_rsft/pipeline/cpu_ops.py). Also the share of padding the transformer computes in each mode.
 
 Training: `rsft_ner` updates over 1,000-word batches of CoNLL train in one process, bucketing
-on and off in alternate blocks of --block updates (so whatever else the machine does slows
+on and off (--compare gemm: the dense layers on torch's BLAS and on BLIS) in alternate blocks of --block updates (so whatever else the machine does slows
 both alike); the median seconds per update of each, the first update of each block left out.
 
 The pipelines are initialized, not trained: speed does not depend on the weights except
 through how many entities are found, which costs little next to the transformer.
 
-usage: python scripts/bucket_speed.py [--runs 3] [--updates 40 (0: inference only)] [--output results/full/bucket_speed.json]
+usage: python scripts/bucket_speed.py [--runs 3] [--updates 40 (0: inference only)] [--compare buckets|gemm]
+       [--train-only] [--output results/full/bucket_speed.json]
 """
 import argparse
 import json
@@ -36,6 +37,7 @@ from bench import write_json
 from spacy_rsft.cli.init_config import make_config
 from spacy_rsft.cli.quantize import quantize_pipeline
 from spacy_rsft.models import bucketing
+from spacy_rsft.pipeline.cpu_ops import use_torch_gemm
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "corpus" / "full" / "conll" / "train.spacy"
@@ -87,9 +89,7 @@ def build_pipelines(examples, tmp: Path) -> Dict:
     padded = spacy.load(tmp / "fp32")
     set_bucketing(padded, False)
     on_blis = spacy.load(tmp / "int8")
-    for _, component in on_blis.pipeline:  # the dense layers as before cpu_ops.py
-        for node in component.model.walk():
-            node.ops = NumpyOps()
+    set_dense_gemm(on_blis, False)  # the dense layers as before cpu_ops.py
     return {
         "spacy-transformers MiniLM + ner": initialized(anchor, examples),
         "rsft_ner fp32, padded as spacy-transformers": padded,
@@ -122,18 +122,36 @@ def inference(pipelines: Dict, texts: List[str], runs: int) -> Dict:
     }
 
 
-def training(n_docs: int, updates: int, block: int) -> Dict:
+def set_dense_gemm(nlp, on_torch: bool) -> None:
+    """The rsft components' own dense layers on torch's BLAS (the default) or thinc's BLIS."""
+    for _, component in nlp.pipeline:
+        if on_torch:
+            use_torch_gemm(component.model)
+        else:
+            for node in component.model.walk():
+                node.ops = NumpyOps()
+
+
+# What --compare alternates in training: (name of A, name of B, set(nlp, is_A)).
+TRAINING_COMPARISONS = {
+    "buckets": ("length buckets", "padded", set_bucketing),
+    "gemm": ("dense layers on torch's BLAS", "dense layers on thinc's BLIS", set_dense_gemm),
+}
+
+
+def training(n_docs: int, updates: int, block: int, compare: str = "buckets") -> Dict:
+    first, second, switch = TRAINING_COMPARISONS[compare]
     nlp = load_model_from_config(make_config("ner"), auto_fill=True, validate=True)
     train_docs = list(DocBin().from_disk(TRAIN).get_docs(nlp.vocab))[:n_docs]
     examples = [Example(nlp.make_doc(doc.text), doc) for doc in train_docs]
     nlp.initialize(lambda: examples[:50])
     optimizer = nlp.create_optimizer()
     batches = minibatch_by_words(examples * 10, size=1000, tolerance=0.2, discard_oversize=False)
-    seconds: Dict[str, List[float]] = {"length buckets": [], "padded": []}
-    words: Dict[str, int] = {"length buckets": 0, "padded": 0}
+    seconds: Dict[str, List[float]] = {first: [], second: []}
+    words: Dict[str, int] = {first: 0, second: 0}
     for step, batch in zip(range(updates), batches):
-        mode = "length buckets" if (step // block) % 2 == 0 else "padded"
-        set_bucketing(nlp, mode == "length buckets")
+        mode = first if (step // block) % 2 == 0 else second
+        switch(nlp, mode == first)
         start = time.perf_counter()
         nlp.update(batch, sgd=optimizer, losses={})
         elapsed = time.perf_counter() - start
@@ -142,10 +160,26 @@ def training(n_docs: int, updates: int, block: int) -> Dict:
             words[mode] += sum(len(eg.reference) for eg in batch)
     medians = {mode: statistics.median(values) for mode, values in seconds.items()}
     return {
+        "compared": compare,
         "updates_counted": {mode: len(values) for mode, values in seconds.items()},
         "seconds_per_update_median": {mode: round(m, 3) for mode, m in medians.items()},
         "words_per_second": {mode: round(words[mode] / sum(seconds[mode])) for mode in seconds},
-        "padded_vs_buckets_time": round(medians["padded"] / medians["length buckets"], 3),
+        # > 1: the second mode takes longer per update
+        "time_ratio": {"of": second, "to": first, "value": round(medians[second] / medians[first], 3)},
+    }
+
+
+def measure_inference(examples, texts: List[str], runs: int) -> Dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        pipelines = build_pipelines(examples, Path(tmp))
+        speed = inference(pipelines, texts, runs)
+        padding = {"padded": padding_share(pipelines["rsft_ner fp32, length buckets"], texts, False),
+                   "length buckets": padding_share(pipelines["rsft_ner fp32, length buckets"], texts, True)}
+    return {
+        "dev": str(DEV.relative_to(ROOT)), "docs": len(texts), "runs": runs, "batch_size": 64,
+        "call_cost": bucketing.CALL_COST,
+        "inference": speed,
+        "padding_share_of_computed_wordpieces": padding,
     }
 
 
@@ -154,6 +188,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--updates", type=int, default=40)
     parser.add_argument("--block", type=int, default=5)
+    parser.add_argument("--compare", choices=sorted(TRAINING_COMPARISONS), default="buckets",
+                        help="What the training part alternates")
+    parser.add_argument("--train-only", action="store_true", help="Skip the inference part")
     parser.add_argument("--output", default=str(ROOT / "results" / "full" / "bucket_speed.json"))
     args = parser.parse_args()
     for path in (TRAIN, DEV):
@@ -163,24 +200,16 @@ def main() -> None:
     train_docs = list(DocBin().from_disk(TRAIN).get_docs(blank.vocab))[:400]
     texts = [doc.text for doc in DocBin().from_disk(DEV).get_docs(blank.vocab)]
     examples = [Example(blank.make_doc(doc.text), doc) for doc in train_docs[:50]]
-    with tempfile.TemporaryDirectory() as tmp:
-        pipelines = build_pipelines(examples, Path(tmp))
-        speed = inference(pipelines, texts, args.runs)
-        padding = {"padded": padding_share(pipelines["rsft_ner fp32, length buckets"], texts, False),
-                   "length buckets": padding_share(pipelines["rsft_ner fp32, length buckets"], texts, True)}
-    result = {
-        "dev": str(DEV.relative_to(ROOT)), "docs": len(texts), "runs": args.runs, "batch_size": 64,
-        "call_cost": bucketing.CALL_COST,
-        "inference": speed,
-        "padding_share_of_computed_wordpieces": padding,
-    }
-    print(json.dumps(result, indent=1), flush=True)
-    write_json(Path(args.output), result)  # kept if the training part fails
+    output = Path(args.output)
+    result = {} if args.train_only else measure_inference(examples, texts, args.runs)
+    if result:
+        print(json.dumps(result, indent=1), flush=True)
+        write_json(output, result)  # kept if the training part fails
     if not args.updates:  # --updates 0: inference only
         return
-    result["training"] = training(len(train_docs), args.updates, args.block)
+    result["training"] = training(len(train_docs), args.updates, args.block, args.compare)
     print(json.dumps(result["training"], indent=1))
-    write_json(Path(args.output), result)
+    write_json(output, result)
 
 
 if __name__ == "__main__":
