@@ -7,7 +7,7 @@ columns in fp32 (`split_outliers`: what the `int8` mode does since) at two ratio
 is measured round-robin in one process (median of --rounds), swapping the transformer in
 place.
 
-usage: python scripts/quantize_partial.py MODEL_DIR DEV.spacy OUTPUT.json [--rounds 3] [--outliers]
+usage: python scripts/quantize_partial.py MODEL_DIR DEV.spacy OUTPUT.json [--rounds 3] [--outliers [--columns 8,16]]
 """
 import argparse
 import copy
@@ -16,6 +16,7 @@ import statistics
 import time
 import warnings
 from pathlib import Path
+from typing import Dict, List, Tuple
 
 import spacy
 import torch
@@ -25,7 +26,7 @@ from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
 from bench import write_json
 from quantize_layers import FFN_OUT
-from spacy_rsft.pipeline.quantization import hf_shims, int8_scheme, quantized_layers, split_outliers
+from spacy_rsft.pipeline.quantization import OUTLIER_COLUMNS, hf_shims, int8_scheme, quantized_layers, split_outliers
 
 def without_down_projections(fp32: torch.nn.Module):
     """Every Linear layer but the FFN down-projections (in > out features): what the
@@ -44,16 +45,16 @@ VARIANTS = {
 }
 
 
-# With --outliers: the package's scheme on every Linear layer, with the outlier input columns
-# of the layers where they stand out (the largest column maximum at least RATIO x the 9th
-# largest) kept in fp32.
-OUTLIER_VARIANTS = {
-    f"int8, all Linear layers, 8-bit activations 7-bit weights, outlier columns fp32 (ratio {ratio:g})": ratio
-    for ratio in (3.0,)
-}
+# With --outliers: the package's scheme on every Linear layer, with the K outlier input
+# columns of the layers where they stand out (the largest column maximum at least RATIO x the
+# (K+1)-th largest) kept in fp32; K is OUTLIER_COLUMNS (8) unless --columns lists others.
+def outlier_variants(columns: List[int], ratio: float = 3.0) -> Dict[str, Tuple[float, int]]:
+    name = "int8, all Linear layers, 8-bit activations 7-bit weights, outlier columns fp32 (ratio {:g})"
+    return {name.format(ratio) + ("" if k == OUTLIER_COLUMNS else f", {k} columns"): (ratio, k) for k in columns}
 
 
-def quantized(fp32: torch.nn.Module, names, scheme: str = "torch", tokenizer=None, ratio: float = 0.0) -> torch.nn.Module:
+def quantized(fp32: torch.nn.Module, names, scheme: str = "torch", tokenizer=None, ratio: float = 0.0,
+              columns: int = OUTLIER_COLUMNS) -> torch.nn.Module:
     """torch's dynamic int8 (7-bit activations: `reduce_range`; 8-bit weights) or the
     package's (`int8_scheme`: 8-bit activations, 7-bit weights), optionally with outlier
     columns split out (`split_outliers`)."""
@@ -61,7 +62,7 @@ def quantized(fp32: torch.nn.Module, names, scheme: str = "torch", tokenizer=Non
     chosen = {n: qconfig for n in names}
     model = quantize_dynamic(copy.deepcopy(fp32), chosen, dtype=torch.qint8, mapping=mapping).eval()
     if ratio:
-        split_outliers(model, fp32, tokenizer, list(names), ratio=ratio)
+        split_outliers(model, fp32, tokenizer, list(names), k=columns, ratio=ratio)
     return model
 
 
@@ -72,6 +73,7 @@ def main() -> None:
     parser.add_argument("output", type=Path)
     parser.add_argument("--rounds", type=int, default=3, help="Speed rounds (0: dev F1 only)")
     parser.add_argument("--outliers", action="store_true", help="Only fp32, the two package modes and the outlier-column variants")
+    parser.add_argument("--columns", default=str(OUTLIER_COLUMNS), help="With --outliers: outlier columns per layer, comma-separated")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # torch.ao's deprecation notices
     nlp = spacy.load(args.model)
@@ -87,8 +89,9 @@ def main() -> None:
     models.update({name: quantized(shim._model, layers(shim._model), scheme) for name, (layers, scheme) in variants.items()})
     if args.outliers:
         tokenizer = shim._hfmodel.tokenizer
-        models.update({name: quantized(shim._model, quantized_layers(shim._model), "ours", tokenizer, ratio)
-                       for name, ratio in OUTLIER_VARIANTS.items()})
+        columns = [int(k) for k in args.columns.split(",")]
+        models.update({name: quantized(shim._model, quantized_layers(shim._model), "ours", tokenizer, ratio, k)
+                       for name, (ratio, k) in outlier_variants(columns).items()})
     report = {"model": str(args.model), "dev": str(args.dev), "words": words, "rounds": args.rounds, "systems": {}}
     for name, model in models.items():
         shim._model = model
