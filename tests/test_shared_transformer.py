@@ -205,3 +205,39 @@ def test_fresh_scoring_runs_the_shared_transformer_first(shared_nlp):
     assert [len(v) for v in per_token] == [len(eg.reference) for eg in examples]
     # The examples themselves were not annotated by the scoring pass.
     assert all(eg.predicted._.trf_data is None and not eg.predicted.ents for eg in examples)
+
+
+def test_benchmark_e2e_int8_scores_both_precisions_alternately(shared_nlp, tmp_path, monkeypatch):
+    """`project/benchmarks/scripts/e2e_int8.py`: the fp32 pipeline and its int8 copy, each
+    evaluated from raw text in alternate rounds, and their differences."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from spacy.tokens import DocBin
+
+    scripts = Path(__file__).resolve().parents[1] / "project" / "benchmarks" / "scripts"
+    monkeypatch.syspath_prepend(str(scripts))
+    import e2e_int8
+
+    nlp, _, _ = shared_nlp
+    nlp.to_disk(tmp_path / "p")
+    refs = []
+    for text, ents in DATA:
+        ref = nlp.make_doc(text)
+        ref.ents = [ref.char_span(s, e, label=l, kb_id=k) for s, e, l, k in ents]
+        refs.append(ref)
+    DocBin(docs=refs).to_disk(tmp_path / "gold.spacy")
+    out = tmp_path / "e2e_int8.json"
+    monkeypatch.setattr(sys, "argv", ["e2e_int8.py", str(tmp_path / "p"), str(tmp_path / "gold.spacy"),
+                                      "--rounds", "2", "--output", str(out)])
+    e2e_int8.main()
+    report = json.loads(out.read_text())
+    assert [(r["precision"], r["round"]) for r in report["runs"]] == [("fp32", 1), ("int8", 1), ("fp32", 2), ("int8", 2)]
+    summary = report["summary"]
+    for precision in ("fp32", "int8"):
+        assert summary[precision]["words_per_second_median"] > 0
+        assert 0.0 <= summary[precision]["ents_f"] <= 1.0
+    # the differences are those of the two summaries, in F1 points
+    assert summary["int8_vs_fp32"]["ents_f"] == round(100 * (summary["int8"]["ents_f"] - summary["fp32"]["ents_f"]), 2)
+    assert summary["int8_vs_fp32"]["speed"] > 0

@@ -12,9 +12,10 @@ usage: python scripts/e2e_evaluate.py MODEL_DIR DATA.spacy [--output metrics.jso
 import argparse
 import json
 import time
+from typing import Dict, List
 
 import spacy
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
 from bench import write_json
@@ -24,18 +25,13 @@ from spacy_rsft.scorers import score_links_end_to_end, score_ner
 NER_FACTORIES = ("ner", "rsft_ner")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("model")
-    parser.add_argument("data")
-    parser.add_argument("--output", default=None)
-    args = parser.parse_args()
-    nlp = spacy.load(args.model)
-    factories = {name: nlp.get_pipe_meta(name).factory for name in nlp.pipe_names}
+def evaluate(nlp, refs: List[Doc], name: str = "the pipeline") -> Dict:
+    """NER and end-to-end link scores of `nlp` from the reference docs' raw text, with the
+    words/s of one `nlp.pipe` pass over them."""
+    factories = {pipe: nlp.get_pipe_meta(pipe).factory for pipe in nlp.pipe_names}
     if not any(f in NER_FACTORIES for f in factories.values()):
-        raise SystemExit(f"{args.model}: no NER component ({', '.join(NER_FACTORIES)}) in {nlp.pipe_names}; "
+        raise SystemExit(f"{name}: no NER component ({', '.join(NER_FACTORIES)}) in {nlp.pipe_names}; "
                          "use el_evaluate.py for a linker on gold mentions.")
-    refs = list(DocBin().from_disk(args.data).get_docs(nlp.vocab))
     texts = [ref.text for ref in refs]
     list(nlp.pipe(texts[:1]))  # load lazily built parts (tokenizer caches, KB tables) outside the timing
     start = time.perf_counter()
@@ -54,6 +50,18 @@ def main() -> None:
         "predicted_links": n_links,
         "pipeline": nlp.pipe_names,
     })
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model")
+    parser.add_argument("data")
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    nlp = spacy.load(args.model)
+    refs = list(DocBin().from_disk(args.data).get_docs(nlp.vocab))
+    scores = evaluate(nlp, refs, args.model)
     print(json.dumps({k: v for k, v in scores.items() if k != "ents_per_type"}, indent=1))
     if args.output:
         write_json(args.output, scores)
