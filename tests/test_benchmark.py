@@ -690,3 +690,19 @@ def test_el_errors_puts_each_in_kb_mention_in_one_class():
                                 "prior_right_model_wrong": 1, "prior_and_model_wrong": 1, "gold_not_a_candidate": 1}
     assert result["overrides"] == [["Oslo", "LOC", "Q3", "X"]]
     assert result["wrong_by_label"] == {"prior_and_model_wrong LOC": 1, "prior_right_model_wrong LOC": 1}
+
+
+def test_footprint_measures_a_folder_and_a_fresh_processs_own_peak(tmp_path):
+    import footprint
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.bin").write_bytes(b"x" * 2**20)
+    (tmp_path / "sub" / "b.bin").write_bytes(b"x" * 2**19)
+    assert footprint.folder_mb(tmp_path) == 1.5
+    # a child reports its own peak, not ours: allocate 300 MB here, then ask a new program
+    ballast = b"x" * (300 * 2**20)  # touched, so resident
+    code = "import footprint; print(footprint.peak_rss_mb())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           cwd=BENCHMARK / "scripts")
+    assert 0 < int(child.stdout.strip().splitlines()[-1]) < footprint.peak_rss_mb()
+    del ballast
