@@ -57,7 +57,9 @@ def constrained_viterbi(
     start: numpy.ndarray,
     end: numpy.ndarray,
 ) -> numpy.ndarray:
-    """The highest-scoring valid tag sequence.
+    """The highest-scoring valid tag sequence of one doc. `rsft_ner` decodes with
+    `constrained_viterbi_batch`; this plain form is kept as the reference it is tested
+    against (and for callers decoding a single doc).
 
     log_probs (ndarray): (n_tokens, n_tags) log-probabilities of each tag.
     allowed, start, end (ndarray): From `transition_mask`.
