@@ -108,9 +108,12 @@ def test_every_suite_is_a_command_of_the_workflow():
     config = load_project_config(BENCHMARK)
     scripts = {c["name"]: " ".join(c["script"]) for c in config["commands"]}
     suites = {s.suite for s in bench.load_benchmark(BENCHMARK).systems.values()}
-    # a suite runs through run.py, or (noisebench) through the grid script that calls it
-    runners = {suite: [f"scripts/run.py {suite} "] for suite in suites}
-    runners["noisebench"].append("scripts/noisebench_grid.py ")
+    # a suite runs at the workflow's scale through run.py, or (noisebench) through the grid
+    # script that calls it; a command may also train a suite's models at a fixed scale of its
+    # own (inference-table), which is not the suite's command
+    scale = config["vars"]["scale"]  # load_project_config substitutes the variables
+    runners = {suite: [f"scripts/run.py {suite} --scale {scale} "] for suite in suites}
+    runners["noisebench"].append(f"scripts/noisebench_grid.py --scale {scale} ")
 
     def runs(script: str, suite: str) -> bool:
         return any(runner in script for runner in runners[suite])

@@ -241,3 +241,58 @@ def test_benchmark_e2e_int8_scores_both_precisions_alternately(shared_nlp, tmp_p
     # the differences are those of the two summaries, in F1 points
     assert summary["int8_vs_fp32"]["ents_f"] == round(100 * (summary["int8"]["ents_f"] - summary["fp32"]["ents_f"]), 2)
     assert summary["int8_vs_fp32"]["speed"] > 0
+
+
+def test_benchmark_inference_table_measures_every_row_in_one_run(shared_nlp, tmp_path, monkeypatch):
+    """`project/benchmarks/scripts/inference_table.py`: every row (the int8 ones quantized
+    from their fp32 models) gets words/s from the same round-robin, its ratio to the
+    spacy-transformers row, accuracy on its data, sizes and memory. The tiny shared pipeline
+    stands in for every trained model."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from spacy.tokens import DocBin
+
+    scripts = Path(__file__).resolve().parents[1] / "project" / "benchmarks" / "scripts"
+    monkeypatch.syspath_prepend(str(scripts))
+    import inference_table
+
+    nlp, _, _ = shared_nlp
+    models = tmp_path / "models"
+    for name in ("ner_cnn", "ner_trf", "ner_uniform", "e2e_spacy"):
+        (models / name / "seed0").mkdir(parents=True)
+        nlp.to_disk(models / name / "seed0" / "model-best")
+    (tmp_path / "ner_el").mkdir()
+    nlp.to_disk(tmp_path / "ner_el" / "model-best")
+    (tmp_path / "ner_el" / "train.json").write_text(json.dumps({"peak_rss_mb": 1234}))
+    refs = []
+    for text, ents in DATA:
+        ref = nlp.make_doc(text)
+        ref.ents = [ref.char_span(s, e, label=l, kb_id=k) for s, e, l, k in ents]
+        refs.append(ref)
+    DocBin(docs=refs).to_disk(tmp_path / "gold.spacy")
+    monkeypatch.setattr(inference_table, "CONLL_DEV", tmp_path / "gold.spacy")
+    monkeypatch.setattr(inference_table, "AIDA_TESTA", tmp_path / "gold.spacy")
+    # a fresh process per row (the real measurement) costs seconds each: record what is asked
+    measured = []
+    monkeypatch.setattr(inference_table, "inference_peak_rss", lambda model: measured.append(model) or 500)
+    out = tmp_path / "table.json"
+    monkeypatch.setattr(sys, "argv", ["inference_table.py", "--models", str(models), "--ner-el",
+                                      str(tmp_path / "ner_el" / "model-best"), "--runs", "2", "--output", str(out)])
+    inference_table.main()
+    rows = json.loads(out.read_text())["pipelines"]
+    assert list(rows) == ["spaCy CNN ner", "spacy-transformers MiniLM + ner", "rsft_ner fp32", "rsft_ner int8",
+                          "spaCy ner + entity_linker", "ner+el fp32", "ner+el int8"]
+    assert rows["spacy-transformers MiniLM + ner"]["ratio_to_spacy_transformers"] == 1.0
+    for name, row in rows.items():
+        assert len(row["words_per_second_runs"]) == 2 and row["words_per_second_median"] > 0, name
+        assert 0.0 <= row["ents_f"] <= 100.0 and row["disk_mb"] > 0 and row["inference_peak_rss_mb"] > 0, name
+    # an int8 row names the fp32 model it was quantized from, and that model's training
+    assert rows["ner+el int8"]["precision"] == "int8"
+    assert rows["ner+el int8"]["model"] == rows["ner+el fp32"]["model"]
+    assert rows["ner+el int8"]["train_peak_rss_mb"] == rows["ner+el fp32"]["train_peak_rss_mb"] == 1234
+    assert rows["spaCy CNN ner"]["train_peak_rss_mb"] is None  # no train.json beside it
+    assert "nel_e2e_inkb_f" in rows["ner+el fp32"]
+    # memory is measured on the folder each row runs: the int8 copy, not its fp32 source
+    assert len(set(measured)) == 7 and models / "ner_uniform" / "seed0" / "model-best" in measured
