@@ -248,7 +248,7 @@ def test_missing_required_config_value(tiny_bert):
 @pytest.mark.parametrize("every,updates,expected", [(2, 4, 2), (1, 3, 3), (0, 3, 0)])
 def test_release_memory_every_n_updates_and_after_pipe(tiny_bert, monkeypatch, every, updates, expected):
     """Freed memory goes back to the OS every `release_memory` updates and once at the end
-    of every `pipe` stream (an evaluation), never with 0."""
+    of every `pipe` stream (an evaluation) of a process that trains, never with 0."""
     from spacy_rsft.pipeline import batching
 
     calls = []
@@ -262,6 +262,27 @@ def test_release_memory_every_n_updates_and_after_pipe(tiny_bert, monkeypatch, e
     docs = list(nlp.pipe(text for text, _ in TRAIN_DATA))
     assert len(docs) == len(TRAIN_DATA)
     assert len(calls) == expected + (1 if every else 0)
+
+
+def test_release_memory_is_on_for_training_and_off_for_a_predicting_process(tiny_bert, tmp_path, monkeypatch):
+    """The default trims every 20 updates; a pipeline loaded only to predict never trims
+    (a trim per `nlp.pipe` call would cost a server tens of milliseconds each time)."""
+    from spacy_rsft.pipeline import batching
+
+    nlp = make_tiny_ner_nlp(tiny_bert)
+    assert nlp.get_pipe("rsft_ner").release_memory == 20
+    optimizer = nlp.initialize(lambda: make_examples(nlp))
+    nlp.update(make_examples(nlp), sgd=optimizer)
+    nlp.to_disk(tmp_path / "p")
+    calls = []
+    monkeypatch.setattr(batching, "release_free_memory", lambda: calls.append(1))
+    loaded = spacy.load(tmp_path / "p")
+    assert loaded.get_pipe("rsft_ner").release_memory == 20
+    for _ in range(3):
+        list(loaded.pipe(text for text, _ in TRAIN_DATA))
+    assert calls == []
+    list(nlp.pipe(text for text, _ in TRAIN_DATA))  # the process that trained it: an evaluation
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("value", [-1, "yes"])

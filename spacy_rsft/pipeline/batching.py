@@ -54,14 +54,18 @@ class LengthGroupedPipe:
     memory the allocator keeps after an update or a `pipe` stream goes back to the OS.
 
     The component sets `self.release_memory` (see `check_release_memory`): every that many
-    updates, and at the end of every `pipe` stream (an evaluation), glibc hands its free
-    pages back; 0 never does. Independently, training has glibc map blocks of 1 MB or more
-    on their own (`map_large_blocks`), which keeps most of that memory from piling up in
-    the first place at almost no cost in time; `release_memory` trims what is left.
+    updates, and at the end of every `pipe` stream (an evaluation) once the component has
+    been updated in this process, glibc hands its free pages back; 0 never does. A process
+    that only predicts never trims: a trim costs tens of milliseconds on a large heap, which
+    a server calling `nlp.pipe` on a few docs at a time would pay on every call.
+    Independently, training has glibc map blocks of 1 MB or more on their own
+    (`map_large_blocks`), which keeps most of that memory from piling up in the first place
+    at almost no cost in time; `release_memory` trims what is left.
     """
 
     release_memory: int = 0
     _updates_since_release: int = 0
+    _updated_in_process: bool = False
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """Annotate a stream of docs; each batch runs in sub-batches of similar length
@@ -72,7 +76,7 @@ class LengthGroupedPipe:
         YIELDS (Doc): The docs, annotated, in order.
         """
         yield from pipe_by_length(self, stream, batch_size)
-        if self.release_memory:
+        if self.release_memory and self._updated_in_process:
             release_free_memory()
 
     def finish_update(self, sgd) -> None:
@@ -85,6 +89,7 @@ class LengthGroupedPipe:
         use_in_place_updates(self.model)
         super().finish_update(sgd)
         map_large_blocks()
+        self._updated_in_process = True
         self._updates_since_release += 1
         if self.release_memory and self._updates_since_release >= self.release_memory:
             release_free_memory()

@@ -71,7 +71,7 @@ DEFAULT_EL_CONFIG = Config().from_str(DEFAULT_EL_MODEL + encoder_config("model.t
         "hard_negative_temperature": 1.0,
         "use_gold_ents": True,
         "quantize": None,
-        "release_memory": 0,
+        "release_memory": 20,
         "scorer": {"@scorers": "spacy-rsft.el_scorer.v1"},
     },
     default_score_weights={
@@ -122,8 +122,10 @@ def make_rsft_entity_linker(
         input columns of the layers that have them in fp32 (CPU inference only; see
         `spacy_rsft.pipeline.quantization`); "int8-all": every column in int8, a little
         faster and less accurate. null (default): fp32.
-    release_memory (int): Every this many updates, and after every `pipe` stream, hand
-        the memory glibc keeps back to the OS (see `LengthGroupedPipe`). 0 (default): never.
+    release_memory (int): Every this many updates, and after every `pipe` stream of a
+        process that trains (an evaluation), hand the memory glibc keeps back to the OS
+        (see `LengthGroupedPipe`). 20 (default); 0: never. A process that only predicts
+        never trims.
     scorer (Optional[Callable]): Scoring method.
     """
     return RsftEntityLinker(
@@ -222,7 +224,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         hard_negative_temperature: float = 1.0,
         use_gold_ents: bool = True,
         quantize: Optional[str] = None,
-        release_memory: int = 0,
+        release_memory: int = 20,
         scorer: Optional[Callable] = None,
     ) -> None:
         check_quantize_mode(name, quantize)
