@@ -296,3 +296,13 @@ def test_benchmark_inference_table_measures_every_row_in_one_run(shared_nlp, tmp
     assert "nel_e2e_inkb_f" in rows["ner+el fp32"]
     # memory is measured on the folder each row runs: the int8 copy, not its fp32 source
     assert len(set(measured)) == 7 and models / "ner_uniform" / "seed0" / "model-best" in measured
+    # each round's ratio is paired with the anchor's same round
+    int8 = rows["rsft_ner int8"]
+    anchor_runs = rows["spacy-transformers MiniLM + ner"]["words_per_second_runs"]
+    assert int8["ratio_per_round"] == [round(a / b, 3) for a, b in zip(int8["words_per_second_runs"], anchor_runs)]
+    # --rows measures some rows only, with the anchor and the fp32 model an int8 row names
+    monkeypatch.setattr(sys, "argv", sys.argv[:-2] + ["--rows", "ner+el int8", "--output", str(out)])
+    inference_table.main()
+    rows = json.loads(out.read_text())["pipelines"]
+    assert list(rows) == ["spacy-transformers MiniLM + ner", "ner+el int8"]
+    assert rows["ner+el int8"]["model"].endswith("model-best")

@@ -8,7 +8,8 @@ written for this run.
 
 - words/s: `nlp.pipe` (batch 64) over CoNLL dev's raw text, all pipelines loaded in this
   process and run round-robin (run 1 of each, then run 2 of each, ...), median of --runs;
-  each row's ratio to the spacy-transformers row;
+  each row's ratio to the spacy-transformers row (of the medians, and the median of each
+  round's ratio);
 - accuracy: NER P/R/F from raw text on CoNLL dev (NER pipelines) or AIDA testa (ner+el
   pipelines, with the end-to-end InKB micro F1), through e2e_evaluate.evaluate;
 - inference peak RSS: a fresh process per pipeline (footprint.py's `--run-one`);
@@ -16,12 +17,13 @@ written for this run.
 
 usage: python scripts/inference_table.py [--models training/inference_table]
            [--ner-el training/full/e2e_rsft/seed0/model-best] [--runs 3]
-           [--output results/full/inference_table.json]
+           [--output results/full/inference_table.json] [--rows "rsft_ner fp32,rsft_ner int8"]
 The models come from `python scripts/run.py ner --scale inference_table --jobs 2` and
 `python scripts/run.py e2e --scale inference_table` (see systems.yml).
 """
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -96,12 +98,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--output", type=Path, default=ROOT / "results" / "full" / "inference_table.json")
+    parser.add_argument("--rows", default=None,
+                        help="comma-separated row names to measure (default: all); the spacy-transformers row is always kept")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:  # holds the int8 copies until the end
-        rows = model_paths(args.models, args.ner_el, Path(tmp))
+        rows = all_rows = model_paths(args.models, args.ner_el, Path(tmp))
+        if args.rows:
+            kept = {ANCHOR, *args.rows.split(",")}
+            unknown = kept - set(rows)
+            if unknown:
+                raise SystemExit(f"--rows: unknown row(s) {sorted(unknown)}; the rows are {list(rows)}")
+            rows = {name: row for name, row in rows.items() if name in kept}
         table = {}
         for name, row in rows.items():
-            trained = rows[row.get("trained_as", name)]["model"]
+            trained = all_rows[row.get("trained_as", name)]["model"]
             table[name] = {
                 "model": shown(trained),
                 "precision": "int8" if "trained_as" in row else "fp32",
@@ -117,10 +127,15 @@ def main() -> None:
             print(name, {k: table[name].get(k) for k in QUALITY}, flush=True)
         texts = [doc.text for doc in DocBin().from_disk(CONLL_DEV).get_docs(pipelines[ANCHOR].vocab)]
         speeds = measure(pipelines, texts, args.runs, args.batch_size)
-    anchor = speeds[ANCHOR]["words_per_second_median"]
+    anchor = speeds[ANCHOR]
     for name, speed in speeds.items():
-        table[name].update(speed, ratio_to_spacy_transformers=round(speed["words_per_second_median"] / anchor, 3))
-        print(name, speed, flush=True)
+        # the ratio of the medians, and the median of each round's ratio (the rounds drift
+        # together, so the paired ratio is the steadier of the two)
+        per_round = [mine / theirs for mine, theirs in zip(speed["words_per_second_runs"], anchor["words_per_second_runs"])]
+        table[name].update(speed, ratio_to_spacy_transformers=round(speed["words_per_second_median"] / anchor["words_per_second_median"], 3),
+                           ratio_per_round=[round(r, 3) for r in per_round],
+                           ratio_per_round_median=round(statistics.median(per_round), 3))
+        print(name, table[name]["ratio_to_spacy_transformers"], table[name]["ratio_per_round"], flush=True)
     report = {"speed_data": shown(CONLL_DEV), "runs": args.runs, "batch_size": args.batch_size,
               "pipelines": table}
     write_json(args.output, report)
