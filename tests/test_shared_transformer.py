@@ -207,6 +207,18 @@ def test_fresh_scoring_runs_the_shared_transformer_first(shared_nlp):
     assert all(eg.predicted._.trf_data is None and not eg.predicted.ents for eg in examples)
 
 
+def write_gold(nlp, path) -> None:
+    """DATA's texts with their gold entities and links, as a .spacy file."""
+    from spacy.tokens import DocBin
+
+    refs = []
+    for text, ents in DATA:
+        ref = nlp.make_doc(text)
+        ref.ents = [ref.char_span(s, e, label=l, kb_id=k) for s, e, l, k in ents]
+        refs.append(ref)
+    DocBin(docs=refs).to_disk(path)
+
+
 def test_benchmark_e2e_int8_scores_both_precisions_alternately(shared_nlp, tmp_path, monkeypatch):
     """`project/benchmarks/scripts/e2e_int8.py`: the fp32 pipeline and its int8 copy, each
     evaluated from raw text in alternate rounds, and their differences."""
@@ -214,7 +226,6 @@ def test_benchmark_e2e_int8_scores_both_precisions_alternately(shared_nlp, tmp_p
     import sys
     from pathlib import Path
 
-    from spacy.tokens import DocBin
 
     scripts = Path(__file__).resolve().parents[1] / "project" / "benchmarks" / "scripts"
     monkeypatch.syspath_prepend(str(scripts))
@@ -222,12 +233,7 @@ def test_benchmark_e2e_int8_scores_both_precisions_alternately(shared_nlp, tmp_p
 
     nlp, _, _ = shared_nlp
     nlp.to_disk(tmp_path / "p")
-    refs = []
-    for text, ents in DATA:
-        ref = nlp.make_doc(text)
-        ref.ents = [ref.char_span(s, e, label=l, kb_id=k) for s, e, l, k in ents]
-        refs.append(ref)
-    DocBin(docs=refs).to_disk(tmp_path / "gold.spacy")
+    write_gold(nlp, tmp_path / "gold.spacy")
     out = tmp_path / "e2e_int8.json"
     monkeypatch.setattr(sys, "argv", ["e2e_int8.py", str(tmp_path / "p"), str(tmp_path / "gold.spacy"),
                                       "--rounds", "2", "--output", str(out)])
@@ -252,7 +258,6 @@ def test_benchmark_inference_table_measures_every_row_in_one_run(shared_nlp, tmp
     import sys
     from pathlib import Path
 
-    from spacy.tokens import DocBin
 
     scripts = Path(__file__).resolve().parents[1] / "project" / "benchmarks" / "scripts"
     monkeypatch.syspath_prepend(str(scripts))
@@ -266,12 +271,7 @@ def test_benchmark_inference_table_measures_every_row_in_one_run(shared_nlp, tmp
     (tmp_path / "ner_el").mkdir()
     nlp.to_disk(tmp_path / "ner_el" / "model-best")
     (tmp_path / "ner_el" / "train.json").write_text(json.dumps({"peak_rss_mb": 1234}))
-    refs = []
-    for text, ents in DATA:
-        ref = nlp.make_doc(text)
-        ref.ents = [ref.char_span(s, e, label=l, kb_id=k) for s, e, l, k in ents]
-        refs.append(ref)
-    DocBin(docs=refs).to_disk(tmp_path / "gold.spacy")
+    write_gold(nlp, tmp_path / "gold.spacy")
     monkeypatch.setattr(inference_table, "CONLL_DEV", tmp_path / "gold.spacy")
     monkeypatch.setattr(inference_table, "AIDA_TESTA", tmp_path / "gold.spacy")
     # a fresh process per row (the real measurement) costs seconds each: record what is asked
