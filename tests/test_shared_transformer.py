@@ -226,7 +226,6 @@ def test_benchmark_e2e_int8_scores_both_precisions_alternately(shared_nlp, tmp_p
     import sys
     from pathlib import Path
 
-
     scripts = Path(__file__).resolve().parents[1] / "project" / "benchmarks" / "scripts"
     monkeypatch.syspath_prepend(str(scripts))
     import e2e_int8
@@ -257,7 +256,6 @@ def test_benchmark_inference_table_measures_every_row_in_one_run(shared_nlp, tmp
     import json
     import sys
     from pathlib import Path
-
 
     scripts = Path(__file__).resolve().parents[1] / "project" / "benchmarks" / "scripts"
     monkeypatch.syspath_prepend(str(scripts))
