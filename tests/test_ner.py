@@ -266,7 +266,7 @@ def test_release_memory_every_n_updates_and_after_pipe(tiny_bert, monkeypatch, e
 
 def test_release_memory_is_on_for_training_and_off_for_a_predicting_process(tiny_bert, tmp_path, monkeypatch):
     """The default trims every 20 updates; a pipeline loaded only to predict never trims
-    (a trim per `nlp.pipe` call would cost a server tens of milliseconds each time)."""
+    (a trim per `nlp.pipe` call would cost a server milliseconds each time)."""
     from spacy_rsft.pipeline import batching
 
     nlp = make_tiny_ner_nlp(tiny_bert)

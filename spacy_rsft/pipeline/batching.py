@@ -56,8 +56,9 @@ class LengthGroupedPipe:
     The component sets `self.release_memory` (see `check_release_memory`): every that many
     updates, and at the end of every `pipe` stream (an evaluation) once the component has
     been updated in this process, glibc hands its free pages back; 0 never does. A process
-    that only predicts never trims: a trim costs tens of milliseconds on a large heap, which
-    a server calling `nlp.pipe` on a few docs at a time would pay on every call.
+    that only predicts never trims: a trim took 7 ms (up to 14) after an 8-doc `pipe` call
+    on the trained ner+el pipeline, which a server calling `nlp.pipe` on a few docs at a
+    time would pay on every call (project/benchmarks/scripts/trim_cost.py).
     Independently, training has glibc map blocks of 1 MB or more on their own
     (`map_large_blocks`), which keeps most of that memory from piling up in the first place
     at almost no cost in time; `release_memory` trims what is left.

@@ -51,6 +51,14 @@ def peak_rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # not Linux
 
 
+def inference_peak_rss(model: Path) -> int:
+    """Load and run the pipeline over CoNLL dev in a fresh process (`run_one`); its peak RSS."""
+    out = subprocess.run([sys.executable, __file__, "--run-one", str(model)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{model}: the memory run failed\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+
+
 def write_pipelines(tmp: Path, ner_el: Path = None) -> Dict[str, Path]:
     blank = spacy.blank("en")
     docs = list(DocBin().from_disk(TRAIN).get_docs(blank.vocab))[:50]
@@ -82,10 +90,7 @@ def main() -> None:
     report = {"dev": str(DEV.relative_to(ROOT)), "pipelines": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in write_pipelines(Path(tmp), args.ner_el).items():
-            out = subprocess.run([sys.executable, __file__, "--run-one", str(path)], capture_output=True, text=True)
-            if out.returncode != 0:
-                raise SystemExit(f"{name}: failed\n{out.stderr[-2000:]}")
-            report["pipelines"][name] = {"disk_mb": folder_mb(path), **json.loads(out.stdout.strip().splitlines()[-1])}
+            report["pipelines"][name] = {"disk_mb": folder_mb(path), "peak_rss_mb": inference_peak_rss(path)}
             print(name, report["pipelines"][name], flush=True)
     write_json(args.output, report)
 

@@ -22,10 +22,7 @@ The models come from `python scripts/run.py ner --scale inference_table --jobs 2
 `python scripts/run.py e2e --scale inference_table` (see systems.yml).
 """
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Dict, Optional
@@ -35,7 +32,7 @@ from spacy.tokens import DocBin
 
 from bench import read_json, write_json
 from e2e_evaluate import evaluate
-from footprint import folder_mb
+from footprint import folder_mb, inference_peak_rss
 from speed import measure
 from spacy_rsft.cli.quantize import quantize_pipeline
 
@@ -74,15 +71,6 @@ def training_peak_rss(model: Path) -> Optional[int]:
     """The peak RSS train.py recorded for the run that wrote `model` (model-best's parent)."""
     record = read_json(model.parent / "train.json")
     return None if record is None else record.get("peak_rss_mb")
-
-
-def inference_peak_rss(model: Path) -> int:
-    """Load and run the pipeline over CoNLL dev in a fresh process; its VmHWM."""
-    script = Path(__file__).resolve().parent / "footprint.py"
-    out = subprocess.run([sys.executable, str(script), "--run-one", str(model)], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"{model}: the memory run failed\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
 
 
 def quality(nlp, data: Path, name: str) -> Dict:
