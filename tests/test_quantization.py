@@ -94,6 +94,26 @@ def test_quantized_pipeline_saves_fp32_weights_and_reloads_the_same(trained, tmp
         numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_int8_holds_one_copy_of_the_weights_it_does_not_quantize(trained, tmp_path):
+    """The quantized transformer and the fp32 one kept for saving share the embeddings and
+    LayerNorms (no second fp32 copy), and the fp32 one keeps its own Linear layers."""
+    from spacy_rsft.pipeline.quantization import FP32_ATTR
+
+    quantize_pipeline(trained / "fp32", tmp_path / "int8")
+    shim = hf_shims(spacy.load(tmp_path / "int8").get_pipe("rsft_ner").model)[0]
+    fp32, int8 = getattr(shim, FP32_ATTR), shim._model
+    assert int8 is not fp32
+    fp32_tensors = {t.data_ptr() for t in list(fp32.parameters()) + list(fp32.buffers())}
+    int8_params = list(int8.parameters())
+    assert int8_params and all(p.data_ptr() in fp32_tensors for p in int8_params)
+    assert fp32.embeddings.word_embeddings.weight is int8.embeddings.word_embeddings.weight
+    linears = [m for m in fp32.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(type(m) is torch.nn.Linear for m in linears)
+    reloaded = hf_shims(spacy.load(trained / "fp32").get_pipe("rsft_ner").model)[0]._model
+    for (name, a), (_, b) in zip(fp32.state_dict().items(), reloaded.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
 def test_a_quantized_component_refuses_to_train(trained):
     nlp = spacy.load(trained / "fp32", config={"components": {"rsft_ner": {"quantize": "int8"}}})
     with pytest.raises(ValueError, match="E317.*quantize"):

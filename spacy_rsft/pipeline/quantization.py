@@ -8,9 +8,10 @@ scale per output channel, activations quantized on the fly to 8 bits (`int8_sche
 the CPU only. In "int8" mode the few input columns of a layer that are far larger than
 the rest (they would set the activation scale for all of them) stay in fp32
 (`split_outliers`, calibrated once at load on a short built-in text). The weights on disk
-stay fp32 (the component keeps its fp32 transformer to save them), so a quantized pipeline
-saves, loads and packages like any other, and the setting can be switched off again. A
-quantized component predicts; it does not train.
+stay fp32 (the component keeps its fp32 transformer to save them; the int8 one shares its
+embeddings and LayerNorms, `shared_copy`), so a quantized pipeline saves, loads and packages
+like any other, and the setting can be switched off again. A quantized component predicts;
+it does not train.
 """
 import warnings
 from contextlib import contextmanager
@@ -225,7 +226,10 @@ def quantize_model(model: Model, name: str, mode: str = "int8") -> int:
             # torch.ao's notices that eager quantization moves to torchao: it still works in
             # the pinned torch, and the notices say nothing a pipeline user can act on
             warnings.simplefilter("ignore")
-            quantized = quantize_dynamic(transformer, {layer: qconfig for layer in layers}, dtype=torch.qint8, mapping=mapping)
+            quantized = quantize_dynamic(
+                shared_copy(transformer), {layer: qconfig for layer in layers},
+                dtype=torch.qint8, mapping=mapping, inplace=True,
+            )
         quantized.eval()
         if mode == "int8":
             _split_or_warn(quantized, transformer, getattr(shim._hfmodel, "tokenizer", None), layers, name)
@@ -246,6 +250,23 @@ def _split_or_warn(quantized, fp32, tokenizer, layers: List[str], name: str) -> 
         split_outliers(quantized, fp32, tokenizer, layers)
     except Exception as error:  # a tokenizer that cannot encode the calibration text
         warnings.warn(Warnings.W010.format(name=name, reason=f"{type(error).__name__}: {error}"))
+
+
+def shared_copy(module):
+    """A copy of `module`'s tree of modules that holds the original's own parameter and
+    buffer tensors, not copies of them.
+
+    `quantize_dynamic` (not in place) deep-copies the whole model before it replaces the
+    Linear layers of the copy, so a quantized component held the fp32 model (kept for
+    saving) and a second fp32 copy of everything that is not a Linear weight (MiniLM's
+    embeddings alone are 47 MB), and for a moment a copy of the Linear weights too. Quantizing
+    this copy in place instead builds each int8 layer from the original's weight and leaves
+    the original's layers as they were: the one extra memory is the int8 weights."""
+    import copy
+    import itertools
+
+    tensors = itertools.chain(module.parameters(), module.buffers())
+    return copy.deepcopy(module, memo={id(tensor): tensor for tensor in tensors})
 
 
 @contextmanager
