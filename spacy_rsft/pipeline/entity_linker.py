@@ -37,6 +37,7 @@ from ..calibration import expected_calibration_error, fit_temperature, link_nll
 from ..errors import Errors, Warnings
 from ..kb.candidates import Candidate, normalize_alias
 from ..models.encoder import encoder_config
+from ..models.hf_loading import model_from_file
 from ..models.tagger import check_upstream_ran, is_listener
 from .batching import MAX_BATCH_ITEMS, LengthGroupedPipe, check_release_memory
 from .cpu_ops import use_torch_gemm
@@ -843,8 +844,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
             self.model.set_dim("nO", self.cfg["entity_vector_length"] + 1, force=True)
             self._set_feature_dims()
             try:
-                with p.open("rb") as file_:
-                    self.model.from_bytes(file_.read())
+                model_from_file(self.model, p)
             except (AttributeError, ValueError) as err:
                 raise ValueError(Errors.E205.format(name=self.name, path=p, err=err)) from None
 

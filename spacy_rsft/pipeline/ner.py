@@ -9,6 +9,7 @@ The per-example training loss (mean token cross-entropy) is recorded during `upd
 extra forward pass, for the rejection-sampling reader (`spacy-rsft.RejectionSampledCorpus.v1`).
 """
 import warnings
+from pathlib import Path
 from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -24,6 +25,7 @@ from thinc.types import Floats2d
 from ..calibration import entity_bce, entity_confidence, entity_confidences, expected_calibration_error, fit_temperature
 from ..errors import Errors, Warnings
 from ..models.encoder import encoder_config
+from ..models.hf_loading import model_from_file
 from ..models.tagger import check_upstream_ran, is_listener
 from ..ty import unmasked_reference
 from .batching import MAX_BATCH_ITEMS, MAX_TRAIN_GROUPS, LengthGroupedPipe, check_release_memory, padding_groups
@@ -428,7 +430,10 @@ class RsftEntityRecognizer(LengthGroupedPipe, TrainablePipe):
         """Load the component, with a clear error for a missing or broken file; with
         `quantize` set, quantize its transformer."""
         try:
-            super().from_disk(path, exclude=exclude)
+            # spaCy's own from_disk, but the model read with `model_from_file` (less memory)
+            super().from_disk(path, exclude=[*exclude, "model"])
+            if "model" not in exclude:
+                model_from_file(self.model, Path(path) / "model")
         except (ValueError, KeyError, OSError, TypeError) as err:
             raise ValueError(Errors.E010.format(name=self.name, path=path, err=err)) from None
         return self._after_load()

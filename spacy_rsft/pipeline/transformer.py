@@ -13,10 +13,12 @@ are quantized when the trained pipeline is loaded, as for the components (see
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 
+from spacy.errors import Errors as SpacyErrors
 from spacy.language import Language
 from spacy_transformers.pipeline_component import DEFAULT_CONFIG, Transformer
 from thinc.api import Config, Model
 
+from ..models.hf_loading import model_from_file
 from .quantization import check_mode as check_quantize_mode
 from .quantization import check_trainable, fp32_weights, quantize_model
 from .threads import before_torch_runs
@@ -82,7 +84,15 @@ class RsftTransformer(Transformer):
             return super().to_bytes(exclude=exclude)
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "RsftTransformer":
-        super().from_disk(path, exclude=exclude)
+        model_file = Path(path) / "model"
+        if "model" in exclude or not model_file.is_file():  # (a directory: spacy-transformers v1.0)
+            super().from_disk(path, exclude=exclude)
+        else:  # the model read with `model_from_file` (less memory at the peak)
+            super().from_disk(path, exclude=[*exclude, "model"])
+            try:
+                model_from_file(self.model, model_file)
+            except AttributeError:
+                raise ValueError(SpacyErrors.E149) from None
         self._quantize_loaded()
         return self
 
