@@ -274,7 +274,8 @@ def test_benchmark_inference_table_measures_every_row_in_one_run(shared_nlp, tmp
     monkeypatch.setattr(inference_table, "AIDA_TESTA", tmp_path / "gold.spacy")
     # a fresh process per row (the real measurement) costs seconds each: record what is asked
     measured = []
-    monkeypatch.setattr(inference_table, "inference_peak_rss", lambda model: measured.append(model) or 500)
+    monkeypatch.setattr(inference_table, "inference_peak_rss",
+                        lambda model, repeats: measured.append(model) or [500, 530, 510][:repeats])
     out = tmp_path / "table.json"
     monkeypatch.setattr(sys, "argv", ["inference_table.py", "--models", str(models), "--ner-el",
                                       str(tmp_path / "ner_el" / "model-best"), "--runs", "2", "--output", str(out)])
@@ -285,7 +286,9 @@ def test_benchmark_inference_table_measures_every_row_in_one_run(shared_nlp, tmp
     assert rows["spacy-transformers MiniLM + ner"]["ratio_to_spacy_transformers"] == 1.0
     for name, row in rows.items():
         assert len(row["words_per_second_runs"]) == 2 and row["words_per_second_median"] > 0, name
-        assert 0.0 <= row["ents_f"] <= 100.0 and row["disk_mb"] > 0 and row["inference_peak_rss_mb"] > 0, name
+        assert 0.0 <= row["ents_f"] <= 100.0 and row["disk_mb"] > 0, name
+        # three fresh processes by default (their peaks spread), and their median
+        assert row["inference_peak_rss_mb_runs"] == [500, 530, 510] and row["inference_peak_rss_mb"] == 510, name
     # an int8 row names the fp32 model it was quantized from, and that model's training
     assert rows["ner+el int8"]["precision"] == "int8"
     assert rows["ner+el int8"]["model"] == rows["ner+el fp32"]["model"]
@@ -304,3 +307,42 @@ def test_benchmark_inference_table_measures_every_row_in_one_run(shared_nlp, tmp
     rows = json.loads(out.read_text())["pipelines"]
     assert list(rows) == ["spacy-transformers MiniLM + ner", "ner+el int8"]
     assert rows["ner+el int8"]["model"].endswith("model-best")
+
+
+def test_benchmark_inference_mmap_pairs_each_threshold_with_glibcs_default(shared_nlp, tmp_path, monkeypatch):
+    """`project/benchmarks/scripts/inference_mmap.py`: every threshold's speed is paired
+    round by round with glibc's default in one process, and its memory is measured in fresh
+    processes that start with the threshold set (MALLOC_MMAP_THRESHOLD_)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    scripts = Path(__file__).resolve().parents[1] / "project" / "benchmarks" / "scripts"
+    monkeypatch.syspath_prepend(str(scripts))
+    import inference_mmap
+
+    nlp, _, _ = shared_nlp
+    nlp.to_disk(tmp_path / "model")
+    write_gold(nlp, tmp_path / "gold.spacy")
+    monkeypatch.setattr(inference_mmap, "DEV", tmp_path / "gold.spacy")
+    asked = []
+
+    def fake_peaks(model, repeats, env):
+        asked.append(env.get("MALLOC_MMAP_THRESHOLD_"))
+        return [700 + len(asked)] * repeats
+
+    monkeypatch.setattr(inference_mmap, "inference_peak_rss", fake_peaks)
+    out = tmp_path / "mmap.json"
+    monkeypatch.setattr(sys, "argv", ["inference_mmap.py", str(tmp_path / "model"), "--thresholds-mb", "1,4",
+                                      "--runs", "3", "--docs", "4", "--repeats", "2", "--output", str(out)])
+    inference_mmap.main()
+    rows = json.loads(out.read_text())["models"][str(tmp_path / "model")]
+    assert list(rows) == ["glibc default", "1 MB", "4 MB"]
+    assert asked == [None, str(1 << 20), str(4 << 20)]
+    assert [row["peak_rss_mb_runs"] for row in rows.values()] == [[701, 701], [702, 702], [703, 703]]
+    assert rows["glibc default"]["ratio_per_round_median"] == 1.0
+    for row in rows.values():
+        assert len(row["words_per_second"]) == 3 and row["median_words_per_second"] > 0
+    one = rows["1 MB"]
+    paired = sorted(a / b for a, b in zip(one["words_per_second"], rows["glibc default"]["words_per_second"]))
+    assert one["ratio_per_round_median"] == pytest.approx(paired[1], abs=2e-3)
