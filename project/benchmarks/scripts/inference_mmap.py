@@ -63,8 +63,9 @@ def alternating_speed(model: Path, thresholds_mb: List[int], runs: int, n_docs: 
     for size in sizes:
         paired = [a / b for a, b in zip(speed[size], speed[DEFAULT_MB])]
         result[size] = {
-            "words_per_second": [round(x) for x in speed[size]],
+            "words_per_second": [round(x, 1) for x in speed[size]],
             "median_words_per_second": round(statistics.median(speed[size])),
+            "ratio_per_round": [round(x, 3) for x in paired],
             "ratio_per_round_median": round(statistics.median(paired), 3),
             "ratio_of_medians": round(statistics.median(speed[size]) / statistics.median(speed[DEFAULT_MB]), 3),
         }
