@@ -331,7 +331,9 @@ def test_benchmark_inference_mmap_pairs_each_threshold_with_glibcs_default(share
         asked.append(env.get("MALLOC_MMAP_THRESHOLD_"))
         return [700 + len(asked)] * repeats
 
-    monkeypatch.setattr(inference_mmap, "inference_peak_rss", fake_peaks)
+    import footprint  # whose median_peak the script calls
+
+    monkeypatch.setattr(footprint, "inference_peak_rss", fake_peaks)
     out = tmp_path / "mmap.json"
     monkeypatch.setattr(sys, "argv", ["inference_mmap.py", str(tmp_path / "model"), "--thresholds-mb", "1,4",
                                       "--runs", "3", "--docs", "4", "--repeats", "2", "--output", str(out)])

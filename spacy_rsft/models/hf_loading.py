@@ -50,7 +50,7 @@ class LeanHFShim(HFShim):
                 "'spacy-transformers' versions."
             )
             transformer.load_state_dict(state, strict=False)
-        del state
+        del state  # its tensors were copied into the model: free them before any move
         transformer.to(device)
         return self
 
@@ -63,7 +63,7 @@ class LeanHFShim(HFShim):
             config = self.config_cls.from_pretrained(config_file)
             tok_kwargs = tok_dict.pop("kwargs", {})
             for name, file_bytes in tok_dict.items():
-                Path(temp_dir / name).write_bytes(file_bytes)
+                (temp_dir / name).write_bytes(file_bytes)
             tokenizer = self.tokenizer_cls.from_pretrained(str(temp_dir.absolute()), **tok_kwargs)
             vocab_file_contents = None
             if hasattr(tokenizer, "vocab_file"):

@@ -67,6 +67,12 @@ def inference_peak_rss(model: Path, repeats: int = 1, env: Optional[Dict[str, st
     return peaks
 
 
+def median_peak(model: Path, repeats: int, env: Optional[Dict[str, str]] = None) -> Dict:
+    """`inference_peak_rss` `repeats` times: the median peak and every process's."""
+    peaks = inference_peak_rss(model, repeats, env)
+    return {"peak_rss_mb": round(statistics.median(peaks)), "peak_rss_mb_runs": peaks}
+
+
 def write_pipelines(tmp: Path, ner_el: Path = None) -> Dict[str, Path]:
     blank = spacy.blank("en")
     docs = list(DocBin().from_disk(TRAIN).get_docs(blank.vocab))[:50]
@@ -99,9 +105,7 @@ def main() -> None:
     report = {"dev": str(DEV.relative_to(ROOT)), "pipelines": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in write_pipelines(Path(tmp), args.ner_el).items():
-            peaks = inference_peak_rss(path, args.repeats)
-            report["pipelines"][name] = {"disk_mb": folder_mb(path), "peak_rss_mb": round(statistics.median(peaks)),
-                                         "peak_rss_mb_runs": peaks}
+            report["pipelines"][name] = {"disk_mb": folder_mb(path), **median_peak(path, args.repeats)}
             print(name, report["pipelines"][name], flush=True)
     write_json(args.output, report)
 

@@ -27,19 +27,18 @@ from spacy.tokens import DocBin
 
 from bench import write_json
 from bucket_speed import DEV, ROOT
-from footprint import inference_peak_rss
+from footprint import median_peak
 from spacy_rsft.util import set_mmap_threshold
 
 DEFAULT_MB = 32  # glibc's adaptive threshold stops at 32 MB on 64-bit
 
 
 def fresh_process_peaks(model: Path, threshold_mb: Optional[int], repeats: int) -> Dict:
-    """`footprint.inference_peak_rss`, the threshold fixed from the start (None: glibc's own)."""
+    """`footprint.median_peak`, the threshold fixed from the start (None: glibc's own)."""
     env = dict(os.environ)
     if threshold_mb is not None:
         env["MALLOC_MMAP_THRESHOLD_"] = str(threshold_mb << 20)
-    peaks = inference_peak_rss(model, repeats, env)
-    return {"peak_rss_mb": round(statistics.median(peaks)), "peak_rss_mb_runs": peaks}
+    return median_peak(model, repeats, env)
 
 
 def alternating_speed(model: Path, thresholds_mb: List[int], runs: int, n_docs: int) -> Dict:
