@@ -442,16 +442,37 @@ def test_pooled_losses_need_units_masked_in_their_example(tmp_path):
     with pytest.raises(ValueError, match="loss_tokens"):
         RejectionSampledCorpus(tmp_path / "t.spacy", unit="span", loss_tokens="outside")
     with pytest.raises(ValueError, match="loss_tokens"):
-        RejectionSampledCorpus(tmp_path / "t.spacy", unit="sentence", context="sentence", loss_tokens="outside")
+        RejectionSampledCorpus(tmp_path / "t.spacy", unit="example", loss_tokens="outside")
 
 
-def test_split_context_trains_on_the_accepted_sentences(tmp_path, tiny_bert):
+def test_split_sentences_pool_their_counted_token_losses(tmp_path, doc):
+    """With context "sentence" the sentences are the training examples; judged by their
+    largest outside-token loss they pool recorded token losses like masked sentences do."""
+    from spacy_rsft.sampling.reader import RejectionSampledCorpus
+
+    DocBin(docs=[doc]).to_disk(tmp_path / "t.spacy")
+    reader = RejectionSampledCorpus(tmp_path / "t.spacy", unit="sentence", context="sentence",
+                                    unit_loss="max", loss_tokens="outside")
+    assert reader.pools_tokens and not reader.masks_units
+    examples = reader.load_examples(spacy.blank("en"))
+    assert [len(eg.reference) for eg in examples] == [6, 5]
+    table = reader._unit_table(examples)
+    tokens = numpy.arange(11, dtype="float32")  # doc token i has loss i
+    losses = reader._pool(table, {0: tokens[:6].copy(), 1: tokens[6:].copy()})
+    # entities at doc tokens 0, 2, 4 and 9: outside maxima 5 (token 5) and 10 (token 10)
+    assert losses.tolist() == [5.0, 10.0]
+    # a split reader with the plain mean keeps the examples' own recorded losses
+    assert not RejectionSampledCorpus(tmp_path / "t.spacy", unit="sentence", context="sentence").pools_tokens
+
+
+@pytest.mark.parametrize("pooled", [{}, {"unit_loss": "max", "loss_tokens": "outside"}])
+def test_split_context_trains_on_the_accepted_sentences(tmp_path, tiny_bert, pooled):
     docs, _ = four_sentence_docs(16)
     train_path = tmp_path / "train.spacy"
     DocBin(docs=docs).to_disk(train_path)
     stats_path = tmp_path / "stats.jsonl"
     settings = {"target": "denoise", "unit": "sentence", "context": "sentence", "noise_rate": 0.5,
-                "warmup_epochs": 1, "stats_path": str(stats_path)}
+                "warmup_epochs": 1, "stats_path": str(stats_path), **pooled}
     train(units_config(tmp_path, tiny_bert, train_path, settings, max_steps=20), tmp_path / "out")
     stats = [json.loads(line) for line in stats_path.read_text().splitlines()]
     units = json.loads((tmp_path / "stats.units.json").read_text())
@@ -459,6 +480,8 @@ def test_split_context_trains_on_the_accepted_sentences(tmp_path, tiny_bert):
     assert units["doc"][:5] == [0, 0, 0, 0, 1] and units["start"][1] == len(list(docs[0].sents)[0])
     sampled = [line for line in stats if not line["warmup"]]
     assert sampled and all(line["examples_trained"] == line["accepted"] < 16 for line in sampled)
+    # every sentence was trained in the warm-up epoch, so every one has a (pooled) loss
+    assert sampled[0]["scored"] == 16
 
 
 def test_context_sentence_needs_sentence_units(tmp_path):

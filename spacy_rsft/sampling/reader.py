@@ -104,11 +104,12 @@ class RejectionSampledCorpus(Corpus):
         span_kinds (str): With unit "span", which units may be rejected: "both", "outside"
             (tokens outside the gold entities: missing entities) or "entity" (gold entity
             spans: spurious or mislabeled ones); the others are always accepted.
-        unit_loss (str): How a unit's loss pools its tokens' losses: "mean" or "max" (units
-            masked in their example: unit "sentence" or "span" with context "document").
-        loss_tokens (str): With unit "sentence", the tokens whose losses make the sentence's
-            loss: "all", "outside" (those outside the gold entities, where a missing entity
-            shows) or "entity".
+        unit_loss (str): How a unit's loss pools its tokens' losses: "mean" or "max" (unit
+            "sentence" or "span"; with context "sentence" too, where the sentences are the
+            training examples).
+        loss_tokens (str): With unit "sentence" (either context), the tokens whose losses make
+            the sentence's loss: "all", "outside" (those outside the gold entities, where a
+            missing entity shows) or "entity".
         rejected (str): What becomes of a rejected sentence (unit "sentence", context
             "document"): "mask" (its entity annotation is set missing: it teaches nothing)
             or "relabel" (its entity annotation is replaced by what the pipeline predicts
@@ -144,11 +145,11 @@ class RejectionSampledCorpus(Corpus):
             expected = '"document", or "sentence" with unit = "sentence"'
             raise ValueError(Errors.E101.format(setting="context", value=context, expected=expected))
         masks_units = unit != "example" and context == "document"
-        if unit_loss not in UNIT_LOSSES or (unit_loss != "mean" and not masks_units):
-            expected = '"mean", or "max" with unit "sentence" or "span" and context "document"'
+        if unit_loss not in UNIT_LOSSES or (unit_loss != "mean" and unit == "example"):
+            expected = '"mean", or "max" with unit "sentence" or "span"'
             raise ValueError(Errors.E101.format(setting="unit_loss", value=unit_loss, expected=expected))
-        if loss_tokens not in LOSS_TOKENS or (loss_tokens != "all" and (unit != "sentence" or not masks_units)):
-            expected = " | ".join(f'"{kind}"' for kind in LOSS_TOKENS) + ' ("all" unless unit = "sentence", context = "document")'
+        if loss_tokens not in LOSS_TOKENS or (loss_tokens != "all" and unit != "sentence"):
+            expected = " | ".join(f'"{kind}"' for kind in LOSS_TOKENS) + ' ("all" unless unit = "sentence")'
             raise ValueError(Errors.E101.format(setting="loss_tokens", value=loss_tokens, expected=expected))
         if rejected not in REJECTED or (rejected != "mask" and (unit != "sentence" or not masks_units)):
             expected = '"mask", or "relabel" | "relabel_entities" with unit = "sentence" and context = "document"'
@@ -179,6 +180,10 @@ class RejectionSampledCorpus(Corpus):
         self.rejected = rejected
         # Units finer than the (training) example, masked inside it: losses per token.
         self.masks_units = masks_units
+        # Unit losses pooled from token losses: units masked in their example, or sentences
+        # that are the training examples (context "sentence") judged by their max or by
+        # some of their tokens (the example's own mean loss is the plain pool).
+        self.pools_tokens = masks_units or unit_loss != "mean" or loss_tokens != "all"
         # Example index -> the tokens whose losses count (None: all; built with the table)
         self.counted_tokens: Optional[Dict[int, numpy.ndarray]] = None
         self.table: Optional[UnitTable] = None
@@ -380,7 +385,7 @@ class RejectionSampledCorpus(Corpus):
     # -- losses -----------------------------------------------------------------------
     def _update_losses(self, nlp: Language, examples: List[Example], table: UnitTable) -> numpy.ndarray:
         """The latest loss of every unit (NaN where none is known yet)."""
-        if not self.masks_units:  # the units are the examples
+        if not self.pools_tokens:  # the units are the examples, their mean loss is enough
             return self._update_example_losses(nlp, examples)
         needs_losses = self.sampler.uses_losses and self.epoch >= self.sampler.warmup_epochs
         if self.scoring == "fresh":
