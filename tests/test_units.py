@@ -480,8 +480,10 @@ def test_split_context_trains_on_the_accepted_sentences(tmp_path, tiny_bert, poo
     assert units["doc"][:5] == [0, 0, 0, 0, 1] and units["start"][1] == len(list(docs[0].sents)[0])
     sampled = [line for line in stats if not line["warmup"]]
     assert sampled and all(line["examples_trained"] == line["accepted"] < 16 for line in sampled)
-    # every sentence was trained in the warm-up epoch, so every one has a (pooled) loss
+    # every sentence was trained in the warm-up epoch, so every one has a (pooled) loss,
+    # written in unit order (the detection report ranks the units by it)
     assert sampled[0]["scored"] == 16
+    assert len(sampled[0]["losses"]) == 16 and None not in sampled[0]["losses"]
 
 
 def test_context_sentence_needs_sentence_units(tmp_path):

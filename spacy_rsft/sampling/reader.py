@@ -486,7 +486,9 @@ class RejectionSampledCorpus(Corpus):
             entity = table.entity
             line["entity_units"] = {"proposed": int(entity.sum()), "accepted": int((mask & entity).sum())}
             line["outside_units"] = {"proposed": int((~entity).sum()), "accepted": int((mask & ~entity).sum())}
-        if self.masks_units:  # many units: every loss once, instead of two lists
+        if self.unit != "example":
+            # sentences or spans (masked, or split off as the examples): every unit's loss in
+            # unit order, so how well the loss ranks noise can be read against the units
             line["losses"] = [None if numpy.isnan(v) else round(float(v), 4) for v in losses]
         else:
             # Known losses of the accepted and rejected examples (for histograms).
