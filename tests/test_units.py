@@ -430,7 +430,7 @@ def test_the_reader_pools_each_sentences_counted_token_losses(tmp_path, doc):
     assert mean_reader._pool(mean_table, {0: tokens}).tolist()[:2] == [2.5, 8.0]
 
 
-def test_pooled_losses_need_units_masked_in_their_example(tmp_path):
+def test_pooled_losses_need_sentence_or_span_units(tmp_path):
     DocBin(docs=four_sentence_docs(4)[0]).to_disk(tmp_path / "t.spacy")
     from spacy_rsft.sampling.reader import RejectionSampledCorpus
 
