@@ -288,6 +288,16 @@ class Errors(metaclass=ErrorsWithCodes):
         "[calibrate] Could not read the held-out DocBin {path}: {err}. Pass a .spacy file "
         "with gold entities (and KB ids for the linker), held out from training."
     )
+    E336 = "[filter] {setting} = {value!r} is not one of {options}."
+    E337 = (
+        "[filter] Could not read the training DocBin {path}: {err}. Pass a .spacy file with "
+        "the (noisy) gold entities, e.g. the one `spacy train` reads as paths.train."
+    )
+    E338 = (
+        "[filter] {model} scored no token of the corpus: its pipeline {names} has no "
+        "component that gives per-token losses for the gold entities (rsft_ner does). Pass "
+        "a pipeline trained with rsft_ner."
+    )
     # annotate (spacy_rsft.scale)
     # convert
     E401 = "[convert] {path}:{line}: not valid JSON ({err}). Fix the line: one JSON object a line."

@@ -218,6 +218,35 @@ def test_runner_trains_records_and_reruns_only_what_changed(tiny_benchmark, tiny
     assert "tiny/ner_cnn/seed0: running" in out
 
 
+def test_a_two_pass_system_waits_for_the_model_it_filters_with(monkeypatch):
+    """nb_filtered_sentmix filters its train set with nb_denoise_sentmix's model-best of the
+    same label set and seed (a file inside that run's folder): it waits until that run has
+    finished (its train.json written after the file), and run.py passes the filter settings."""
+    import run as bench_run
+
+    spec = bench.load_benchmark()
+    plan = bench.make_plan(spec, spec.systems["nb_filtered_sentmix@noise_crowdbest"], spec.scale("full"), 97, "m")
+    folder = spec.root / "training" / "full" / "nb_denoise_sentmix@noise_crowdbest" / "seed97"
+    model = folder / "model-best" / "rsft_ner" / "model"
+    assert plan.inputs["filter_model"] == model
+    assert plan.config["corpora"]["train"]["target"] == "uniform"
+    assert bench.missing_run_outputs(spec.root, plan) == [model]
+    calls = []
+    try:
+        model.parent.mkdir(parents=True)
+        model.write_bytes(b"weights")
+        assert bench.missing_run_outputs(spec.root, plan) == [model]  # still training
+        (folder / "train.json").write_text("{}")
+        assert bench.missing_run_outputs(spec.root, plan) == []
+        monkeypatch.setattr(bench_run, "call", lambda cmd, env=None, log=None: calls.append(cmd))
+        filtered = bench_run.filter_train(plan, spec.root / "training" / "full" / "not_written")
+    finally:
+        shutil.rmtree(folder)
+    cmd = calls[0]
+    assert cmd[2:7] == ["spacy_rsft", "filter", str(folder / "model-best"), str(plan.inputs["train"]), str(filtered)]
+    assert cmd[cmd.index("--loss-tokens") + 1] == "outside" and cmd[cmd.index("--rate") + 1] == "mixture"
+
+
 def test_fingerprint_ignores_where_outputs_go_but_not_the_seed(tiny_benchmark):
     spec = bench.load_benchmark(tiny_benchmark)
     scale = spec.scale("tiny")

@@ -91,6 +91,35 @@ def calibrate_cli(
     typer.echo(f"Wrote {output_path}")
 
 
+@app.command("filter")
+def filter_cli(
+    model: Path = typer.Argument(..., help="A trained pipeline with rsft_ner (e.g. a denoise run's model-best)", exists=True, file_okay=False),
+    input_path: Path = typer.Argument(..., help="The training .spacy data to filter", exists=True, dir_okay=False),
+    output_path: Path = typer.Argument(..., help="Where to write the filtered .spacy data"),
+    unit: str = typer.Option("sentence", help="sentence | example: what is kept or rejected"),
+    unit_loss: str = typer.Option("max", help="max | mean of the unit's token losses"),
+    loss_tokens: str = typer.Option("outside", help="outside (tokens outside the gold entities: missed entities) | all | entity"),
+    rate: str = typer.Option("mixture", help="mixture | auto | a fixed share such as 0.3: how many units to reject"),
+    report: Path = typer.Option(None, "--report", "-r", help="Write every unit with its loss and decision here (JSONL)"),
+    batch_size: int = typer.Option(16, help="Docs per forward pass"),
+) -> None:
+    """Score every sentence of a training set with a trained pipeline and write the set with
+    the highest-loss sentences' entity annotation set to missing (likely mislabeled), so a
+    new model trains on the rest from the start ("filter, then retrain"). The rate comes from
+    a mixture of the losses unless fixed; --report lists every sentence for review."""
+    from .filter import filter_corpus
+
+    try:
+        result = filter_corpus(model, input_path, output_path, report, unit=unit, unit_loss=unit_loss,
+                               loss_tokens=loss_tokens, rate=rate, batch_size=batch_size)
+    except ValueError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1)
+    s = result.summary()
+    typer.echo(f"Rejected {s['rejected']} of {s['scored']} scored {unit}s (rate {s['rate']:.3f}, of {s['units']}); "
+               f"wrote {output_path}" + (f" and {report}" if report is not None else ""))
+
+
 @app.command("convert")
 def convert_cli(
     input_path: Path = typer.Argument(..., help="Input file", exists=True, dir_okay=False),

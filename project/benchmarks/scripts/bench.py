@@ -263,7 +263,8 @@ def missing_run_outputs(root: Path, plan: "Plan") -> List[Path]:
             missing.append(path)
         if training not in path.parents:
             continue
-        finished = path.parent / "train.json"
+        # the run folder is training/SCALE/NAME/seedN, however deep in it the file is
+        finished = training.joinpath(*path.relative_to(training).parts[:3]) / "train.json"
         if not path.exists() or not finished.exists() or finished.stat().st_mtime < path.stat().st_mtime:
             missing.append(path)
     return missing

@@ -45,6 +45,9 @@ def summarize(plan: Plan, out: Path, gpu_id: int = -1) -> Dict:
         extra = read_json(out / f"{name}.json")
         if extra is not None:
             result[name] = extra
+    report = out / "filter_report.jsonl"
+    if report.exists():  # a two-pass system: what the filter rejected before training
+        result["filter"] = filter_summary(report, plan.clean_train, plan.inputs["train"])
     epochs = read_stats(out / "sampler_stats.jsonl")
     if epochs:
         result["sampler"] = sampler_summary(epochs)
@@ -114,6 +117,36 @@ def unit_noise_detection(epochs: List[Dict], units: Dict, clean_path: Path, nois
     clean = list(DocBin().from_disk(clean_path).get_docs(vocab))
     noisy = list(DocBin().from_disk(noisy_path).get_docs(vocab))
     return detection.unit_noise_detection(epochs, units, clean, noisy)
+
+
+def filter_summary(report: Path, clean_path: Optional[Path], noisy_path: Path) -> Dict:
+    """What `spacy_rsft filter` rejected (count, share) and, with the clean labels, how well:
+    precision and recall of "rejected" and the AUROC of the loss for "labels differ from the
+    clean ones" (the reader's detection report, for one decision made before training)."""
+    lines = read_stats(report)
+    rejected = numpy.asarray([line["rejected"] for line in lines], dtype=bool)
+    summary: Dict = {"units": len(lines), "rejected": int(rejected.sum()),
+                     "share": round(float(rejected.mean()), 4) if lines else None}
+    if clean_path is None:
+        return summary
+    import spacy
+    from spacy.tokens import DocBin
+
+    vocab = spacy.blank("en").vocab
+    clean = list(DocBin().from_disk(clean_path).get_docs(vocab))
+    noisy = list(DocBin().from_disk(noisy_path).get_docs(vocab))
+    units = {"unit": "sentence", "doc": [line["doc"] for line in lines], "start": [line["start"] for line in lines],
+             "end": [line["end"] for line in lines], "entity": [0] * len(lines)}
+    flags = detection.noisy_units(units, clean, noisy)
+    losses = numpy.asarray([numpy.nan if line["loss"] is None else line["loss"] for line in lines], dtype="float64")
+    known = ~numpy.isnan(losses)
+    summary.update({
+        "noisy": int(flags.sum()),
+        "precision": float((flags & rejected).sum() / rejected.sum()) if rejected.any() else None,
+        "recall": float((flags & rejected).sum() / flags.sum()) if flags.any() else None,
+        "loss_auroc": detection.auroc(losses[known], flags[known]),
+    })
+    return summary
 
 
 def machine(gpu_id: int = -1) -> Dict:

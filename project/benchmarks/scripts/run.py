@@ -124,7 +124,8 @@ def run(bench: Benchmark, plan: Plan, force: bool = False, env: Optional[Dict[st
     if plan.kind == "prior":
         score_prior(plan, out, env, log)
     else:
-        train(plan, out, env, log)
+        train_path = filter_train(plan, out, env, log) if "filter_model" in plan.inputs else None
+        train(plan, out, env, log, train_path)
         if plan.system.suite == "el":
             evaluate_linker(plan, out, env, log)
         elif plan.system.suite == "e2e":
@@ -172,10 +173,30 @@ def evaluate_end_to_end(plan: Plan, out: Path, env: Optional[Dict[str, str]] = N
     evaluate("el_evaluate.py", "metrics_gold.json")
 
 
-def train(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> None:
+def filter_train(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> Path:
+    """Two-pass systems ("filter, then retrain"): `python -m spacy_rsft filter` scores the
+    train set with another run's model (the input `filter_model`, a file in its model-best,
+    so the fingerprint follows its weights) and masks the sentences it rejects; this run
+    trains on what it wrote. The `filter_*` options of [benchmark] are the command's settings.
+    The report (every sentence with its text) stays in the run folder, out of the results."""
+    model = plan.inputs["filter_model"].parents[1]
+    filtered = out / "train_filtered.spacy"
+    cmd = [sys.executable, "-m", "spacy_rsft", "filter", str(model), str(plan.inputs["train"]), str(filtered),
+           "--report", str(out / "filter_report.jsonl")]
+    for key in ("unit", "unit_loss", "loss_tokens", "rate"):
+        if f"filter_{key}" in plan.options:
+            cmd += [f"--{key.replace('_', '-')}", str(plan.options[f"filter_{key}"])]
+    call(cmd, env, log)
+    return filtered
+
+
+def train(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None,
+          train_path: Optional[Path] = None) -> None:
     config_path = out / "config.cfg"
     plan.config.to_disk(config_path)
     overrides: List[str] = []
+    if train_path is not None:
+        overrides += ["--paths.train", str(train_path)]
     if "stats" in plan.config["paths"]:
         overrides += ["--paths.stats", str(out / "sampler_stats.jsonl")]
     call([sys.executable, str(SCRIPTS / "train.py"), str(config_path), str(out), *overrides], env, log)

@@ -1,0 +1,130 @@
+"""`python -m spacy_rsft filter`: score a training set with a trained pipeline, mask the
+likely mislabeled sentences, write the rest ("filter, then retrain")."""
+import json
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin, Span
+from typer.testing import CliRunner
+
+from spacy_rsft.cli import app
+from spacy_rsft.cli.filter import filter_corpus, filter_docs, masked_docs, top_share
+
+from test_units import missing_entity_docs, units_config
+
+
+def two_sentence_doc(vocab):
+    doc = Doc(vocab, words=["Anna", "visited", "Oslo", ".", "Tom", "left", "Rome", "."],
+              sent_starts=[True, False, False, False, True, False, False, False])
+    doc.set_ents([Span(doc, 0, 1, label="PER"), Span(doc, 6, 7, label="LOC")], default="outside")
+    return doc
+
+
+def plant_losses(monkeypatch, per_doc):
+    """fresh_losses returns the given token losses instead of running a model."""
+    from spacy_rsft.sampling import scoring
+
+    monkeypatch.setattr(scoring, "fresh_losses", lambda nlp, examples, batch_size, per_token: per_doc)
+
+
+def test_sentences_are_ranked_by_their_counted_tokens_and_masked_in_place(monkeypatch):
+    nlp = spacy.blank("en")
+    docs = [two_sentence_doc(nlp.vocab) for _ in range(4)]
+    # doc 1's second sentence has a high loss on an outside token ("left": a missed entity);
+    # doc 2's first sentence a high loss inside its entity ("Anna"), which "outside" ignores
+    losses = [numpy.full((8,), 0.01, dtype="float32") for _ in docs]
+    losses[1][5] = 4.0
+    losses[2][0] = 9.0
+    plant_losses(monkeypatch, losses)
+    result = filter_docs(nlp, docs, loss_tokens="outside", rate="0.125")
+    assert result.summary() == {"units": 8, "scored": 8, "rate": 0.125, "rejected": 1}
+    assert numpy.flatnonzero(result.rejected).tolist() == [3]  # doc 1, sentence 2
+    assert result.losses[3] == pytest.approx(4.0) and result.losses[4] == pytest.approx(0.01)
+    out = masked_docs(docs, result)
+    assert [t.ent_iob_ for t in out[1]] == ["B", "O", "O", "O", "", "", "", ""]
+    assert [(e.text, e.label_) for e in out[1].ents] == [("Anna", "PER")]
+    assert out[0] is docs[0] and [t.ent_iob_ for t in docs[1]][4:] == ["O", "O", "B", "O"]  # input untouched
+    assert "rsft_unmasked_reference" not in out[1].user_data
+    # over all tokens, the entity's loss counts too
+    result = filter_docs(nlp, docs, loss_tokens="all", rate="0.125")
+    assert numpy.flatnonzero(result.rejected).tolist() == [4]
+
+
+def test_top_share_leaves_unscored_units_alone():
+    losses = numpy.asarray([0.1, numpy.nan, 3.0, 2.0, numpy.nan])
+    assert top_share(losses, 0.0).tolist() == [False] * 5
+    assert top_share(losses, 0.34).tolist() == [False, False, True, False, False]
+    assert top_share(losses, 0.99).tolist() == [True, False, True, True, False]
+
+
+def test_the_mixture_rate_finds_a_separate_high_loss_group(monkeypatch):
+    nlp = spacy.blank("en")
+    docs = [two_sentence_doc(nlp.vocab) for _ in range(100)]
+    rng = numpy.random.default_rng(0)
+    losses = [rng.uniform(0.001, 0.01, size=8).astype("float32") for _ in docs]
+    for d in range(0, 100, 5):  # a fifth of the docs: a missed entity in the second sentence
+        losses[d][5] = rng.uniform(3.0, 6.0)
+    plant_losses(monkeypatch, losses)
+    result = filter_docs(nlp, docs, rate="mixture")
+    assert result.rejected.sum() == 20
+    assert numpy.flatnonzero(result.rejected).tolist() == [2 * d + 1 for d in range(0, 100, 5)]
+
+
+@pytest.mark.parametrize("option,value", [("--rate", "half"), ("--rate", "1.0"), ("--unit", "span"),
+                                          ("--unit-loss", "sum"), ("--loss-tokens", "inside")])
+def test_bad_settings_are_refused_before_loading_anything(tmp_path, option, value):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "train.spacy").write_bytes(b"")
+    result = CliRunner().invoke(app, ["filter", str(tmp_path / "model"), str(tmp_path / "train.spacy"),
+                                      str(tmp_path / "out.spacy"), option, value])
+    assert result.exit_code == 1
+    assert f"[filter] {option}" in result.output and repr(value) in result.output
+    assert not (tmp_path / "out.spacy").exists()
+
+
+def test_a_bad_corpus_or_a_model_without_token_losses_is_named(tmp_path):
+    nlp = spacy.blank("en")
+    nlp.to_disk(tmp_path / "blank")
+    (tmp_path / "broken.spacy").write_bytes(b"not a docbin")
+    with pytest.raises(ValueError, match=r"\[filter\] Could not read the training DocBin .*broken.spacy"):
+        filter_corpus(tmp_path / "blank", tmp_path / "broken.spacy", tmp_path / "out.spacy")
+    DocBin(docs=[Doc(nlp.vocab, words=["no", "entities"])]).to_disk(tmp_path / "plain.spacy")
+    with pytest.raises(ValueError, match="no docs with entity annotation"):
+        filter_corpus(tmp_path / "blank", tmp_path / "plain.spacy", tmp_path / "out.spacy")
+    DocBin(docs=[two_sentence_doc(nlp.vocab)]).to_disk(tmp_path / "train.spacy")
+    with pytest.raises(ValueError, match=r"scored no token .* rsft_ner"):
+        filter_corpus(tmp_path / "blank", tmp_path / "train.spacy", tmp_path / "out.spacy")
+    assert not (tmp_path / "out.spacy").exists()
+
+
+def test_a_trained_model_filters_out_the_sentences_whose_labels_miss_entities(tmp_path, tiny_bert):
+    """Trained uniform on docs where every odd sentence's labels miss all its entities, the
+    model scores those sentences' "O" names high: the filter rejects mostly them, and what it
+    writes trains (the masked sentences lose their annotation, the rest keep theirs)."""
+    from spacy.cli.train import train
+
+    docs, missing = missing_entity_docs()
+    train_path = tmp_path / "train.spacy"
+    DocBin(docs=docs).to_disk(train_path)
+    config = units_config(tmp_path, tiny_bert, train_path, {"target": "uniform", "seed": 1})
+    train(config, tmp_path / "out")
+    report = tmp_path / "report.jsonl"
+    result = CliRunner().invoke(app, ["filter", str(tmp_path / "out" / "model-last"), str(train_path),
+                                      str(tmp_path / "filtered.spacy"), "--rate", "0.5", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "Rejected 32 of 64 scored sentences" in result.output
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert len(lines) == 64 and sum(line["rejected"] for line in lines) == 32
+    rejected = {i for i, line in enumerate(lines) if line["rejected"]}
+    # chance is 16 of the 32 (half the sentences miss their entities)
+    assert len(rejected & missing) >= 24, sorted(rejected)
+    filtered = list(DocBin().from_disk(tmp_path / "filtered.spacy").get_docs(spacy.blank("en").vocab))
+    assert [d.text for d in filtered] == [d.text for d in docs]
+    for i, line in enumerate(lines):
+        doc = filtered[line["doc"]]
+        iobs = {t.ent_iob_ for t in doc[line["start"] : line["end"]]}
+        assert (iobs == {""}) if i in rejected else ("" not in iobs), (i, iobs)
+    train(units_config(tmp_path, tiny_bert, tmp_path / "filtered.spacy", {"target": "uniform"}, max_steps=10),
+          tmp_path / "retrained")
+    assert (tmp_path / "retrained" / "model-last").exists()
