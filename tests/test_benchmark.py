@@ -245,6 +245,9 @@ def test_a_two_pass_system_waits_for_the_model_it_filters_with(monkeypatch):
     cmd = calls[0]
     assert cmd[2:7] == ["spacy_rsft", "filter", str(folder / "model-best"), str(plan.inputs["train"]), str(filtered)]
     assert cmd[cmd.index("--loss-tokens") + 1] == "outside" and cmd[cmd.index("--rate") + 1] == "mixture"
+    assert "--choose" not in cmd and cmd[cmd.index("--seed") + 1] == "97"
+    control = bench.make_plan(spec, spec.systems["nb_filtered_random_sentmix@noise_crowdbest"], spec.scale("full"), 97, "m")
+    assert control.inputs["filter_model"] == model and control.options["filter_choose"] == "random"
 
 
 def test_fingerprint_ignores_where_outputs_go_but_not_the_seed(tiny_benchmark):

@@ -71,8 +71,28 @@ def test_the_mixture_rate_finds_a_separate_high_loss_group(monkeypatch):
     assert numpy.flatnonzero(result.rejected).tolist() == [2 * d + 1 for d in range(0, 100, 5)]
 
 
+def test_the_random_control_rejects_as_many_scored_units_blindly(monkeypatch):
+    nlp = spacy.blank("en")
+    docs = [two_sentence_doc(nlp.vocab) for _ in range(200)]
+    losses = [numpy.full((8,), 0.01, dtype="float32") for _ in docs]
+    for d in range(20):
+        losses[d][5] = 5.0
+    losses[150][:] = numpy.nan  # doc 150 unscored: never chosen
+    plant_losses(monkeypatch, losses)
+    noisy = [2 * d + 1 for d in range(20)]
+    by_loss = filter_docs(nlp, docs, rate="0.05")
+    assert numpy.flatnonzero(by_loss.rejected).tolist() == noisy
+    draws = [filter_docs(nlp, docs, rate="0.05", choose="random", seed=seed).rejected for seed in (0, 0, 1, 2, 3, 4)]
+    assert all(d.sum() == 20 for d in draws)
+    assert (draws[0] == draws[1]).all() and not (draws[0] == draws[2]).all()
+    assert not any(d[300:302].any() for d in draws)
+    hits = sum(int(d[noisy].sum()) for d in draws[1:])
+    assert hits < 25, hits  # by loss: 100 of the 100; blind: about 5 * 20 * 20 / 398 = 5
+
+
 @pytest.mark.parametrize("option,value", [("--rate", "half"), ("--rate", "1.0"), ("--unit", "span"),
-                                          ("--unit-loss", "sum"), ("--loss-tokens", "inside")])
+                                          ("--unit-loss", "sum"), ("--loss-tokens", "inside"),
+                                          ("--choose", "worst")])
 def test_bad_settings_are_refused_before_loading_anything(tmp_path, option, value):
     (tmp_path / "model").mkdir()
     (tmp_path / "train.spacy").write_bytes(b"")

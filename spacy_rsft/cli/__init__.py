@@ -102,6 +102,8 @@ def filter_cli(
     rate: str = typer.Option("mixture", help="mixture | auto | a fixed share such as 0.3: how many units to reject"),
     report: Path = typer.Option(None, "--report", "-r", help="Write every unit with its loss and decision here (JSONL)"),
     batch_size: int = typer.Option(16, help="Docs per forward pass"),
+    choose: str = typer.Option("loss", help="loss (the highest) | random (as many, blindly: an experiment's control)"),
+    seed: int = typer.Option(0, help="Seed of --choose random"),
 ) -> None:
     """Score every sentence of a training set with a trained pipeline and write the set with
     the highest-loss sentences' entity annotation set to missing (likely mislabeled), so a
@@ -111,7 +113,7 @@ def filter_cli(
 
     try:
         result = filter_corpus(model, input_path, output_path, report, unit=unit, unit_loss=unit_loss,
-                               loss_tokens=loss_tokens, rate=rate, batch_size=batch_size)
+                               loss_tokens=loss_tokens, rate=rate, batch_size=batch_size, choose=choose, seed=seed)
     except ValueError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(1)

@@ -13,7 +13,8 @@ person can review the rejected ones instead.
 
 The ranking settings are the reader's (`unit`, `unit_loss`, `loss_tokens`) and so is the rate
 (`mixture`: a two-component mixture of the log unit losses; `auto`: the share above ln 2;
-or a fixed share).
+or a fixed share). `choose = "random"` rejects as many units chosen blindly: the control that
+tells "better data" from "less data", as the reader's `target = "random"`.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ UNITS = ("sentence", "example")
 UNIT_LOSSES = ("max", "mean")
 LOSS_TOKENS = ("all", "outside", "entity")
 RATES = ("mixture", "auto")
+CHOICES = ("loss", "random")
 
 
 @dataclass
@@ -53,10 +55,10 @@ class FilterResult:
         }
 
 
-def check_settings(unit: str, unit_loss: str, loss_tokens: str, rate: str) -> Optional[float]:
+def check_settings(unit: str, unit_loss: str, loss_tokens: str, rate: str, choose: str = "loss") -> Optional[float]:
     """The settings, checked; returns the fixed rate, or None for an estimated one."""
     for setting, value, options in (("--unit", unit, UNITS), ("--unit-loss", unit_loss, UNIT_LOSSES),
-                                    ("--loss-tokens", loss_tokens, LOSS_TOKENS)):
+                                    ("--loss-tokens", loss_tokens, LOSS_TOKENS), ("--choose", choose, CHOICES)):
         if value not in options:
             raise ValueError(Errors.E336.format(setting=setting, value=value, options=list(options)))
     if rate in RATES:
@@ -72,7 +74,8 @@ def check_settings(unit: str, unit_loss: str, loss_tokens: str, rate: str) -> Op
 
 def filter_docs(
     nlp, references: Sequence[Doc], unit: str = "sentence", unit_loss: str = "max",
-    loss_tokens: str = "outside", rate: str = "mixture", batch_size: int = 16,
+    loss_tokens: str = "outside", rate: str = "mixture", batch_size: int = 16, choose: str = "loss",
+    seed: int = 0,
 ) -> FilterResult:
     """Score every unit of the gold docs with the pipeline and choose the ones to reject.
 
@@ -81,11 +84,13 @@ def filter_docs(
     unit, unit_loss, loss_tokens (str): As the reader's settings of the same names.
     rate (str): "mixture", "auto" or a fixed share of the scored units, e.g. "0.3".
     batch_size (int): Docs per forward pass.
+    choose (str): "loss" (the highest losses) or "random" (as many scored units, blindly).
+    seed (int): The random choice's seed.
     RETURNS (FilterResult): The units, their losses and which are rejected.
     """
     from ..sampling.scoring import fresh_losses
 
-    fixed = check_settings(unit, unit_loss, loss_tokens, rate)
+    fixed = check_settings(unit, unit_loss, loss_tokens, rate, choose)
     # predicted docs with the reference's own tokens, so every token loss has its token
     examples = [Example(Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]), d)
                 for d in references]
@@ -100,7 +105,10 @@ def filter_docs(
         share = estimate_noise_rate_by_mixture(losses)
     else:
         share = estimate_noise_rate(losses)
-    return FilterResult(table, losses, share, top_share(losses, share))
+    rejected = top_share(losses, share)
+    if choose == "random":
+        rejected = random_like(losses, int(rejected.sum()), seed)
+    return FilterResult(table, losses, share, rejected)
 
 
 def top_share(losses: numpy.ndarray, share: float) -> numpy.ndarray:
@@ -111,6 +119,14 @@ def top_share(losses: numpy.ndarray, share: float) -> numpy.ndarray:
     if n > 0:
         order = known[numpy.argsort(-losses[known], kind="stable")]
         rejected[order[:n]] = True
+    return rejected
+
+
+def random_like(losses: numpy.ndarray, n: int, seed: int) -> numpy.ndarray:
+    """`n` of the scored units, chosen at random."""
+    known = numpy.flatnonzero(~numpy.isnan(losses))
+    rejected = numpy.zeros(losses.shape, dtype=bool)
+    rejected[numpy.random.default_rng(seed).choice(known, size=n, replace=False)] = True
     return rejected
 
 
@@ -155,7 +171,8 @@ def filter_corpus(
     import srsly
 
     check_settings(settings.get("unit", "sentence"), settings.get("unit_loss", "max"),
-                   settings.get("loss_tokens", "outside"), settings.get("rate", "mixture"))
+                   settings.get("loss_tokens", "outside"), settings.get("rate", "mixture"),
+                   settings.get("choose", "loss"))
     nlp = spacy.load(model)
     try:
         references = list(DocBin().from_disk(input_path).get_docs(nlp.vocab))

@@ -183,9 +183,10 @@ def filter_train(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, lo
     filtered = out / "train_filtered.spacy"
     cmd = [sys.executable, "-m", "spacy_rsft", "filter", str(model), str(plan.inputs["train"]), str(filtered),
            "--report", str(out / "filter_report.jsonl")]
-    for key in ("unit", "unit_loss", "loss_tokens", "rate"):
+    for key in ("unit", "unit_loss", "loss_tokens", "rate", "choose"):
         if f"filter_{key}" in plan.options:
             cmd += [f"--{key.replace('_', '-')}", str(plan.options[f"filter_{key}"])]
+    cmd += ["--seed", str(plan.seed)]  # of --choose random (a control)
     call(cmd, env, log)
     return filtered
 
