@@ -423,6 +423,33 @@ def test_kb_vector_length_mismatch_is_a_clear_error(trained_el, tmp_path):
         spacy.load(tmp_path / "el")
 
 
+def test_a_kb_swapped_in_brings_its_own_vectors(trained_el):
+    """The linker converts each KB vector once and keeps the rows (EntityVectors); a KB set
+    with set_kb must not be scored with the previous KB's cached rows."""
+    from spacy.kb import InMemoryLookupKB
+
+    nlp, *_ = trained_el
+    el = nlp.get_pipe("rsft_entity_linker")
+    old_kb = el.kb
+    text, spans = TRAIN[0][0], [(0, 5, "LOC")]
+    before = link(nlp, text, spans).ents[0]._.kb_candidates
+    assert el._entity_vectors().kb is old_kb
+    flipped = InMemoryLookupKB(nlp.vocab, entity_vector_length=old_kb.entity_vector_length)
+    for entity in old_kb.get_entity_strings():
+        flipped.add_entity(entity, 1, [-x for x in old_kb.get_vector(entity)])
+    for alias in old_kb.get_alias_strings():
+        cands = old_kb.get_alias_candidates(alias)
+        flipped.add_alias(alias, [c.entity_ for c in cands], [c.prior_prob for c in cands])
+    try:
+        el.set_kb(lambda vocab: flipped)
+        after = link(nlp, text, spans).ents[0]._.kb_candidates
+        assert el._entity_vectors().kb is flipped
+        assert after != before  # the negated vectors change the mention-entity products
+    finally:
+        el.set_kb(lambda vocab: old_kb)
+    assert link(nlp, text, spans).ents[0]._.kb_candidates == before
+
+
 def test_truncated_kb_is_a_clear_error(trained_el, tmp_path):
     nlp, *_ = trained_el
     nlp.to_disk(tmp_path / "el")

@@ -262,3 +262,26 @@ def test_to_bytes_round_trip_keeps_features_and_links(tiny_bert, type_kb_dir):
     assert other.features == el.features and other.entity_table.types == el.entity_table.types
     for label in ("PER", "LOC"):
         assert link_one(copy, label) == link_one(nlp, label)
+
+
+def test_entity_vectors_are_the_kbs_rows_each_converted_once():
+    from spacy_rsft.pipeline.link_features import EntityVectors
+
+    nlp = spacy.blank("en")
+    kb = InMemoryLookupKB(nlp.vocab, entity_vector_length=3)
+    kb.add_entity("A", 1, [1.0, 2.0, 3.0])
+    kb.add_entity("B", 1, [4.0, 5.0, 6.0])
+    calls = []
+
+    class CountingKB:  # the Cython KB's methods cannot be patched
+        def get_vector(self, entity):
+            calls.append(entity)
+            return kb.get_vector(entity)
+
+    vectors = EntityVectors(CountingKB(), 3)
+    matrix = vectors.of(["B", "A", "B"])
+    assert matrix.dtype == "float32" and matrix.tolist() == [[4, 5, 6], [1, 2, 3], [4, 5, 6]]
+    assert vectors.of(["A", "B"]).tolist() == [[1, 2, 3], [4, 5, 6]]
+    assert sorted(calls) == ["A", "B"]  # each entity read from the KB once
+    assert vectors.of([]).shape == (0, 3)
+

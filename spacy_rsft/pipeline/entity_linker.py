@@ -43,7 +43,7 @@ from .batching import MAX_BATCH_ITEMS, LengthGroupedPipe, check_release_memory
 from .cpu_ops import use_torch_gemm
 from .guard import NonFiniteGuard
 from .link_features import (
-    DEFAULT_FEATURES, LEGACY_FEATURES, EntityTable, MentionFeatures, check_features,
+    DEFAULT_FEATURES, LEGACY_FEATURES, EntityTable, EntityVectors, MentionFeatures, check_features,
     initial_weights, mention_features, scalar_features, score_document, type_vocab,
 )
 from .quantization import check_mode as check_quantize_mode
@@ -242,6 +242,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
             raise ValueError(Errors.E008.format(name=name, setting="feature_scale", value=feature_scale, options="a number > 0"))
         self.feature_scale = float(feature_scale)
         self.kb: Optional[KnowledgeBase] = None
+        self._vectors: Optional[EntityVectors] = None  # the KB's vectors as rows, filled as used
         self.entity_table = EntityTable()
         # Settings come from the config every time the component is built; only what the
         # trained weights depend on (the KB's vector length) is saved in cfg.
@@ -398,15 +399,21 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         outputs (ndarray): The mention encoder's rows for these mentions.
         mentions (List[Tuple[List[Candidate], str, str]]): (candidates, label, key) each.
         """
-        kb = self._require_kb()
         features = self.cfg["features"] or LEGACY_FEATURES
+        vectors = self._entity_vectors()
         inputs = [
-            mention_features(kb, self.entity_table, features, candidates, self._label_index(label),
-                             key, self.cfg["entity_vector_length"])
+            mention_features(vectors, self.entity_table, features, candidates, self._label_index(label), key)
             for candidates, label, key in mentions
         ]
         W, T = self._feature_params()
         return score_document(inputs, outputs, W, T, features), inputs
+
+    def _entity_vectors(self) -> EntityVectors:
+        """The current KB's vectors as cached rows (a new cache when the KB was replaced)."""
+        kb = self._require_kb()
+        if self._vectors is None or self._vectors.kb is not kb:
+            self._vectors = EntityVectors(kb, self.cfg["entity_vector_length"])
+        return self._vectors
 
     def _mentions(self, doc: Doc) -> List[Tuple[int, int]]:
         return [(ent.start, ent.end) for ent in doc.ents]

@@ -104,6 +104,36 @@ class EntityTable:
         return self._type_index.get(self.types.get(entity, UNKNOWN), 0)
 
 
+class EntityVectors:
+    """The KB's entity vectors as float32 rows, each entity's converted once.
+
+    `KnowledgeBase.get_vector` returns a Python list of floats, so building a mention's
+    candidate matrix from it made about 19,000 Python floats per mention (50 candidates of 384
+    dimensions), for every mention of every update and every prediction: 1.4 ms a mention
+    against 0.16 ms from cached rows (a 5,000-entity KB, 50 candidates, one thread, beside
+    other work). The rows of the entities seen are kept: at most the KB's vectors once more
+    (56 MB for AIDA's 36,545 entities at 384 dimensions).
+    """
+
+    def __init__(self, kb: KnowledgeBase, length: int) -> None:
+        self.kb = kb
+        self.length = length
+        self._rows: Dict[str, numpy.ndarray] = {}
+
+    def of(self, entities: Sequence[str]) -> numpy.ndarray:
+        """The (len(entities), length) matrix of their vectors."""
+        if not entities:
+            return numpy.zeros((0, self.length), dtype="float32")
+        return numpy.stack([self._row(entity) for entity in entities])
+
+    def _row(self, entity: str) -> numpy.ndarray:
+        row = self._rows.get(entity)
+        if row is None:
+            row = numpy.asarray(self.kb.get_vector(entity), dtype="float32").reshape(self.length)
+            self._rows[entity] = row
+        return row
+
+
 class MentionFeatures:
     """The inputs of one mention's scores: candidate vectors, scalar features (one column per
     scalar feature, coherence filled in by the second pass), label and candidate types."""
@@ -119,12 +149,12 @@ class MentionFeatures:
 
 
 def mention_features(
-    kb: KnowledgeBase, table: EntityTable, features: Sequence[str], candidates: List[Candidate],
-    label: int, key: str, length: int,
+    entity_vectors: EntityVectors, table: EntityTable, features: Sequence[str], candidates: List[Candidate],
+    label: int, key: str,
 ) -> MentionFeatures:
     """Vectors, scalar features (coherence 0 for now), and candidate types of one mention."""
     columns = scalar_features(features)
-    vectors = numpy.asarray([kb.get_vector(c.entity) for c in candidates], dtype="float32").reshape(len(candidates), length)
+    vectors = entity_vectors.of([c.entity for c in candidates])
     feats = numpy.zeros((len(candidates), len(columns)), dtype="float32")
     for j, name in enumerate(columns):
         if name == "log_prior":
