@@ -324,6 +324,39 @@ def test_a_replay_file_from_a_results_realized_acceptance(tmp_path):
     assert replayed[2].units == 4353 and replayed[2].means == {"all": 0.7}
 
 
+def test_a_filter_report_becomes_detection_numbers_and_a_report_table(tmp_path):
+    """metrics.filter_summary reads the filter's report against the clean labels: a rejected
+    sentence whose labels differ is a hit; render shows one row per run."""
+    import metrics
+
+    vocab = spacy.blank("en").vocab
+    words = ["Anna", "met", "Tom", ".", "Rome", "won", "."]
+    starts = [True, False, False, False, True, False, False]
+
+    def doc(ents):
+        d = Doc(vocab, words=words, sent_starts=starts)
+        d.set_ents([spacy.tokens.Span(d, s, e, label=lab) for s, e, lab in ents], default="outside")
+        return d
+
+    clean = [doc([(0, 1, "PER"), (2, 3, "PER"), (4, 5, "ORG")])] * 2
+    noisy = [doc([(0, 1, "PER")]), doc([(0, 1, "PER"), (2, 3, "PER"), (4, 5, "LOC")])]
+    DocBin(docs=clean).to_disk(tmp_path / "clean.spacy")
+    DocBin(docs=noisy).to_disk(tmp_path / "noisy.spacy")
+    # sentences: (doc 0: missed Tom, noisy), (doc 0: missed Rome, noisy), (doc 1: clean), (doc 1: LOC for ORG)
+    report = [{"doc": 0, "start": 0, "end": 4, "loss": 3.0, "rejected": True},
+              {"doc": 0, "start": 4, "end": 7, "loss": 0.1, "rejected": False},
+              {"doc": 1, "start": 0, "end": 4, "loss": 2.0, "rejected": True},
+              {"doc": 1, "start": 4, "end": 7, "loss": None, "rejected": False}]
+    (tmp_path / "filter_report.jsonl").write_text("".join(json.dumps(r) + "\n" for r in report))
+    summary = metrics.filter_summary(tmp_path / "filter_report.jsonl", tmp_path / "clean.spacy", tmp_path / "noisy.spacy")
+    assert summary == {"units": 4, "rejected": 2, "share": 0.5, "noisy": 3, "precision": 0.5, "recall": pytest.approx(1 / 3),
+                       "loss_auroc": 0.5}
+    assert metrics.filter_summary(tmp_path / "filter_report.jsonl", None, tmp_path / "noisy.spacy") == \
+        {"units": 4, "rejected": 2, "share": 0.5}
+    results = {"systems": {"nb_filtered_sentmix@noise_distant": {"runs": {"1": {"filter": summary}}}, "nb_uniform": {"runs": {}}}}
+    assert render.filter_section(results)[-1] == "| nb_filtered_sentmix@noise_distant | 1 | 4 | 3 | 2 | 50.0% | 33.3% | 0.500 |"
+
+
 # -- the report, on synthetic results ------------------------------------------------------
 
 

@@ -259,6 +259,30 @@ def detection_section(results: Dict) -> List[str]:
     return lines
 
 
+def filter_section(results: Dict) -> List[str]:
+    """What the two-pass systems' filter rejected before training, per run, and how well."""
+    rows = [(name, seed, run["filter"]) for name, system in results["systems"].items()
+            for seed, run in sorted(system["runs"].items()) if run.get("filter")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "### What the filter of the two-pass systems rejected",
+        "",
+        "`spacy_rsft filter` scored every training sentence once with the first run's model and masked "
+        "the ones it rejected before the second run trained; a sentence is noisy when its labels differ "
+        "from the clean ones. Precision and recall of \"rejected\", and the AUROC of the loss it ranked by.",
+        "",
+        "| system | seed | sentences | noisy | rejected | precision | recall | AUROC (loss) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    for name, seed, f in rows:
+        lines.append(f"| {name} | {seed} | {f['units']:,} | {f.get('noisy', 0):,} | {f['rejected']:,} | "
+                     f"{pct(f.get('precision'))} | {pct(f.get('recall'))} | {fmt(f.get('loss_auroc'), 3)} |")
+    return lines
+
+
 def carried_detection(name: str, rows: List[Dict]) -> List[str]:
     lines = [
         "",
@@ -316,6 +340,7 @@ def render(results: Dict, out_dir: Path) -> str:
         lines += group_section(results, group, spec, figures)
     lines += comparison_section(results)
     lines += detection_section(results)
+    lines += filter_section(results)
     lines += spread_section(results)
     return "\n".join(lines) + "\n"
 
