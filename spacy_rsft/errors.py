@@ -298,6 +298,19 @@ class Errors(metaclass=ErrorsWithCodes):
         "component that gives per-token losses for the gold entities (rsft_ner does). Pass "
         "a pipeline trained with rsft_ner."
     )
+    E339 = "[folds] Cannot split {n} docs into {k} folds: pass --folds between 2 and the number of docs."
+    E340 = (
+        "[filter] Could not use the folds file {path}: {err}. Pass the folds.json that "
+        "`python -m spacy_rsft folds` wrote for this same training file."
+    )
+    E341 = (
+        "[filter] With --folds, the model path must hold {{fold}} where the fold number goes "
+        "(e.g. training/fold{{fold}}/model-best); got {model!r}."
+    )
+    E342 = (
+        "[filter] No pipeline at {path} (the model of fold {fold}): train one on that fold's "
+        "train{fold}.spacy (written by `python -m spacy_rsft folds`) first."
+    )
     # annotate (spacy_rsft.scale)
     # convert
     E401 = "[convert] {path}:{line}: not valid JSON ({err}). Fix the line: one JSON object a line."

@@ -250,6 +250,49 @@ def test_a_two_pass_system_waits_for_the_model_it_filters_with(monkeypatch):
     assert control.inputs["filter_model"] == model and control.options["filter_choose"] == "random"
 
 
+def test_a_cross_fitted_system_trains_a_model_per_fold_then_filters_with_them(monkeypatch, tmp_path):
+    """nb_crossfit: run.py splits the train set into folds, trains one model per fold on the
+    other folds for filter_fold_steps updates (the schedule's length with it), filters with
+    the fold models' template and --folds, and on a rerun keeps a fold model whose
+    fingerprint matches the plan."""
+    import run as bench_run
+
+    spec = bench.load_benchmark()
+    plan = bench.make_plan(spec, spec.systems["nb_crossfit@noise_crowdbest"], spec.scale("full"), 97, "m")
+    assert "filter_model" not in plan.inputs and plan.options["filter_folds"] == 2
+    calls = []
+
+    def fake_call(cmd, env=None, log=None):
+        calls.append(cmd)
+        if "train.py" in cmd[1]:  # a finished training writes train.json
+            (Path(cmd[3]) / "train.json").write_text("{}")
+
+    monkeypatch.setattr(bench_run, "call", fake_call)
+    out = tmp_path / "run"
+    filtered = bench_run.crossfit_filter(plan, out)
+    folds = out / "folds"
+    assert calls[0][2:5] == ["spacy_rsft", "folds", str(plan.inputs["train"])] and calls[0][calls[0].index("--folds") + 1] == "2"
+    trainings = [c for c in calls if "train.py" in c[1]]
+    assert [c[3] for c in trainings] == [str(folds / "model0"), str(folds / "model1")]
+    for fold, cmd in enumerate(trainings):
+        assert cmd[cmd.index("--paths.train") + 1] == str(folds / f"train{fold}.spacy")
+        assert cmd[cmd.index("--training.max_steps") + 1] == "240"
+        assert cmd[cmd.index("--training.optimizer.learn_rate.total_steps") + 1] == "240"
+        assert "--training.eval_frequency" not in cmd
+    cmd = calls[-1]
+    assert cmd[2:7] == ["spacy_rsft", "filter", str(folds / "model{fold}" / "model-best"), str(plan.inputs["train"]),
+                        str(filtered)]
+    assert cmd[cmd.index("--folds") + 1] == str(folds / "folds.json") and cmd[cmd.index("--loss-tokens") + 1] == "all"
+    # a rerun keeps both finished fold models; a changed plan retrains them
+    calls.clear()
+    bench_run.crossfit_filter(plan, out)
+    assert not [c for c in calls if "train.py" in c[1]]
+    other = bench.make_plan(spec, spec.systems["nb_crossfit@noise_crowdbest"], spec.scale("full"), 98, "m")
+    calls.clear()
+    bench_run.crossfit_filter(other, out)
+    assert len([c for c in calls if "train.py" in c[1]]) == 2
+
+
 def test_fingerprint_ignores_where_outputs_go_but_not_the_seed(tiny_benchmark):
     spec = bench.load_benchmark(tiny_benchmark)
     scale = spec.scale("tiny")

@@ -1,6 +1,7 @@
 """`python -m spacy_rsft filter`: score a training set with a trained pipeline, mask the
 likely mislabeled sentences, write the rest ("filter, then retrain")."""
 import json
+from pathlib import Path
 
 import numpy
 import pytest
@@ -148,3 +149,114 @@ def test_a_trained_model_filters_out_the_sentences_whose_labels_miss_entities(tm
     train(units_config(tmp_path, tiny_bert, tmp_path / "filtered.spacy", {"target": "uniform"}, max_steps=10),
           tmp_path / "retrained")
     assert (tmp_path / "retrained" / "model-last").exists()
+
+
+# cross-fitting: each doc scored by a model that did not train on it
+
+
+def test_folds_hold_every_doc_once_and_each_train_file_leaves_its_fold_out(tmp_path):
+    from spacy_rsft.cli.filter import split_folds
+
+    folds = split_folds(11, 3, seed=4)
+    assert sorted(i for fold in folds for i in fold) == list(range(11))
+    assert sorted(len(f) for f in folds) == [3, 4, 4]
+    assert split_folds(11, 3, seed=4) == folds and split_folds(11, 3, seed=5) != folds
+    nlp = spacy.blank("en")
+    docs = [two_sentence_doc(nlp.vocab) for _ in range(5)]
+    for i, doc in enumerate(docs):
+        doc.user_data["i"] = i  # DocBin keeps user_data: tells the docs apart
+    DocBin(docs=docs, store_user_data=True).to_disk(tmp_path / "train.spacy")
+    result = CliRunner().invoke(app, ["folds", str(tmp_path / "train.spacy"), str(tmp_path / "folds"), "-k", "2"])
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "folds" / "folds.json").read_text())
+    assert written["docs"] == 5 and sorted(sum(written["folds"], [])) == list(range(5))
+    for f, fold in enumerate(written["folds"]):
+        kept = [d.user_data["i"] for d in DocBin().from_disk(tmp_path / "folds" / f"train{f}.spacy").get_docs(nlp.vocab)]
+        assert sorted(kept) == sorted(set(range(5)) - set(fold))
+    refused = CliRunner().invoke(app, ["folds", str(tmp_path / "train.spacy"), str(tmp_path / "six"), "-k", "6"])
+    assert refused.exit_code == 1 and "Cannot split 5 docs into 6 folds" in refused.output
+
+
+def test_cross_fitted_filter_scores_each_doc_with_its_folds_model_and_decides_once(tmp_path, monkeypatch):
+    """Each doc is scored by the model of its fold, and the rate and ranking run over all the
+    losses together: a doc that is the worst of the corpus is rejected even if its fold's
+    other docs are all clean."""
+    from spacy_rsft.cli import filter as filter_module
+
+    nlp = spacy.blank("en")
+    docs = [two_sentence_doc(nlp.vocab) for _ in range(4)]
+    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
+    folds = [[0, 3], [1, 2]]
+    (tmp_path / "folds.json").write_text(json.dumps({"folds": folds}))
+    for f in range(2):
+        (tmp_path / f"model{f}").mkdir()
+    scored_by = {}
+
+    def fake_load(path):
+        model = spacy.blank("en")
+        model.meta["name"] = Path(path).name
+        return model
+
+    def fake_score(model, references, batch_size=16):
+        out = []
+        for doc in references:
+            i = len(scored_by)
+            scored_by[i] = model.meta["name"]
+            losses = numpy.full((len(doc),), 0.01, dtype="float32")
+            if i == 3:  # the fourth doc scored: doc 2, in fold 1
+                losses[5] = 5.0
+            out.append(losses)
+        return out
+
+    monkeypatch.setattr(spacy, "load", fake_load)
+    monkeypatch.setattr(filter_module, "score_tokens", fake_score)
+    result = filter_corpus(str(tmp_path / "model{fold}"), tmp_path / "train.spacy", tmp_path / "out.spacy",
+                           folds=tmp_path / "folds.json", rate="0.125")
+    # docs 0 and 3 by model0, then 1 and 2 by model1
+    assert [scored_by[i] for i in range(4)] == ["model0", "model0", "model1", "model1"]
+    assert numpy.flatnonzero(result.rejected).tolist() == [5]  # doc 2's second sentence
+    out = list(DocBin().from_disk(tmp_path / "out.spacy").get_docs(nlp.vocab))
+    assert {t.ent_iob_ for t in out[2][4:8]} == {""} and "" not in {t.ent_iob_ for t in out[1]}
+
+
+def test_cross_fitting_names_a_bad_template_missing_model_or_folds_file(tmp_path):
+    nlp = spacy.blank("en")
+    docs = [two_sentence_doc(nlp.vocab) for _ in range(3)]
+    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
+    (tmp_path / "folds.json").write_text(json.dumps({"folds": [[0], [1]]}))  # doc 2 in no fold
+    args = [str(tmp_path / "train.spacy"), str(tmp_path / "out.spacy"), "--folds", str(tmp_path / "folds.json")]
+    no_template = CliRunner().invoke(app, ["filter", str(tmp_path), *args])
+    assert no_template.exit_code == 1 and "must hold {fold}" in no_template.output
+    no_model = CliRunner().invoke(app, ["filter", str(tmp_path / "model{fold}"), *args])
+    assert no_model.exit_code == 1 and "the model of fold 0" in no_model.output
+    for f in range(2):
+        (tmp_path / f"model{f}").mkdir()
+    bad_folds = CliRunner().invoke(app, ["filter", str(tmp_path / "model{fold}"), *args])
+    assert bad_folds.exit_code == 1 and "not each of the corpus's 3 docs once" in bad_folds.output
+    assert not (tmp_path / "out.spacy").exists()
+
+
+def test_models_that_never_saw_a_sentence_find_its_missing_entities(tmp_path, tiny_bert):
+    """Cross-fitted end to end: two folds of the docs whose odd sentences miss their entities,
+    a model trained on each, and `filter --folds` finds the noisy sentences of every doc."""
+    from spacy.cli.train import train
+
+    docs, missing = missing_entity_docs()
+    train_path = tmp_path / "train.spacy"
+    DocBin(docs=docs).to_disk(train_path)
+    runner = CliRunner()
+    assert runner.invoke(app, ["folds", str(train_path), str(tmp_path / "folds")]).exit_code == 0
+    for f in range(2):
+        fold_train = tmp_path / "folds" / f"train{f}.spacy"
+        train(units_config(tmp_path, tiny_bert, fold_train, {"target": "uniform", "seed": 1}), tmp_path / f"model{f}")
+    report = tmp_path / "report.jsonl"
+    result = runner.invoke(app, ["filter", str(tmp_path / "model{fold}" / "model-last"), str(train_path),
+                                 str(tmp_path / "filtered.spacy"), "--folds", str(tmp_path / "folds" / "folds.json"),
+                                 "--rate", "0.5", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    # the report's units are in corpus order, whichever fold scored them
+    assert [(line["doc"], line["start"]) for line in lines] == sorted((line["doc"], line["start"]) for line in lines)
+    rejected = {i for i, line in enumerate(lines) if line["rejected"]}
+    assert len(rejected) == 32
+    assert len(rejected & missing) >= 24, sorted(rejected)  # chance: 16

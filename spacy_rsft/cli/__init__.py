@@ -93,9 +93,10 @@ def calibrate_cli(
 
 @app.command("filter")
 def filter_cli(
-    model: Path = typer.Argument(..., help="A trained pipeline with rsft_ner (e.g. a denoise run's model-best)", exists=True, file_okay=False),
+    model: str = typer.Argument(..., help="A trained pipeline with rsft_ner (e.g. a denoise run's model-best); with --folds, a path with {fold} in it (e.g. folds/model{fold}/model-best)"),
     input_path: Path = typer.Argument(..., help="The training .spacy data to filter", exists=True, dir_okay=False),
     output_path: Path = typer.Argument(..., help="Where to write the filtered .spacy data"),
+    folds: Path = typer.Option(None, "--folds", help="folds.json of `python -m spacy_rsft folds`: score each doc with the model its fold was held out of", exists=True, dir_okay=False),
     unit: str = typer.Option("sentence", help="sentence | example: what is kept or rejected"),
     unit_loss: str = typer.Option("max", help="max | mean of the unit's token losses"),
     loss_tokens: str = typer.Option("outside", help="outside (tokens outside the gold entities: missed entities) | all | entity"),
@@ -111,8 +112,11 @@ def filter_cli(
     a mixture of the losses unless fixed; --report lists every sentence for review."""
     from .filter import filter_corpus
 
+    if folds is None and not Path(model).is_dir():
+        typer.echo(f"[filter] No pipeline at {model}: pass a trained pipeline's folder (e.g. model-best).", err=True)
+        raise typer.Exit(1)
     try:
-        result = filter_corpus(model, input_path, output_path, report, unit=unit, unit_loss=unit_loss,
+        result = filter_corpus(model, input_path, output_path, report, folds=folds, unit=unit, unit_loss=unit_loss,
                                loss_tokens=loss_tokens, rate=rate, batch_size=batch_size, choose=choose, seed=seed)
     except ValueError as err:
         typer.echo(str(err), err=True)
@@ -120,6 +124,29 @@ def filter_cli(
     s = result.summary()
     typer.echo(f"Rejected {s['rejected']} of {s['scored']} scored {unit}s (rate {s['rate']:.3f}, of {s['units']}); "
                f"wrote {output_path}" + (f" and {report}" if report is not None else ""))
+
+
+@app.command("folds")
+def folds_cli(
+    input_path: Path = typer.Argument(..., help="The training .spacy data to split", exists=True, dir_okay=False),
+    output_dir: Path = typer.Argument(..., help="Where to write train0.spacy ... and folds.json"),
+    folds: int = typer.Option(2, "--folds", "-k", help="How many folds (of whole docs)"),
+    seed: int = typer.Option(0, help="Seed of the split"),
+) -> None:
+    """Split a training set into k folds of whole docs for cross-fitted filtering: writes
+    trainF.spacy (every doc outside fold F) for each fold and folds.json. Train one model on
+    each trainF.spacy, then `filter "DIR/model{fold}/model-best" TRAIN OUT --folds folds.json`
+    scores every doc with a model that never saw it."""
+    from .filter import write_folds
+
+    try:
+        split = write_folds(input_path, output_dir, folds, seed)
+    except ValueError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1)
+    sizes = ", ".join(str(len(f)) for f in split)
+    typer.echo(f"Split {sum(len(f) for f in split)} docs into {len(split)} folds ({sizes} docs); wrote "
+               f"{output_dir}/train0.spacy ... and {output_dir}/folds.json")
 
 
 @app.command("convert")

@@ -15,6 +15,13 @@ The ranking settings are the reader's (`unit`, `unit_loss`, `loss_tokens`) and s
 (`mixture`: a two-component mixture of the log unit losses; `auto`: the share above ln 2;
 or a fixed share). `choose = "random"` rejects as many units chosen blindly: the control that
 tells "better data" from "less data", as the reader's `target = "random"`.
+
+A model scoring the sentences it trained on has memorized many of their labels, mistakes
+included. Confident Learning scores each example with a model that never saw it (k-fold
+cross-validation), and so can this: `python -m spacy_rsft folds` splits the training set
+into k folds of whole docs and writes, for each fold, the set without it; train one model on
+each; then `filter MODEL ... --folds folds.json`, with `{fold}` in MODEL, scores every doc
+with the model its fold was held out of and decides over all the losses at once.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +82,7 @@ def check_settings(unit: str, unit_loss: str, loss_tokens: str, rate: str, choos
 def filter_docs(
     nlp, references: Sequence[Doc], unit: str = "sentence", unit_loss: str = "max",
     loss_tokens: str = "outside", rate: str = "mixture", batch_size: int = 16, choose: str = "loss",
-    seed: int = 0,
+    seed: int = 0, token_losses: Optional[Sequence[numpy.ndarray]] = None,
 ) -> FilterResult:
     """Score every unit of the gold docs with the pipeline and choose the ones to reject.
 
@@ -86,15 +93,13 @@ def filter_docs(
     batch_size (int): Docs per forward pass.
     choose (str): "loss" (the highest losses) or "random" (as many scored units, blindly).
     seed (int): The random choice's seed.
+    token_losses (Optional[Sequence[numpy.ndarray]]): Each doc's token losses, already
+        scored (e.g. by the models of `fold_token_losses`); `nlp` scores them otherwise.
     RETURNS (FilterResult): The units, their losses and which are rejected.
     """
-    from ..sampling.scoring import fresh_losses
-
     fixed = check_settings(unit, unit_loss, loss_tokens, rate, choose)
-    # predicted docs with the reference's own tokens, so every token loss has its token
-    examples = [Example(Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]), d)
-                for d in references]
-    token_losses = fresh_losses(nlp, examples, batch_size=batch_size, per_token=True)
+    if token_losses is None:
+        token_losses = score_tokens(nlp, references, batch_size)
     table = build_units(references, unit)
     counted = None if loss_tokens == "all" else {i: loss_token_mask(d, loss_tokens) for i, d in enumerate(references)}
     losses = unit_losses(table, dict(enumerate(token_losses)), numpy.full((len(table),), numpy.nan),
@@ -109,6 +114,95 @@ def filter_docs(
     if choose == "random":
         rejected = random_like(losses, int(rejected.sum()), seed)
     return FilterResult(table, losses, share, rejected)
+
+
+def score_tokens(nlp, references: Sequence[Doc], batch_size: int = 16) -> List[numpy.ndarray]:
+    """Each doc's per-token losses under the pipeline: the reader's fresh scoring pass (no
+    dropout, no gradient)."""
+    from ..sampling.scoring import fresh_losses
+
+    # predicted docs with the reference's own tokens, so every token loss has its token
+    examples = [Example(Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]), d)
+                for d in references]
+    return fresh_losses(nlp, examples, batch_size=batch_size, per_token=True)
+
+
+def split_folds(n_docs: int, k: int, seed: int = 0) -> List[List[int]]:
+    """`k` folds of whole docs: a seeded shuffle dealt round-robin, so fold sizes differ by at
+    most one doc. Each fold's indices are sorted."""
+    if not 2 <= k <= n_docs:
+        raise ValueError(Errors.E339.format(k=k, n=n_docs))
+    order = numpy.random.default_rng(seed).permutation(n_docs)
+    return [sorted(int(i) for i in order[f::k]) for f in range(k)]
+
+
+def write_folds(input_path: Path, output_dir: Path, k: int = 2, seed: int = 0) -> List[List[int]]:
+    """Split a DocBin into `k` folds; write `train{f}.spacy` (every doc outside fold f: what
+    fold f's model trains on) and `folds.json` (each fold's doc indices, for `filter --folds`)."""
+    import spacy
+    import srsly
+
+    docs = read_references(input_path, spacy.blank("xx").vocab)
+    folds = split_folds(len(docs), k, seed)
+    for f, fold in enumerate(folds):
+        held_out = set(fold)
+        with atomic_output(Path(output_dir) / f"train{f}.spacy") as tmp:
+            DocBin(docs=[d for i, d in enumerate(docs) if i not in held_out], store_user_data=True).to_disk(tmp)
+    with atomic_output(Path(output_dir) / "folds.json") as tmp:
+        srsly.write_json(tmp, {"input": str(input_path), "docs": len(docs), "seed": seed, "folds": folds})
+    return folds
+
+
+def read_folds(path: Path, n_docs: int) -> List[List[int]]:
+    """The folds of `folds.json`, checked against the corpus they are to cover."""
+    import srsly
+
+    try:
+        folds = srsly.read_json(path)["folds"]
+    except Exception as err:
+        raise ValueError(Errors.E340.format(path=path, err=f"{type(err).__name__}: {err}")) from None
+    covered = sorted(i for fold in folds for i in fold)
+    if covered != list(range(n_docs)):
+        raise ValueError(Errors.E340.format(
+            path=path, err=f"its folds cover {len(covered)} doc indices, not each of the corpus's {n_docs} docs once"))
+    return folds
+
+
+def fold_token_losses(model_template: str, folds: Sequence[Sequence[int]], references: Sequence[Doc],
+                      batch_size: int = 16) -> List[numpy.ndarray]:
+    """Each doc's token losses under the model of its fold (`model_template` with `{fold}`
+    filled in): the model that did not train on it. One pipeline is loaded at a time."""
+    import spacy
+
+    losses: List[Optional[numpy.ndarray]] = [None] * len(references)
+    for f, fold in enumerate(folds):
+        nlp = spacy.load(fold_model(model_template, f))
+        # the fold's docs in this pipeline's vocab, as its own corpus reader would give them
+        docs = list(DocBin(docs=[references[i] for i in fold]).get_docs(nlp.vocab))
+        for i, scored in zip(fold, score_tokens(nlp, docs, batch_size)):
+            losses[i] = scored
+        del nlp
+    return losses  # type: ignore[return-value]
+
+
+def fold_model(model_template: str, fold: int) -> Path:
+    if "{fold}" not in model_template:
+        raise ValueError(Errors.E341.format(model=model_template))
+    path = Path(model_template.replace("{fold}", str(fold)))
+    if not path.is_dir():
+        raise ValueError(Errors.E342.format(path=path, fold=fold))
+    return path
+
+
+def read_references(input_path: Path, vocab) -> List[Doc]:
+    """The training docs, or an error naming the file."""
+    try:
+        references = list(DocBin().from_disk(input_path).get_docs(vocab))
+    except Exception as err:  # a truncated or foreign file: say which and why
+        raise ValueError(Errors.E337.format(path=input_path, err=f"{type(err).__name__}: {err}")) from None
+    if not any(d.has_annotation("ENT_IOB") for d in references):
+        raise ValueError(Errors.E337.format(path=input_path, err="it holds no docs with entity annotation"))
+    return references
 
 
 def top_share(losses: numpy.ndarray, share: float) -> numpy.ndarray:
@@ -163,26 +257,32 @@ def report_lines(references: Sequence[Doc], result: FilterResult) -> List[Dict]:
 
 
 def filter_corpus(
-    model: Path, input_path: Path, output_path: Path, report: Optional[Path] = None, **settings
+    model: Union[str, Path], input_path: Path, output_path: Path, report: Optional[Path] = None,
+    folds: Optional[Path] = None, **settings
 ) -> FilterResult:
-    """Read a DocBin, filter it with the pipeline at `model`, write the masked DocBin (and the
-    report as JSONL), each atomically."""
+    """Read a DocBin, filter it with the pipeline at `model` (or, with `folds`, each doc with
+    the pipeline its fold was held out of: `model` then holds `{fold}`), write the masked
+    DocBin (and the report as JSONL), each atomically."""
     import spacy
     import srsly
 
     check_settings(settings.get("unit", "sentence"), settings.get("unit_loss", "max"),
                    settings.get("loss_tokens", "outside"), settings.get("rate", "mixture"),
                    settings.get("choose", "loss"))
-    nlp = spacy.load(model)
-    try:
-        references = list(DocBin().from_disk(input_path).get_docs(nlp.vocab))
-    except Exception as err:  # a truncated or foreign file: say which and why
-        raise ValueError(Errors.E337.format(path=input_path, err=f"{type(err).__name__}: {err}")) from None
-    if not any(d.has_annotation("ENT_IOB") for d in references):
-        raise ValueError(Errors.E337.format(path=input_path, err="it holds no docs with entity annotation"))
-    result = filter_docs(nlp, references, **settings)
+    if folds is None:
+        nlp = spacy.load(model)
+        references = read_references(input_path, nlp.vocab)
+        result = filter_docs(nlp, references, **settings)
+    else:
+        fold_model(str(model), 0)  # a bad template fails before the corpus is read
+        nlp = spacy.blank("xx")
+        references = read_references(input_path, nlp.vocab)
+        fold_list = read_folds(folds, len(references))
+        token_losses = fold_token_losses(str(model), fold_list, references, settings.get("batch_size", 16))
+        result = filter_docs(nlp, references, token_losses=token_losses, **settings)
     if not (~numpy.isnan(result.losses)).any():
-        raise ValueError(Errors.E338.format(model=model, names=nlp.pipe_names))
+        names = nlp.pipe_names if folds is None else "(the fold models)"
+        raise ValueError(Errors.E338.format(model=model, names=names))
     with atomic_output(output_path) as tmp:
         DocBin(docs=masked_docs(references, result)).to_disk(tmp)
     if report is not None:

@@ -28,10 +28,10 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from bench import (
-    Benchmark, Plan, load_benchmark, make_plan, missing_run_outputs, read_json, result_path, run_dir, write_json,
+    STEP_SETTINGS, Benchmark, Plan, load_benchmark, make_plan, missing_run_outputs, read_json, result_path, run_dir, write_json,
     write_replay,
 )
 from metrics import summarize
@@ -124,7 +124,11 @@ def run(bench: Benchmark, plan: Plan, force: bool = False, env: Optional[Dict[st
     if plan.kind == "prior":
         score_prior(plan, out, env, log)
     else:
-        train_path = filter_train(plan, out, env, log) if "filter_model" in plan.inputs else None
+        train_path = None
+        if "filter_model" in plan.inputs:
+            train_path = filter_train(plan, out, env, log)
+        elif "filter_folds" in plan.options:
+            train_path = crossfit_filter(plan, out, env, log)
         train(plan, out, env, log, train_path)
         if plan.system.suite == "el":
             evaluate_linker(plan, out, env, log)
@@ -179,10 +183,49 @@ def filter_train(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, lo
     so the fingerprint follows its weights) and masks the sentences it rejects; this run
     trains on what it wrote. The `filter_*` options of [benchmark] are the command's settings.
     The report (every sentence with its text) stays in the run folder, out of the results."""
-    model = plan.inputs["filter_model"].parents[1]
+    return run_filter(plan, out, str(plan.inputs["filter_model"].parents[1]), [], env, log)
+
+
+def crossfit_filter(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> Path:
+    """Cross-fitted two-pass systems: `python -m spacy_rsft folds` splits the train set into
+    `filter_folds` folds of whole articles; one model per fold trains on the other folds
+    with this system's own config for `filter_fold_steps` updates; `filter --folds` scores each
+    article with the model that never saw it, decides over all the losses at once and masks;
+    this run then trains on the result. A fold model whose fingerprint file matches this plan is
+    kept, so an interrupted run resumes after its last finished fold."""
+    folds_dir = out / "folds"
+    k, steps = int(plan.options["filter_folds"]), int(plan.options["filter_fold_steps"])
+    call([sys.executable, "-m", "spacy_rsft", "folds", str(plan.inputs["train"]), str(folds_dir),
+          "--folds", str(k), "--seed", str(plan.seed)], env, log)
+    fingerprint = plan.fingerprint()
+    for fold in range(k):
+        model_dir = folds_dir / f"model{fold}"
+        done = model_dir / "fingerprint.txt"
+        if done.exists() and done.read_text(encoding="utf8") == fingerprint and (model_dir / "train.json").exists():
+            continue
+        step_overrides = [item for name in STEP_SETTINGS if has_setting(plan.config, name) for item in (f"--{name}", str(steps))
+                          if name != "training.eval_frequency"]
+        train(plan, model_dir, env, log, folds_dir / f"train{fold}.spacy", step_overrides)
+        done.write_text(fingerprint, encoding="utf8")
+    template = str(folds_dir / "model{fold}" / "model-best")
+    return run_filter(plan, out, template, ["--folds", str(folds_dir / "folds.json")], env, log)
+
+
+def has_setting(config, dotted: str) -> bool:
+    node = config
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def run_filter(plan: Plan, out: Path, model: str, extra: List[str], env: Optional[Dict[str, str]] = None,
+               log: Optional[Path] = None) -> Path:
+    """`python -m spacy_rsft filter` with the system's `filter_*` settings, into the run folder."""
     filtered = out / "train_filtered.spacy"
-    cmd = [sys.executable, "-m", "spacy_rsft", "filter", str(model), str(plan.inputs["train"]), str(filtered),
-           "--report", str(out / "filter_report.jsonl")]
+    cmd = [sys.executable, "-m", "spacy_rsft", "filter", model, str(plan.inputs["train"]), str(filtered),
+           "--report", str(out / "filter_report.jsonl"), *extra]
     for key in ("unit", "unit_loss", "loss_tokens", "rate", "choose"):
         if f"filter_{key}" in plan.options:
             cmd += [f"--{key.replace('_', '-')}", str(plan.options[f"filter_{key}"])]
@@ -192,7 +235,8 @@ def filter_train(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, lo
 
 
 def train(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None,
-          train_path: Optional[Path] = None) -> None:
+          train_path: Optional[Path] = None, extra: Sequence[str] = ()) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.cfg"
     plan.config.to_disk(config_path)
     overrides: List[str] = []
@@ -200,7 +244,7 @@ def train(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Opti
         overrides += ["--paths.train", str(train_path)]
     if "stats" in plan.config["paths"]:
         overrides += ["--paths.stats", str(out / "sampler_stats.jsonl")]
-    call([sys.executable, str(SCRIPTS / "train.py"), str(config_path), str(out), *overrides], env, log)
+    call([sys.executable, str(SCRIPTS / "train.py"), str(config_path), str(out), *overrides, *extra], env, log)
 
 
 def score_prior(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> None:
