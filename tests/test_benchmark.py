@@ -253,8 +253,8 @@ def test_a_two_pass_system_waits_for_the_model_it_filters_with(monkeypatch):
 def test_a_cross_fitted_system_trains_a_model_per_fold_then_filters_with_them(monkeypatch, tmp_path):
     """nb_crossfit: run.py splits the train set into folds, trains one model per fold on the
     other folds for filter_fold_steps updates (the schedule's length with it), filters with
-    the fold models' template and --folds, and on a rerun keeps a fold model whose
-    fingerprint matches the plan."""
+    the fold models' template and --folds; the fold models are kept by what trains them, so a
+    rerun and a system that only filters differently reuse them, and another seed does not."""
     import run as bench_run
 
     spec = bench.load_benchmark()
@@ -266,15 +266,20 @@ def test_a_cross_fitted_system_trains_a_model_per_fold_then_filters_with_them(mo
         calls.append(cmd)
         if "train.py" in cmd[1]:  # a finished training writes train.json
             (Path(cmd[3]) / "train.json").write_text("{}")
+        if cmd[3] == "folds":
+            Path(cmd[5]).mkdir(parents=True, exist_ok=True)
+            (Path(cmd[5]) / "folds.json").write_text("{}")
+
+    def trainings():
+        return [c for c in calls if "train.py" in c[1]]
 
     monkeypatch.setattr(bench_run, "call", fake_call)
-    out = tmp_path / "run"
-    filtered = bench_run.crossfit_filter(plan, out)
-    folds = out / "folds"
+    scale_dir = tmp_path / "training" / "full"
+    filtered = bench_run.crossfit_filter(plan, scale_dir / "nb_crossfit@noise_crowdbest" / "seed97")
+    folds = scale_dir / "_folds" / bench_run.fold_fingerprint(plan)[:16]
     assert calls[0][2:5] == ["spacy_rsft", "folds", str(plan.inputs["train"])] and calls[0][calls[0].index("--folds") + 1] == "2"
-    trainings = [c for c in calls if "train.py" in c[1]]
-    assert [c[3] for c in trainings] == [str(folds / "model0"), str(folds / "model1")]
-    for fold, cmd in enumerate(trainings):
+    assert [c[3] for c in trainings()] == [str(folds / "model0"), str(folds / "model1")]
+    for fold, cmd in enumerate(trainings()):
         assert cmd[cmd.index("--paths.train") + 1] == str(folds / f"train{fold}.spacy")
         assert cmd[cmd.index("--training.max_steps") + 1] == "240"
         assert cmd[cmd.index("--training.optimizer.learn_rate.total_steps") + 1] == "240"
@@ -283,14 +288,17 @@ def test_a_cross_fitted_system_trains_a_model_per_fold_then_filters_with_them(mo
     assert cmd[2:7] == ["spacy_rsft", "filter", str(folds / "model{fold}" / "model-best"), str(plan.inputs["train"]),
                         str(filtered)]
     assert cmd[cmd.index("--folds") + 1] == str(folds / "folds.json") and cmd[cmd.index("--loss-tokens") + 1] == "all"
-    # a rerun keeps both finished fold models; a changed plan retrains them
+    # a rerun, and a system that ranks the same fold models' losses another way, train nothing
     calls.clear()
-    bench_run.crossfit_filter(plan, out)
-    assert not [c for c in calls if "train.py" in c[1]]
+    bench_run.crossfit_filter(plan, scale_dir / "nb_crossfit@noise_crowdbest" / "seed97")
+    outside = bench.make_plan(spec, spec.systems["nb_crossfit_out@noise_crowdbest"], spec.scale("full"), 97, "m")
+    assert outside.options["filter_loss_tokens"] == "outside" and outside.fingerprint() != plan.fingerprint()
+    bench_run.crossfit_filter(outside, scale_dir / "nb_crossfit_out@noise_crowdbest" / "seed97")
+    assert not trainings() and calls[-1][calls[-1].index("--loss-tokens") + 1] == "outside"
+    # another seed splits and trains anew
     other = bench.make_plan(spec, spec.systems["nb_crossfit@noise_crowdbest"], spec.scale("full"), 98, "m")
-    calls.clear()
-    bench_run.crossfit_filter(other, out)
-    assert len([c for c in calls if "train.py" in c[1]]) == 2
+    bench_run.crossfit_filter(other, scale_dir / "nb_crossfit@noise_crowdbest" / "seed98")
+    assert len(trainings()) == 2
 
 
 def test_fingerprint_ignores_where_outputs_go_but_not_the_seed(tiny_benchmark):

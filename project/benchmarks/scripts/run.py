@@ -24,6 +24,7 @@ from another device are not bitwise those of the CPU: compare systems run on the
 """
 import os
 import argparse
+import dataclasses
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -191,24 +192,35 @@ def crossfit_filter(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None,
     `filter_folds` folds of whole articles; one model per fold trains on the other folds
     with this system's own config for `filter_fold_steps` updates; `filter --folds` scores each
     article with the model that never saw it, decides over all the losses at once and masks;
-    this run then trains on the result. A fold model whose fingerprint file matches this plan is
-    kept, so an interrupted run resumes after its last finished fold."""
-    folds_dir = out / "folds"
+    this run then trains on the result.
+
+    The fold models depend only on what trains them (see `fold_fingerprint`), so they live in
+    training/SCALE/_folds/FINGERPRINT/ and every cross-fitted system that trains them the same
+    way (another pooling or rate, say) reuses them; a fold model whose train.json is written is
+    finished, so an interrupted run resumes after its last finished fold."""
+    fingerprint = fold_fingerprint(plan)
+    folds_dir = out.parents[1] / "_folds" / fingerprint[:16]
     k, steps = int(plan.options["filter_folds"]), int(plan.options["filter_fold_steps"])
-    call([sys.executable, "-m", "spacy_rsft", "folds", str(plan.inputs["train"]), str(folds_dir),
-          "--folds", str(k), "--seed", str(plan.seed)], env, log)
-    fingerprint = plan.fingerprint()
+    if not (folds_dir / "folds.json").exists():
+        call([sys.executable, "-m", "spacy_rsft", "folds", str(plan.inputs["train"]), str(folds_dir),
+              "--folds", str(k), "--seed", str(plan.seed)], env, log)
+    step_overrides = [item for name in STEP_SETTINGS if name != "training.eval_frequency" and has_setting(plan.config, name)
+                      for item in (f"--{name}", str(steps))]
     for fold in range(k):
         model_dir = folds_dir / f"model{fold}"
-        done = model_dir / "fingerprint.txt"
-        if done.exists() and done.read_text(encoding="utf8") == fingerprint and (model_dir / "train.json").exists():
+        if (model_dir / "train.json").exists():
             continue
-        step_overrides = [item for name in STEP_SETTINGS if has_setting(plan.config, name) for item in (f"--{name}", str(steps))
-                          if name != "training.eval_frequency"]
         train(plan, model_dir, env, log, folds_dir / f"train{fold}.spacy", step_overrides)
-        done.write_text(fingerprint, encoding="utf8")
+    (folds_dir / "fingerprint.txt").write_text(fingerprint, encoding="utf8")
     template = str(folds_dir / "model{fold}" / "model-best")
     return run_filter(plan, out, template, ["--folds", str(folds_dir / "folds.json")], env, log)
+
+
+def fold_fingerprint(plan: Plan) -> str:
+    """What decides a cross-fitted system's fold models: its config, seed and inputs and the
+    fold settings, not the filter's other settings (pooling, rate), which only read them."""
+    options = {k: v for k, v in plan.options.items() if k in ("filter_folds", "filter_fold_steps") or not k.startswith("filter_")}
+    return dataclasses.replace(plan, options=options).fingerprint()
 
 
 def has_setting(config, dotted: str) -> bool:
