@@ -186,6 +186,7 @@ def fold_token_losses(model_template: str, folds: Sequence[Sequence[int]], refer
 
 
 def fold_model(model_template: str, fold: int) -> Path:
+    """The pipeline folder of one fold: `model_template` with `{fold}` filled in."""
     if "{fold}" not in model_template:
         raise ValueError(Errors.E341.format(model=model_template))
     path = Path(model_template.replace("{fold}", str(fold)))
@@ -278,6 +279,8 @@ def filter_corpus(
         nlp = spacy.blank("xx")
         references = read_references(input_path, nlp.vocab)
         fold_list = read_folds(folds, len(references))
+        for f in range(len(fold_list)):  # every fold's model, before any is loaded
+            fold_model(str(model), f)
         token_losses = fold_token_losses(str(model), fold_list, references, settings.get("batch_size", 16))
         result = filter_docs(nlp, references, token_losses=token_losses, **settings)
     if not (~numpy.isnan(result.losses)).any():
