@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import spacy
 import srsly
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc, DocBin, Span
 
 weasel = pytest.importorskip("weasel")
 pytest.importorskip("matplotlib")
@@ -825,3 +825,34 @@ def test_footprint_measures_a_folder_and_a_fresh_processs_own_peak(tmp_path):
                            cwd=BENCHMARK / "scripts")
     assert 0 < int(child.stdout.strip().splitlines()[-1]) < footprint.peak_rss_mb()
     del ballast
+
+
+def test_filter_whatif_judges_a_filter_report_by_kind_of_noise(tmp_path, capsys):
+    """filter_whatif.py: the report's own decision and other top-k cuts, against the clean
+    labels, per kind of noise (a missed entity, a wrong type)."""
+    import filter_whatif
+
+    vocab = spacy.blank("en").vocab
+    words = ["Anna", "visited", "Oslo", ".", "Tom", "left", "Rome", "."]
+    starts = [True, False, False, False, True, False, False, False]
+    clean = Doc(vocab, words=words, sent_starts=starts)
+    clean.set_ents([Span(clean, 0, 1, label="PER"), Span(clean, 6, 7, label="LOC")], default="outside")
+    noisy = Doc(vocab, words=words, sent_starts=starts)  # sentence 0 misses Anna, sentence 1 mistypes Rome
+    noisy.set_ents([Span(noisy, 6, 7, label="ORG")], default="outside")
+    DocBin(docs=[clean, clean]).to_disk(tmp_path / "clean.spacy")
+    DocBin(docs=[noisy, clean]).to_disk(tmp_path / "noisy.spacy")
+    report = [{"doc": 0, "start": 0, "end": 4, "loss": 3.0, "rejected": True},
+              {"doc": 0, "start": 4, "end": 8, "loss": 0.5, "rejected": False},
+              {"doc": 1, "start": 0, "end": 4, "loss": 1.0, "rejected": False},
+              {"doc": 1, "start": 4, "end": 8, "loss": None, "rejected": False}]
+    (tmp_path / "report.jsonl").write_text("".join(json.dumps(r) + "\n" for r in report))
+    filter_whatif.main(tmp_path / "report.jsonl", tmp_path / "noisy.spacy", tmp_path / "clean.spacy", ks="2",
+                       output=tmp_path / "out.json")
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["noisy"] == 2 and out["noisy_by_kind"] == {"missing": 1, "type": 1} and out["rejected"] == 1
+    own, top2 = out["top_k"]
+    assert own == {"k": 1, "precision": 1.0, "recall": 0.5, "recall_missing": 1.0, "recall_type": 0.0}
+    # the second-highest loss is a clean sentence; the mistyped one ranks below it
+    assert top2["precision"] == 0.5 and top2["recall_type"] == 0.0
+    assert out["loss_auroc"] == pytest.approx(0.5)  # the unscored sentence is left out
+    assert "top     1: precision 1.000 recall 0.500" in capsys.readouterr().out
