@@ -274,6 +274,7 @@ def test_a_cross_fitted_system_trains_a_model_per_fold_then_filters_with_them(mo
         return [c for c in calls if "train.py" in c[1]]
 
     monkeypatch.setattr(bench_run, "call", fake_call)
+    monkeypatch.setattr(bench, "digest", str)  # the corpus need not be built: a path stands for its content
     scale_dir = tmp_path / "training" / "full"
     filtered = bench_run.crossfit_filter(plan, scale_dir / "nb_crossfit@noise_crowdbest" / "seed97")
     folds = scale_dir / "_folds" / bench_run.fold_fingerprint(plan)[:16]
