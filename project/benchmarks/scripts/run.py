@@ -211,7 +211,6 @@ def crossfit_filter(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None,
         if (model_dir / "train.json").exists():
             continue
         train(plan, model_dir, env, log, folds_dir / f"train{fold}.spacy", step_overrides)
-    (folds_dir / "fingerprint.txt").write_text(fingerprint, encoding="utf8")
     template = str(folds_dir / "model{fold}" / "model-best")
     return run_filter(plan, out, template, ["--folds", str(folds_dir / "folds.json")], env, log)
 
