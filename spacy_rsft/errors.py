@@ -311,6 +311,15 @@ class Errors(metaclass=ErrorsWithCodes):
         "[filter] No pipeline at {path} (the model of fold {fold}): train one on that fold's "
         "train{fold}.spacy (written by `python -m spacy_rsft folds`) first."
     )
+    E343 = (
+        "[filter] --rate heldout needs {what}: pass --heldout with a .spacy file of carefully "
+        "labelled docs the model(s) did not train on (e.g. the dev set), whose losses show what "
+        "clean labels cost, and --alpha in (0, 1)."
+    )
+    E344 = (
+        "[filter] --heldout is read only with --rate heldout (got --rate {rate}): add "
+        "--rate heldout to set the threshold from it, or leave --heldout out."
+    )
     # annotate (spacy_rsft.scale)
     # convert
     E401 = "[convert] {path}:{line}: not valid JSON ({err}). Fix the line: one JSON object a line."

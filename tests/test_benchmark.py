@@ -296,6 +296,12 @@ def test_a_cross_fitted_system_trains_a_model_per_fold_then_filters_with_them(mo
     assert outside.options["filter_loss_tokens"] == "outside" and outside.fingerprint() != plan.fingerprint()
     bench_run.crossfit_filter(outside, scale_dir / "nb_crossfit_out@noise_crowdbest" / "seed97")
     assert not trainings() and calls[-1][calls[-1].index("--loss-tokens") + 1] == "outside"
+    # the held-out rate: the same fold models, the dev set as the held-out set
+    heldout = bench.make_plan(spec, spec.systems["nb_crossfit_heldout@noise_crowdbest"], spec.scale("full"), 97, "m")
+    bench_run.crossfit_filter(heldout, scale_dir / "nb_crossfit_heldout@noise_crowdbest" / "seed97")
+    cmd = calls[-1]
+    assert not trainings() and cmd[cmd.index("--rate") + 1] == "heldout" and cmd[cmd.index("--alpha") + 1] == "0.1"
+    assert cmd[cmd.index("--heldout") + 1] == str(heldout.inputs["dev"])
     # another seed splits and trains anew
     other = bench.make_plan(spec, spec.systems["nb_crossfit@noise_crowdbest"], spec.scale("full"), 98, "m")
     bench_run.crossfit_filter(other, scale_dir / "nb_crossfit@noise_crowdbest" / "seed98")

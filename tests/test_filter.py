@@ -10,9 +10,10 @@ from spacy.tokens import Doc, DocBin, Span
 from typer.testing import CliRunner
 
 from spacy_rsft.cli import app
-from spacy_rsft.cli.filter import filter_corpus, filter_docs, masked_docs, top_share
+from spacy_rsft.cli.filter import conformal_rejections, filter_corpus, filter_docs, masked_docs, top_share
 
 from test_units import missing_entity_docs, units_config
+from util import noisy_ner_data
 
 
 def two_sentence_doc(vocab):
@@ -89,6 +90,60 @@ def test_the_random_control_rejects_as_many_scored_units_blindly(monkeypatch):
     assert not any(d[300:302].any() for d in draws)
     hits = sum(int(d[noisy].sum()) for d in draws[1:])
     assert hits < 25, hits  # by loss: 100 of the 100; blind: about 5 * 20 * 20 / 398 = 5
+
+
+def test_conformal_rejection_counts_the_held_out_losses_at_or_above():
+    held_out = numpy.arange(1.0, 10.0)  # 1 ... 9: n = 9
+    losses = numpy.asarray([9.5, 8.5, 8.0, 7.5, 0.5, numpy.nan])
+    # alpha 0.2: p = (1 + #{held out >= loss}) / 10 <= 0.2 allows one held-out loss at or above
+    rejected, threshold = conformal_rejections(losses, held_out, 0.2)
+    assert threshold == 8.0 and rejected.tolist() == [True, True, False, False, False, False]
+    assert conformal_rejections(losses, held_out, 0.1)[0].tolist() == [True] + [False] * 5
+    # with nine held-out units no p-value gets under 0.1: nothing is rejected
+    assert not conformal_rejections(losses, held_out, 0.05)[0].any()
+    with pytest.raises(ValueError, match="--rate heldout needs held-out units with a scored loss"):
+        conformal_rejections(losses, numpy.asarray([numpy.nan]), 0.1)
+
+
+@pytest.mark.parametrize("noise", [0.1, 0.4])
+def test_the_held_out_rate_follows_the_noise_and_keeps_clean_rejections_near_alpha(monkeypatch, noise):
+    """Clean units' losses come from the held-out units' distribution: about alpha of them are
+    rejected whatever the noise rate, and the noisy ones (a high-loss group) nearly all."""
+    nlp = spacy.blank("en")
+    rng = numpy.random.default_rng(1)
+    docs = [two_sentence_doc(nlp.vocab) for _ in range(500)]
+    noisy = rng.random(500) < noise  # each doc's second sentence misses an entity
+    losses = [numpy.exp(rng.normal(-4.0, 1.0, size=8)).astype("float32") for _ in docs]
+    for d in numpy.flatnonzero(noisy):
+        losses[d][5] = numpy.exp(rng.normal(1.0, 0.5))
+    held_out = numpy.exp(rng.normal(-4.0, 1.0, size=(2000, 4)).max(axis=1))  # a sentence: max of 4 tokens
+    plant_losses(monkeypatch, losses)
+    result = filter_docs(nlp, docs, rate="heldout", heldout_losses=held_out, alpha=0.1)
+    second = numpy.arange(1, 1000, 2)
+    clean_units = numpy.concatenate([numpy.arange(0, 1000, 2), second[~noisy]])
+    assert result.rejected[second[noisy]].mean() > 0.95
+    assert 0.05 < result.rejected[clean_units].mean() < 0.15
+    assert result.rate == pytest.approx(result.rejected.sum() / 1000)
+    assert result.summary()["threshold"] == pytest.approx(result.threshold, abs=1e-5)
+
+
+def test_the_held_out_rate_needs_a_held_out_set_and_only_it_reads_one(tmp_path):
+    nlp = spacy.blank("en")
+    nlp.to_disk(tmp_path / "blank")
+    DocBin(docs=[two_sentence_doc(nlp.vocab)]).to_disk(tmp_path / "train.spacy")
+    args = ["filter", str(tmp_path / "blank"), str(tmp_path / "train.spacy"), str(tmp_path / "out.spacy")]
+    without = CliRunner().invoke(app, [*args, "--rate", "heldout"])
+    assert without.exit_code == 1 and "--rate heldout needs a held-out set" in without.output
+    unused = CliRunner().invoke(app, [*args, "--heldout", str(tmp_path / "train.spacy")])
+    assert unused.exit_code == 1 and "--heldout is read only with --rate heldout (got --rate mixture)" in unused.output
+    bad_alpha = CliRunner().invoke(app, [*args, "--rate", "heldout", "--heldout", str(tmp_path / "train.spacy"),
+                                         "--alpha", "1.5"])
+    assert bad_alpha.exit_code == 1 and "--alpha = 1.5" in bad_alpha.output
+    (tmp_path / "broken.spacy").write_bytes(b"not a docbin")
+    with pytest.raises(ValueError, match=r"needs a readable held-out set \(.*broken.spacy"):
+        filter_corpus(tmp_path / "blank", tmp_path / "train.spacy", tmp_path / "out.spacy",
+                      heldout=tmp_path / "broken.spacy", rate="heldout")
+    assert not (tmp_path / "out.spacy").exists()
 
 
 @pytest.mark.parametrize("option,value", [("--rate", "half"), ("--rate", "1.0"), ("--unit", "span"),
@@ -217,6 +272,14 @@ def test_cross_fitted_filter_scores_each_doc_with_its_folds_model_and_decides_on
     assert numpy.flatnonzero(result.rejected).tolist() == [5]  # doc 2's second sentence
     out = list(DocBin().from_disk(tmp_path / "out.spacy").get_docs(nlp.vocab))
     assert {t.ent_iob_ for t in out[2][4:8]} == {""} and "" not in {t.ent_iob_ for t in out[1]}
+    # the held-out rate: every fold model scores every held-out doc (none trained on them)
+    DocBin(docs=[two_sentence_doc(nlp.vocab)]).to_disk(tmp_path / "dev.spacy")
+    scored_by.clear()
+    result = filter_corpus(str(tmp_path / "model{fold}"), tmp_path / "train.spacy", tmp_path / "out.spacy",
+                           folds=tmp_path / "folds.json", rate="heldout", heldout=tmp_path / "dev.spacy", alpha=0.4)
+    assert [scored_by[i] for i in range(6)] == ["model0", "model0", "model1", "model1", "model0", "model1"]
+    # held-out sentence losses 0.01 (x4): p = 1/5 for any loss above them, so only the 5.0
+    assert result.threshold == pytest.approx(0.01) and numpy.flatnonzero(result.rejected).tolist() == [5]
 
 
 def test_cross_fitting_names_a_bad_template_missing_model_or_folds_file(tmp_path):
@@ -260,3 +323,34 @@ def test_models_that_never_saw_a_sentence_find_its_missing_entities(tmp_path, ti
     rejected = {i for i, line in enumerate(lines) if line["rejected"]}
     assert len(rejected) == 32
     assert len(rejected & missing) >= 24, sorted(rejected)  # chance: 16
+    # the rate from a carefully labelled held-out set instead of a fixed share: sentences
+    # whose loss is unusual for labels that miss nothing
+    DocBin(docs=clean_docs(nlp_vocab=spacy.blank("en").vocab)).to_disk(tmp_path / "dev.spacy")
+    result = runner.invoke(app, ["filter", str(tmp_path / "model{fold}" / "model-last"), str(train_path),
+                                 str(tmp_path / "by_dev.spacy"), "--folds", str(tmp_path / "folds" / "folds.json"),
+                                 "--rate", "heldout", "--heldout", str(tmp_path / "dev.spacy"), "--alpha", "0.1",
+                                 "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    rejected = {i for i, line in enumerate(lines) if line["rejected"]}
+    # seen here: 27 rejected, all of them noisy (chance: half)
+    assert len(rejected & missing) >= 22 and len(rejected - missing) <= 4, sorted(rejected)
+
+
+def clean_docs(nlp_vocab, n_sentences: int = 32, seed: int = 7):
+    """Docs of four template sentences each, every entity labelled (a careful dev set)."""
+    data, corrupted = noisy_ner_data(2 * n_sentences, seed=seed)
+    data = [example for i, example in enumerate(data) if i not in set(corrupted)]
+    docs = []
+    for first in range(0, len(data), 4):
+        words, starts, ents = [], [], []
+        for text, spans in data[first : first + 4]:
+            offset = len(" ".join(words)) + (1 if words else 0)
+            tokens = text.split(" ")
+            starts += [True] + [False] * (len(tokens) - 1)
+            words += tokens
+            ents += [(offset + s, offset + e, label) for s, e, label in spans]
+        doc = Doc(nlp_vocab, words=words, sent_starts=starts)
+        doc.set_ents([doc.char_span(s, e, label=label) for s, e, label in ents], default="outside")
+        docs.append(doc)
+    return docs

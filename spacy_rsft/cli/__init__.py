@@ -100,7 +100,9 @@ def filter_cli(
     unit: str = typer.Option("sentence", help="sentence | example: what is kept or rejected"),
     unit_loss: str = typer.Option("max", help="max | mean of the unit's token losses"),
     loss_tokens: str = typer.Option("outside", help="outside (tokens outside the gold entities: missed entities) | all | entity"),
-    rate: str = typer.Option("mixture", help="mixture | auto | a fixed share such as 0.3: how many units to reject"),
+    rate: str = typer.Option("mixture", help="mixture | auto | heldout | a fixed share such as 0.3: how many units to reject"),
+    heldout: Path = typer.Option(None, "--heldout", help="With --rate heldout: carefully labelled .spacy docs the model did not train on (e.g. dev); a unit is rejected when its loss is unusual for them", exists=True, dir_okay=False),
+    alpha: float = typer.Option(0.1, help="With --rate heldout: the conformal p-value at or under which a unit is rejected (about the share of clean units rejected)"),
     report: Path = typer.Option(None, "--report", "-r", help="Write every unit with its loss and decision here (JSONL)"),
     batch_size: int = typer.Option(16, help="Docs per forward pass"),
     choose: str = typer.Option("loss", help="loss (the highest) | random (as many, blindly: an experiment's control)"),
@@ -109,20 +111,23 @@ def filter_cli(
     """Score every sentence of a training set with a trained pipeline and write the set with
     the highest-loss sentences' entity annotation set to missing (likely mislabeled), so a
     new model trains on the rest from the start ("filter, then retrain"). The rate comes from
-    a mixture of the losses unless fixed; --report lists every sentence for review."""
+    a mixture of the losses unless fixed, or, with --rate heldout, from how the losses compare
+    with those of a carefully labelled held-out set; --report lists every sentence for review."""
     from .filter import filter_corpus
 
     if folds is None and not Path(model).is_dir():
         typer.echo(f"[filter] No pipeline at {model}: pass a trained pipeline's folder (e.g. model-best).", err=True)
         raise typer.Exit(1)
     try:
-        result = filter_corpus(model, input_path, output_path, report, folds=folds, unit=unit, unit_loss=unit_loss,
-                               loss_tokens=loss_tokens, rate=rate, batch_size=batch_size, choose=choose, seed=seed)
+        result = filter_corpus(model, input_path, output_path, report, folds=folds, heldout=heldout, unit=unit,
+                               unit_loss=unit_loss, loss_tokens=loss_tokens, rate=rate, batch_size=batch_size,
+                               choose=choose, seed=seed, alpha=alpha)
     except ValueError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(1)
     s = result.summary()
-    typer.echo(f"Rejected {s['rejected']} of {s['scored']} scored {unit}s (rate {s['rate']:.3f}, of {s['units']}); "
+    above = f", loss above {s['threshold']:.4g}" if "threshold" in s else ""
+    typer.echo(f"Rejected {s['rejected']} of {s['scored']} scored {unit}s (rate {s['rate']:.3f}{above}, of {s['units']}); "
                f"wrote {output_path}" + (f" and {report}" if report is not None else ""))
 
 

@@ -13,7 +13,11 @@ person can review the rejected ones instead.
 
 The ranking settings are the reader's (`unit`, `unit_loss`, `loss_tokens`) and so is the rate
 (`mixture`: a two-component mixture of the log unit losses; `auto`: the share above ln 2;
-or a fixed share). `choose = "random"` rejects as many units chosen blindly: the control that
+or a fixed share). `heldout` asks a carefully labelled set the model did not train on (the
+dev set) what clean labels cost: its units' losses are the null distribution, and a training
+unit is rejected when its conformal p-value against them is at most `alpha` (Bates et al.
+2023, "Testing for outliers with conformal p-values"): at most about `alpha` of the clean
+units are rejected, whatever the noise rate, which the mixture has to guess from the shape. `choose = "random"` rejects as many units chosen blindly: the control that
 tells "better data" from "less data", as the reader's `target = "random"`.
 
 A model scoring the sentences it trained on has memorized many of their labels, mistakes
@@ -25,7 +29,7 @@ with the model its fold was held out of and decides over all the losses at once.
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy
 from spacy.tokens import Doc, DocBin
@@ -40,7 +44,7 @@ from ..ty import UNMASKED_KEY
 UNITS = ("sentence", "example")
 UNIT_LOSSES = ("max", "mean")
 LOSS_TOKENS = ("all", "outside", "entity")
-RATES = ("mixture", "auto")
+RATES = ("mixture", "auto", "heldout")
 CHOICES = ("loss", "random")
 
 
@@ -52,22 +56,29 @@ class FilterResult:
     losses: numpy.ndarray  # one per unit, NaN where no counted token was scored
     rate: float  # the share of the scored units rejected
     rejected: numpy.ndarray  # bool, one per unit
+    threshold: Optional[float] = None  # with rate "heldout": reject above this loss
 
     def summary(self) -> Dict[str, Union[int, float]]:
-        return {
+        summary = {
             "units": len(self.units),
             "scored": int((~numpy.isnan(self.losses)).sum()),
             "rate": round(self.rate, 4),
             "rejected": int(self.rejected.sum()),
         }
+        if self.threshold is not None:
+            summary["threshold"] = round(self.threshold, 5)
+        return summary
 
 
-def check_settings(unit: str, unit_loss: str, loss_tokens: str, rate: str, choose: str = "loss") -> Optional[float]:
+def check_settings(unit: str, unit_loss: str, loss_tokens: str, rate: str, choose: str = "loss",
+                   alpha: float = 0.1) -> Optional[float]:
     """The settings, checked; returns the fixed rate, or None for an estimated one."""
     for setting, value, options in (("--unit", unit, UNITS), ("--unit-loss", unit_loss, UNIT_LOSSES),
                                     ("--loss-tokens", loss_tokens, LOSS_TOKENS), ("--choose", choose, CHOICES)):
         if value not in options:
             raise ValueError(Errors.E336.format(setting=setting, value=value, options=list(options)))
+    if rate == "heldout" and not 0.0 < alpha < 1.0:
+        raise ValueError(Errors.E336.format(setting="--alpha", value=alpha, options="a share in (0, 1)"))
     if rate in RATES:
         return None
     try:
@@ -83,6 +94,7 @@ def filter_docs(
     nlp, references: Sequence[Doc], unit: str = "sentence", unit_loss: str = "max",
     loss_tokens: str = "outside", rate: str = "mixture", batch_size: int = 16, choose: str = "loss",
     seed: int = 0, token_losses: Optional[Sequence[numpy.ndarray]] = None,
+    heldout_losses: Optional[numpy.ndarray] = None, alpha: float = 0.1,
 ) -> FilterResult:
     """Score every unit of the gold docs with the pipeline and choose the ones to reject.
 
@@ -95,25 +107,62 @@ def filter_docs(
     seed (int): The random choice's seed.
     token_losses (Optional[Sequence[numpy.ndarray]]): Each doc's token losses, already
         scored (e.g. by the models of `fold_token_losses`); `nlp` scores them otherwise.
+    heldout_losses (Optional[numpy.ndarray]): With rate "heldout": the unit losses of the
+        carefully labelled held-out docs (`pooled_losses` of their token losses).
+    alpha (float): With rate "heldout": the conformal p-value at or under which a unit is
+        rejected (about the share of clean units that will be).
     RETURNS (FilterResult): The units, their losses and which are rejected.
     """
-    fixed = check_settings(unit, unit_loss, loss_tokens, rate, choose)
+    fixed = check_settings(unit, unit_loss, loss_tokens, rate, choose, alpha)
     if token_losses is None:
         token_losses = score_tokens(nlp, references, batch_size)
+    table, losses = pooled_losses(references, token_losses, unit, unit_loss, loss_tokens)
+    threshold = None
+    if rate == "heldout":
+        rejected, threshold = conformal_rejections(losses, heldout_losses, alpha)
+        share = rejected.sum() / max(int((~numpy.isnan(losses)).sum()), 1)
+    else:
+        if fixed is not None:
+            share = fixed
+        elif rate == "mixture":
+            share = estimate_noise_rate_by_mixture(losses)
+        else:
+            share = estimate_noise_rate(losses)
+        rejected = top_share(losses, share)
+    if choose == "random":
+        rejected = random_like(losses, int(rejected.sum()), seed)
+    return FilterResult(table, losses, float(share), rejected, threshold)
+
+
+def pooled_losses(references: Sequence[Doc], token_losses: Sequence[numpy.ndarray], unit: str = "sentence",
+                  unit_loss: str = "max", loss_tokens: str = "outside") -> Tuple[UnitTable, numpy.ndarray]:
+    """The docs' units and each unit's loss, pooled from its token losses as the reader pools
+    them (NaN where no counted token was scored)."""
     table = build_units(references, unit)
     counted = None if loss_tokens == "all" else {i: loss_token_mask(d, loss_tokens) for i, d in enumerate(references)}
     losses = unit_losses(table, dict(enumerate(token_losses)), numpy.full((len(table),), numpy.nan),
                          pool=unit_loss, counted=counted)
-    if fixed is not None:
-        share = fixed
-    elif rate == "mixture":
-        share = estimate_noise_rate_by_mixture(losses)
-    else:
-        share = estimate_noise_rate(losses)
-    rejected = top_share(losses, share)
-    if choose == "random":
-        rejected = random_like(losses, int(rejected.sum()), seed)
-    return FilterResult(table, losses, share, rejected)
+    return table, losses
+
+
+def conformal_rejections(losses: numpy.ndarray, heldout_losses: Optional[numpy.ndarray],
+                         alpha: float) -> Tuple[numpy.ndarray, float]:
+    """Reject each scored unit whose conformal p-value against the held-out (clean) unit
+    losses is at most `alpha`: p = (1 + #{held-out losses >= its loss}) / (n + 1). A clean
+    unit, exchangeable with the held-out ones, gets p <= alpha with probability at most
+    alpha. Returns the rejections and the loss above which units are rejected."""
+    null = numpy.sort(numpy.asarray([] if heldout_losses is None else heldout_losses, dtype=float))
+    null = null[~numpy.isnan(null)]
+    if null.size == 0:
+        raise ValueError(Errors.E343.format(what="held-out units with a scored loss, and it got none"))
+    # the largest count of held-out losses at or above a loss that still rejects it
+    allowed = int(numpy.floor(alpha * (null.size + 1))) - 1
+    if allowed < 0:  # too few held-out units for this alpha: no p-value gets that small
+        return numpy.zeros(losses.shape, dtype=bool), float("inf")
+    threshold = float(null[null.size - 1 - allowed])  # allowed < n, as alpha < 1
+    # #{null >= s} <= allowed  <=>  s > the (allowed+1)-th largest held-out loss
+    rejected = ~numpy.isnan(losses) & (numpy.nan_to_num(losses, nan=-numpy.inf) > threshold)
+    return rejected, threshold
 
 
 def score_tokens(nlp, references: Sequence[Doc], batch_size: int = 16) -> List[numpy.ndarray]:
@@ -195,6 +244,24 @@ def fold_model(model_template: str, fold: int) -> Path:
     return path
 
 
+def heldout_losses_of(pipelines: Sequence, heldout_path: Path, unit: str = "sentence", unit_loss: str = "max",
+                      loss_tokens: str = "outside", batch_size: int = 16) -> numpy.ndarray:
+    """The held-out docs' unit losses under each pipeline (a loaded one or a path), pooled as
+    the training units are, all together: the null distribution of `conformal_rejections`.
+    With fold models, each scores every held-out doc (none trained on them)."""
+    import spacy
+
+    losses = []
+    for pipeline in pipelines:
+        nlp = spacy.load(pipeline) if isinstance(pipeline, (str, Path)) else pipeline
+        try:
+            docs = read_references(heldout_path, nlp.vocab)
+        except ValueError as err:  # E337 speaks of the training file: say which file this is
+            raise ValueError(Errors.E343.format(what=f"a readable held-out set ({heldout_path}: {err})")) from None
+        losses.append(pooled_losses(docs, score_tokens(nlp, docs, batch_size), unit, unit_loss, loss_tokens)[1])
+    return numpy.concatenate(losses)
+
+
 def read_references(input_path: Path, vocab) -> List[Doc]:
     """The training docs, or an error naming the file."""
     try:
@@ -259,29 +326,38 @@ def report_lines(references: Sequence[Doc], result: FilterResult) -> List[Dict]:
 
 def filter_corpus(
     model: Union[str, Path], input_path: Path, output_path: Path, report: Optional[Path] = None,
-    folds: Optional[Path] = None, **settings
+    folds: Optional[Path] = None, heldout: Optional[Path] = None, **settings
 ) -> FilterResult:
     """Read a DocBin, filter it with the pipeline at `model` (or, with `folds`, each doc with
     the pipeline its fold was held out of: `model` then holds `{fold}`), write the masked
-    DocBin (and the report as JSONL), each atomically."""
+    DocBin (and the report as JSONL), each atomically. With rate "heldout", the docs of
+    `heldout` (scored by the same pipeline(s)) set the threshold."""
     import spacy
     import srsly
 
     check_settings(settings.get("unit", "sentence"), settings.get("unit_loss", "max"),
                    settings.get("loss_tokens", "outside"), settings.get("rate", "mixture"),
-                   settings.get("choose", "loss"))
+                   settings.get("choose", "loss"), settings.get("alpha", 0.1))
+    if settings.get("rate") == "heldout" and heldout is None:
+        raise ValueError(Errors.E343.format(what="a held-out set"))
+    if heldout is not None and settings.get("rate") != "heldout":
+        raise ValueError(Errors.E344.format(rate=settings.get("rate", "mixture")))
+    pooling = {k: settings[k] for k in ("unit", "unit_loss", "loss_tokens", "batch_size") if k in settings}
     if folds is None:
         nlp = spacy.load(model)
         references = read_references(input_path, nlp.vocab)
+        if heldout is not None:
+            settings["heldout_losses"] = heldout_losses_of([nlp], heldout, **pooling)
         result = filter_docs(nlp, references, **settings)
     else:
         fold_model(str(model), 0)  # a bad template fails before the corpus is read
         nlp = spacy.blank("xx")
         references = read_references(input_path, nlp.vocab)
         fold_list = read_folds(folds, len(references))
-        for f in range(len(fold_list)):  # every fold's model, before any is loaded
-            fold_model(str(model), f)
+        models = [fold_model(str(model), f) for f in range(len(fold_list))]  # all, before any loads
         token_losses = fold_token_losses(str(model), fold_list, references, settings.get("batch_size", 16))
+        if heldout is not None:
+            settings["heldout_losses"] = heldout_losses_of(models, heldout, **pooling)
         result = filter_docs(nlp, references, token_losses=token_losses, **settings)
     if not (~numpy.isnan(result.losses)).any():
         names = nlp.pipe_names if folds is None else "(the fold models)"

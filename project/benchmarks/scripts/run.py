@@ -217,9 +217,14 @@ def crossfit_filter(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None,
 
 def fold_fingerprint(plan: Plan) -> str:
     """What decides a cross-fitted system's fold models: its config, seed and inputs and the
-    fold settings, not the filter's other settings (pooling, rate), which only read them."""
+    fold settings, not the filter's other settings and inputs (pooling, rate, a held-out
+    set), which only read them."""
     options = {k: v for k, v in plan.options.items() if k in ("filter_folds", "filter_fold_steps") or not k.startswith("filter_")}
-    return dataclasses.replace(plan, options=options).fingerprint()
+    inputs = {k: v for k, v in plan.inputs.items() if not k.startswith("filter_")}
+    config = plan.config.copy()
+    for name in [n for n in config.get("paths", {}) if n.startswith("filter_")]:  # make_plan's copy of an input
+        del config["paths"][name]
+    return dataclasses.replace(plan, options=options, inputs=inputs, config=config).fingerprint()
 
 
 def has_setting(config, dotted: str) -> bool:
@@ -237,9 +242,11 @@ def run_filter(plan: Plan, out: Path, model: str, extra: List[str], env: Optiona
     filtered = out / "train_filtered.spacy"
     cmd = [sys.executable, "-m", "spacy_rsft", "filter", model, str(plan.inputs["train"]), str(filtered),
            "--report", str(out / "filter_report.jsonl"), *extra]
-    for key in ("unit", "unit_loss", "loss_tokens", "rate", "choose"):
+    for key in ("unit", "unit_loss", "loss_tokens", "rate", "choose", "alpha"):
         if f"filter_{key}" in plan.options:
             cmd += [f"--{key.replace('_', '-')}", str(plan.options[f"filter_{key}"])]
+    if "filter_heldout" in plan.inputs:  # --rate heldout: carefully labelled docs (dev)
+        cmd += ["--heldout", str(plan.inputs["filter_heldout"])]
     cmd += ["--seed", str(plan.seed)]  # of --choose random (a control)
     call(cmd, env, log)
     return filtered
