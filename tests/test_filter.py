@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from spacy_rsft.cli import app
 from spacy_rsft.cli.filter import conformal_rejections, filter_corpus, filter_docs, masked_docs, top_share
 
-from test_units import missing_entity_docs, units_config
+from test_units import missing_entity_docs, sentence_docs, units_config
 from util import noisy_ner_data
 
 
@@ -338,19 +338,7 @@ def test_models_that_never_saw_a_sentence_find_its_missing_entities(tmp_path, ti
 
 
 def clean_docs(nlp_vocab, n_sentences: int = 32, seed: int = 7):
-    """Docs of four template sentences each, every entity labelled (a careful dev set)."""
+    """Docs of four template sentences each, every entity labelled (a careful dev set): the
+    correctly labelled half of a fresh draw of the templates."""
     data, corrupted = noisy_ner_data(2 * n_sentences, seed=seed)
-    data = [example for i, example in enumerate(data) if i not in set(corrupted)]
-    docs = []
-    for first in range(0, len(data), 4):
-        words, starts, ents = [], [], []
-        for text, spans in data[first : first + 4]:
-            offset = len(" ".join(words)) + (1 if words else 0)
-            tokens = text.split(" ")
-            starts += [True] + [False] * (len(tokens) - 1)
-            words += tokens
-            ents += [(offset + s, offset + e, label) for s, e, label in spans]
-        doc = Doc(nlp_vocab, words=words, sent_starts=starts)
-        doc.set_ents([doc.char_span(s, e, label=label) for s, e, label in ents], default="outside")
-        docs.append(doc)
-    return docs
+    return sentence_docs([example for i, example in enumerate(data) if i not in set(corrupted)], nlp_vocab)

@@ -356,23 +356,27 @@ def missing_entity_docs(n_sentences: int = 64):
     """Docs of four template sentences each; in every odd sentence the labels miss all its
     entities (the noise of crowd and distant labels): the names are "O" there."""
     data, _ = noisy_ner_data(n_sentences, seed=0)
-    vocab = spacy.blank("en").vocab
-    docs, missing = [], set()
-    for first in range(0, n_sentences, 4):
+    missing = set(range(1, n_sentences, 2))
+    return sentence_docs(data, spacy.blank("en").vocab, labelled=lambda i: i not in missing), missing
+
+
+def sentence_docs(data, vocab, labelled=lambda i: True, per_doc: int = 4):
+    """Docs of `per_doc` (text, spans) sentences each; sentence i keeps its entities where
+    `labelled(i)`, and is all "O" otherwise."""
+    docs = []
+    for first in range(0, len(data), per_doc):
         words, starts, ents = [], [], []
-        for i, (text, spans) in enumerate(data[first : first + 4], start=first):
+        for i, (text, spans) in enumerate(data[first : first + per_doc], start=first):
             offset = len(" ".join(words)) + (1 if words else 0)
             tokens = text.split(" ")
             starts += [True] + [False] * (len(tokens) - 1)
             words += tokens
-            if i % 2:
-                missing.add(i)
-            else:
+            if labelled(i):
                 ents += [(offset + s, offset + e, label) for s, e, label in spans]
         doc = Doc(vocab, words=words, sent_starts=starts)
         doc.set_ents([doc.char_span(s, e, label=label) for s, e, label in ents], default="outside")
         docs.append(doc)
-    return docs, missing
+    return docs
 
 
 # "fresh": the token losses of a no-gradient pass before each epoch, not those of the updates
