@@ -16,9 +16,10 @@ The ranking settings are the reader's (`unit`, `unit_loss`, `loss_tokens`) and s
 or a fixed share). `heldout` asks a carefully labelled set the model did not train on (the
 dev set) what clean labels cost: its units' losses are the null distribution, and a training
 unit is rejected when its conformal p-value against them is at most `alpha` (Bates et al.
-2023, "Testing for outliers with conformal p-values"): at most about `alpha` of the clean
-units are rejected, whatever the noise rate, which the mixture has to guess from the shape. `choose = "random"` rejects as many units chosen blindly: the control that
-tells "better data" from "less data", as the reader's `target = "random"`.
+2023, "Testing for outliers with conformal p-values"): about `alpha` of the clean units are
+rejected whatever the noise rate, which the mixture has to guess from the losses' shape.
+`choose = "random"` rejects as many units chosen blindly: the control that tells "better
+data" from "less data", as the reader's `target = "random"`.
 
 A model scoring the sentences it trained on has memorized many of their labels, mistakes
 included. Confident Learning scores each example with a model that never saw it (k-fold
@@ -122,12 +123,8 @@ def filter_docs(
         rejected, threshold = conformal_rejections(losses, heldout_losses, alpha)
         share = rejected.sum() / max(int((~numpy.isnan(losses)).sum()), 1)
     else:
-        if fixed is not None:
-            share = fixed
-        elif rate == "mixture":
-            share = estimate_noise_rate_by_mixture(losses)
-        else:
-            share = estimate_noise_rate(losses)
+        share = fixed if fixed is not None else (
+            estimate_noise_rate_by_mixture(losses) if rate == "mixture" else estimate_noise_rate(losses))
         rejected = top_share(losses, share)
     if choose == "random":
         rejected = random_like(losses, int(rejected.sum()), seed)
@@ -254,12 +251,18 @@ def heldout_losses_of(pipelines: Sequence, heldout_path: Path, unit: str = "sent
     losses = []
     for pipeline in pipelines:
         nlp = spacy.load(pipeline) if isinstance(pipeline, (str, Path)) else pipeline
-        try:
-            docs = read_references(heldout_path, nlp.vocab)
-        except ValueError as err:  # E337 speaks of the training file: say which file this is
-            raise ValueError(Errors.E343.format(what=f"a readable held-out set ({heldout_path}: {err})")) from None
+        docs = read_heldout(heldout_path, nlp.vocab)
         losses.append(pooled_losses(docs, score_tokens(nlp, docs, batch_size), unit, unit_loss, loss_tokens)[1])
     return numpy.concatenate(losses)
+
+
+def read_heldout(heldout_path: Path, vocab) -> List[Doc]:
+    """The held-out docs, or an error naming the file as the held-out set (E337 names the
+    training file)."""
+    try:
+        return read_references(heldout_path, vocab)
+    except ValueError as err:
+        raise ValueError(Errors.E343.format(what=f"a readable held-out set ({heldout_path}: {err})")) from None
 
 
 def read_references(input_path: Path, vocab) -> List[Doc]:
@@ -342,6 +345,8 @@ def filter_corpus(
         raise ValueError(Errors.E343.format(what="a held-out set"))
     if heldout is not None and settings.get("rate") != "heldout":
         raise ValueError(Errors.E344.format(rate=settings.get("rate", "mixture")))
+    if heldout is not None:  # a bad held-out file fails before the (long) scoring of the training set
+        read_heldout(heldout, spacy.blank("xx").vocab)
     pooling = {k: settings[k] for k in ("unit", "unit_loss", "loss_tokens", "batch_size") if k in settings}
     if folds is None:
         nlp = spacy.load(model)
