@@ -288,7 +288,7 @@ class Errors(metaclass=ErrorsWithCodes):
         "[calibrate] Could not read the held-out DocBin {path}: {err}. Pass a .spacy file "
         "with gold entities (and KB ids for the linker), held out from training."
     )
-    E336 = "[filter] {setting} = {value!r} is not one of {options}."
+    E336 = "[filter] {setting} = {value!r} is not valid: use {options}."
     E337 = (
         "[filter] Could not read the training DocBin {path}: {err}. Pass a .spacy file with "
         "the (noisy) gold entities, e.g. the one `spacy train` reads as paths.train."
@@ -312,13 +312,26 @@ class Errors(metaclass=ErrorsWithCodes):
         "train{fold}.spacy (written by `python -m spacy_rsft folds`) first."
     )
     E343 = (
-        "[filter] --rate heldout needs {what}: pass --heldout with a .spacy file of carefully "
-        "labelled docs the model(s) did not train on (e.g. the dev set), whose losses show what "
-        "clean labels cost, and --alpha in (0, 1)."
+        "[filter] --rate heldout needs --heldout: a .spacy file of carefully labelled docs the "
+        "model(s) did not train on (e.g. the dev set), whose losses show what clean labels cost."
     )
     E344 = (
-        "[filter] --heldout is read only with --rate heldout (got --rate {rate}): add "
-        "--rate heldout to set the threshold from it, or leave --heldout out."
+        "[filter] {option} is read only with --rate heldout (got --rate {rate}): add --rate "
+        "heldout to set the threshold from a held-out set, or leave {option} out."
+    )
+    E345 = (
+        "[filter] Could not read the held-out DocBin {path}: {err}. Pass a .spacy file with "
+        "carefully labelled gold entities that the model(s) did not train on (e.g. the dev set)."
+    )
+    E346 = (
+        "[filter] {source} gave no held-out unit a loss: none of its units has a token of the "
+        "kind the loss counts (--loss-tokens). Pass a held-out set like the training set (the "
+        "same entity types), or count other tokens with --loss-tokens."
+    )
+    E347 = (
+        "[filter] {source} has {n} scored held-out units: no conformal p-value can reach "
+        "--alpha {alpha} with fewer than {needed}, so nothing would be rejected. Pass a larger "
+        "held-out set or a larger --alpha."
     )
     # annotate (spacy_rsft.scale)
     # convert

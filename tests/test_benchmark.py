@@ -301,7 +301,7 @@ def test_a_cross_fitted_system_trains_a_model_per_fold_then_filters_with_them(mo
     bench_run.crossfit_filter(heldout, scale_dir / "nb_crossfit_heldout@noise_crowdbest" / "seed97")
     cmd = calls[-1]
     assert not trainings() and cmd[cmd.index("--rate") + 1] == "heldout" and cmd[cmd.index("--alpha") + 1] == "0.1"
-    assert cmd[cmd.index("--heldout") + 1] == str(heldout.inputs["dev"])
+    assert cmd[cmd.index("--heldout") + 1] == str(heldout.inputs["filter_heldout"])
     # another seed splits and trains anew
     other = bench.make_plan(spec, spec.systems["nb_crossfit@noise_crowdbest"], spec.scale("full"), 98, "m")
     bench_run.crossfit_filter(other, scale_dir / "nb_crossfit@noise_crowdbest" / "seed98")

@@ -1,6 +1,6 @@
 """`python -m spacy_rsft ...` commands."""
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -102,7 +102,7 @@ def filter_cli(
     loss_tokens: str = typer.Option("outside", help="outside (tokens outside the gold entities: missed entities) | all | entity"),
     rate: str = typer.Option("mixture", help="mixture | auto | heldout | a fixed share such as 0.3: how many units to reject"),
     heldout: Path = typer.Option(None, "--heldout", help="With --rate heldout: carefully labelled .spacy docs the model did not train on (e.g. dev); a unit is rejected when its loss is unusual for them", exists=True, dir_okay=False),
-    alpha: float = typer.Option(0.1, help="With --rate heldout: the conformal p-value at or under which a unit is rejected (about the share of clean units rejected)"),
+    alpha: Optional[float] = typer.Option(None, help="With --rate heldout: the conformal p-value at or under which a unit is rejected (about the share of clean units rejected) [default: 0.1]"),
     report: Path = typer.Option(None, "--report", "-r", help="Write every unit with its loss and decision here (JSONL)"),
     batch_size: int = typer.Option(16, help="Docs per forward pass"),
     choose: str = typer.Option("loss", help="loss (the highest) | random (as many, blindly: an experiment's control)"),
@@ -126,7 +126,10 @@ def filter_cli(
         typer.echo(str(err), err=True)
         raise typer.Exit(1)
     s = result.summary()
-    above = f", loss above {s['threshold']:.4g}" if "threshold" in s else ""
+    above = ""
+    if "thresholds" in s and choose == "loss":  # a random choice is not "above" anything
+        above = ", loss above " + " / ".join(f"{x:.4g}" for x in s["thresholds"])
+        above += " (per fold model)" if len(s["thresholds"]) > 1 else ""
     typer.echo(f"Rejected {s['rejected']} of {s['scored']} scored {unit}s (rate {s['rate']:.3f}{above}, of {s['units']}); "
                f"wrote {output_path}" + (f" and {report}" if report is not None else ""))
 

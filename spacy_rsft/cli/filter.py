@@ -17,7 +17,11 @@ or a fixed share). `heldout` asks a carefully labelled set the model did not tra
 dev set) what clean labels cost: its units' losses are the null distribution, and a training
 unit is rejected when its conformal p-value against them is at most `alpha` (Bates et al.
 2023, "Testing for outliers with conformal p-values"): about `alpha` of the clean units are
-rejected whatever the noise rate, which the mixture has to guess from the losses' shape.
+rejected whatever the noise rate, which the mixture has to guess from the losses' shape. Each
+training unit is compared with the held-out losses of the model that scored it (with folds,
+its fold's model): only those are exchangeable with a clean training unit's loss. Scored by a
+model that trained on them, clean training units have lower losses than the held-out ones,
+so fewer than `alpha` of them are rejected (and fewer noisy ones found): use `--folds`.
 `choose = "random"` rejects as many units chosen blindly: the control that tells "better
 data" from "less data", as the reader's `target = "random"`.
 
@@ -47,6 +51,7 @@ UNIT_LOSSES = ("max", "mean")
 LOSS_TOKENS = ("all", "outside", "entity")
 RATES = ("mixture", "auto", "heldout")
 CHOICES = ("loss", "random")
+DEFAULT_ALPHA = 0.1  # rate "heldout": the conformal p-value at or under which a unit goes
 
 
 @dataclass
@@ -57,7 +62,8 @@ class FilterResult:
     losses: numpy.ndarray  # one per unit, NaN where no counted token was scored
     rate: float  # the share of the scored units rejected
     rejected: numpy.ndarray  # bool, one per unit
-    threshold: Optional[float] = None  # with rate "heldout": reject above this loss
+    # with rate "heldout": per scoring model (one, or each fold's), reject above this loss
+    thresholds: Optional[List[float]] = None
 
     def summary(self) -> Dict[str, Union[int, float]]:
         summary = {
@@ -66,20 +72,23 @@ class FilterResult:
             "rate": round(self.rate, 4),
             "rejected": int(self.rejected.sum()),
         }
-        if self.threshold is not None:
-            summary["threshold"] = round(self.threshold, 5)
+        if self.thresholds is not None:
+            summary["thresholds"] = [round(x, 5) for x in self.thresholds]
         return summary
 
 
 def check_settings(unit: str, unit_loss: str, loss_tokens: str, rate: str, choose: str = "loss",
-                   alpha: float = 0.1) -> Optional[float]:
-    """The settings, checked; returns the fixed rate, or None for an estimated one."""
+                   alpha: Optional[float] = None) -> Optional[float]:
+    """The settings, checked; returns the fixed rate, or None for an estimated one. `alpha`
+    belongs to rate "heldout" (None: its default, 0.1)."""
     for setting, value, options in (("--unit", unit, UNITS), ("--unit-loss", unit_loss, UNIT_LOSSES),
                                     ("--loss-tokens", loss_tokens, LOSS_TOKENS), ("--choose", choose, CHOICES)):
         if value not in options:
-            raise ValueError(Errors.E336.format(setting=setting, value=value, options=list(options)))
-    if rate == "heldout" and not 0.0 < alpha < 1.0:
-        raise ValueError(Errors.E336.format(setting="--alpha", value=alpha, options="a share in (0, 1)"))
+            raise ValueError(Errors.E336.format(setting=setting, value=value, options="one of " + ", ".join(options)))
+    if alpha is not None and rate != "heldout":
+        raise ValueError(Errors.E344.format(option="--alpha", rate=rate))
+    if alpha is not None and not 0.0 < alpha < 1.0:
+        raise ValueError(Errors.E336.format(setting="--alpha", value=alpha, options="a p-value in (0, 1), e.g. 0.1"))
     if rate in RATES:
         return None
     try:
@@ -87,7 +96,7 @@ def check_settings(unit: str, unit_loss: str, loss_tokens: str, rate: str, choos
     except ValueError:
         fixed = -1.0
     if not 0.0 <= fixed < 1.0:
-        raise ValueError(Errors.E336.format(setting="--rate", value=rate, options="mixture, auto or a share in [0, 1)"))
+        raise ValueError(Errors.E336.format(setting="--rate", value=rate, options="mixture, auto, heldout or a share in [0, 1)"))
     return fixed
 
 
@@ -95,32 +104,39 @@ def filter_docs(
     nlp, references: Sequence[Doc], unit: str = "sentence", unit_loss: str = "max",
     loss_tokens: str = "outside", rate: str = "mixture", batch_size: int = 16, choose: str = "loss",
     seed: int = 0, token_losses: Optional[Sequence[numpy.ndarray]] = None,
-    heldout_losses: Optional[numpy.ndarray] = None, alpha: float = 0.1,
+    heldout_losses: Optional[Sequence[numpy.ndarray]] = None, alpha: Optional[float] = None,
+    doc_models: Optional[Sequence[int]] = None,
 ) -> FilterResult:
     """Score every unit of the gold docs with the pipeline and choose the ones to reject.
 
     nlp (Language): A trained pipeline (its rsft components give per-token losses).
     references (Sequence[Doc]): The training docs with their (noisy) gold entities.
     unit, unit_loss, loss_tokens (str): As the reader's settings of the same names.
-    rate (str): "mixture", "auto" or a fixed share of the scored units, e.g. "0.3".
+    rate (str): "mixture", "auto", "heldout" or a fixed share of the scored units, e.g. "0.3".
     batch_size (int): Docs per forward pass.
     choose (str): "loss" (the highest losses) or "random" (as many scored units, blindly).
     seed (int): The random choice's seed.
     token_losses (Optional[Sequence[numpy.ndarray]]): Each doc's token losses, already
         scored (e.g. by the models of `fold_token_losses`); `nlp` scores them otherwise.
-    heldout_losses (Optional[numpy.ndarray]): With rate "heldout": the unit losses of the
-        carefully labelled held-out docs (`pooled_losses` of their token losses).
-    alpha (float): With rate "heldout": the conformal p-value at or under which a unit is
-        rejected (about the share of clean units that will be).
+    heldout_losses (Optional[Sequence[numpy.ndarray]]): With rate "heldout": per scoring
+        model, the unit losses of the carefully labelled held-out docs under it (as
+        `heldout_losses_of` gives them).
+    alpha (Optional[float]): With rate "heldout": the conformal p-value at or under which a
+        unit is rejected (about the share of clean units that will be); None: 0.1.
+    doc_models (Optional[Sequence[int]]): With rate "heldout" and several scoring models:
+        which of them scored each doc (its fold's model), so that its units are compared
+        with that model's held-out losses. None: one model scored every doc.
     RETURNS (FilterResult): The units, their losses and which are rejected.
     """
     fixed = check_settings(unit, unit_loss, loss_tokens, rate, choose, alpha)
     if token_losses is None:
         token_losses = score_tokens(nlp, references, batch_size)
     table, losses = pooled_losses(references, token_losses, unit, unit_loss, loss_tokens)
-    threshold = None
+    thresholds = None
     if rate == "heldout":
-        rejected, threshold = conformal_rejections(losses, heldout_losses, alpha)
+        models = numpy.zeros(len(table), dtype=int) if doc_models is None else numpy.asarray(doc_models)[table.example]
+        rejected, thresholds = conformal_rejections_by_model(
+            losses, models, as_nulls(heldout_losses), DEFAULT_ALPHA if alpha is None else alpha)
         share = rejected.sum() / max(int((~numpy.isnan(losses)).sum()), 1)
     else:
         share = fixed if fixed is not None else (
@@ -128,7 +144,7 @@ def filter_docs(
         rejected = top_share(losses, share)
     if choose == "random":
         rejected = random_like(losses, int(rejected.sum()), seed)
-    return FilterResult(table, losses, float(share), rejected, threshold)
+    return FilterResult(table, losses, float(share), rejected, thresholds)
 
 
 def pooled_losses(references: Sequence[Doc], token_losses: Sequence[numpy.ndarray], unit: str = "sentence",
@@ -142,24 +158,62 @@ def pooled_losses(references: Sequence[Doc], token_losses: Sequence[numpy.ndarra
     return table, losses
 
 
-def conformal_rejections(losses: numpy.ndarray, heldout_losses: Optional[numpy.ndarray],
-                         alpha: float) -> Tuple[numpy.ndarray, float]:
+def conformal_rejections(losses: numpy.ndarray, heldout_losses: Optional[numpy.ndarray], alpha: float,
+                         source: str = "The held-out set") -> Tuple[numpy.ndarray, float]:
     """Reject each scored unit whose conformal p-value against the held-out (clean) unit
     losses is at most `alpha`: p = (1 + #{held-out losses >= its loss}) / (n + 1). A clean
     unit, exchangeable with the held-out ones, gets p <= alpha with probability at most
-    alpha. Returns the rejections and the loss above which units are rejected."""
+    alpha. Returns the rejections and the loss above which units are rejected. `source`
+    names the held-out losses in errors."""
+    threshold = conformal_threshold(heldout_losses, alpha, source)
+    rejected = ~numpy.isnan(losses) & (numpy.nan_to_num(losses, nan=-numpy.inf) > threshold)
+    return rejected, threshold
+
+
+def conformal_threshold(heldout_losses: Optional[numpy.ndarray], alpha: float,
+                        source: str = "The held-out set") -> float:
+    """The loss above which a unit's conformal p-value against `heldout_losses` is at most
+    `alpha`; an error when no held-out unit was scored or too few were for that alpha."""
     null = numpy.sort(numpy.asarray([] if heldout_losses is None else heldout_losses, dtype=float))
     null = null[~numpy.isnan(null)]
     if null.size == 0:
-        raise ValueError(Errors.E343.format(what="held-out units with a scored loss, and it got none"))
-    # the largest count of held-out losses at or above a loss that still rejects it
-    allowed = int(numpy.floor(alpha * (null.size + 1))) - 1
-    if allowed < 0:  # too few held-out units for this alpha: no p-value gets that small
-        return numpy.zeros(losses.shape, dtype=bool), float("inf")
-    threshold = float(null[null.size - 1 - allowed])  # allowed < n, as alpha < 1
-    # #{null >= s} <= allowed  <=>  s > the (allowed+1)-th largest held-out loss
-    rejected = ~numpy.isnan(losses) & (numpy.nan_to_num(losses, nan=-numpy.inf) > threshold)
-    return rejected, threshold
+        raise ValueError(Errors.E346.format(source=source))
+    # the largest count of held-out losses at or above a loss that still rejects it; the
+    # epsilon keeps e.g. 0.29 * 100 (28.999...) from flooring to 28
+    allowed = int(numpy.floor(alpha * (null.size + 1) + 1e-9)) - 1
+    if allowed < 0:  # no p-value gets that small: refuse rather than reject nothing silently
+        needed = int(numpy.ceil(1.0 / alpha - 1e-9)) - 1
+        raise ValueError(Errors.E347.format(source=source, n=null.size, alpha=alpha, needed=needed))
+    # #{null >= s} <= allowed  <=>  s > the (allowed+1)-th largest held-out loss (allowed < n)
+    return float(null[null.size - 1 - allowed])
+
+
+def as_nulls(heldout_losses) -> List[numpy.ndarray]:
+    """The held-out losses as one array per scoring model (one array alone: one model)."""
+    if heldout_losses is None:
+        return []
+    if isinstance(heldout_losses, numpy.ndarray) and heldout_losses.ndim == 1:
+        return [heldout_losses]
+    return [numpy.asarray(null, dtype=float) for null in heldout_losses]
+
+
+def conformal_rejections_by_model(losses: numpy.ndarray, models: numpy.ndarray,
+                                  heldout_losses: Sequence[numpy.ndarray],
+                                  alpha: float) -> Tuple[numpy.ndarray, List[float]]:
+    """`conformal_rejections` for units scored by different models (cross-fitting): each
+    unit against the held-out losses of the model that scored it (`models[u]` indexes
+    `heldout_losses`). A pooled null would mix models whose losses differ in scale, and count
+    each held-out unit once per model. Returns the rejections and each model's threshold."""
+    if len(heldout_losses) == 0:
+        raise ValueError(Errors.E343)
+    rejected = numpy.zeros(losses.shape, dtype=bool)
+    thresholds = []
+    for m, null in enumerate(heldout_losses):
+        mine = models == m
+        source = "The held-out set" + (f" under scoring model {m}" if len(heldout_losses) > 1 else "")
+        rejected[mine], threshold = conformal_rejections(losses[mine], null, alpha, source)
+        thresholds.append(threshold)
+    return rejected, thresholds
 
 
 def score_tokens(nlp, references: Sequence[Doc], batch_size: int = 16) -> List[numpy.ndarray]:
@@ -231,6 +285,23 @@ def fold_token_losses(model_template: str, folds: Sequence[Sequence[int]], refer
     return losses  # type: ignore[return-value]
 
 
+def checked_nulls(nulls: List[numpy.ndarray], heldout: Path, settings: Dict) -> List[numpy.ndarray]:
+    """The held-out losses, each model's checked: enough scored units for the alpha."""
+    alpha = settings.get("alpha")
+    for m, null in enumerate(nulls):
+        conformal_threshold(null, DEFAULT_ALPHA if alpha is None else alpha,
+                            f"{heldout}" + (f" under fold model {m}" if len(nulls) > 1 else ""))
+    return nulls
+
+
+def doc_folds(folds: Sequence[Sequence[int]], n_docs: int) -> numpy.ndarray:
+    """Each doc's fold: which fold model scored it."""
+    of_doc = numpy.zeros(n_docs, dtype=int)
+    for f, fold in enumerate(folds):
+        of_doc[list(fold)] = f
+    return of_doc
+
+
 def fold_model(model_template: str, fold: int) -> Path:
     """The pipeline folder of one fold: `model_template` with `{fold}` filled in."""
     if "{fold}" not in model_template:
@@ -242,37 +313,42 @@ def fold_model(model_template: str, fold: int) -> Path:
 
 
 def heldout_losses_of(pipelines: Sequence, heldout_path: Path, unit: str = "sentence", unit_loss: str = "max",
-                      loss_tokens: str = "outside", batch_size: int = 16) -> numpy.ndarray:
+                      loss_tokens: str = "outside", batch_size: int = 16) -> List[numpy.ndarray]:
     """The held-out docs' unit losses under each pipeline (a loaded one or a path), pooled as
-    the training units are, all together: the null distribution of `conformal_rejections`.
-    With fold models, each scores every held-out doc (none trained on them)."""
+    the training units are: per pipeline, the null distribution of `conformal_rejections` for
+    the units it scored. With fold models, each scores every held-out doc (none trained on
+    them)."""
     import spacy
 
     losses = []
     for pipeline in pipelines:
         nlp = spacy.load(pipeline) if isinstance(pipeline, (str, Path)) else pipeline
         docs = read_heldout(heldout_path, nlp.vocab)
-        losses.append(pooled_losses(docs, score_tokens(nlp, docs, batch_size), unit, unit_loss, loss_tokens)[1])
-    return numpy.concatenate(losses)
+        pooled = pooled_losses(docs, score_tokens(nlp, docs, batch_size), unit, unit_loss, loss_tokens)[1]
+        if numpy.isnan(pooled).all():
+            raise ValueError(Errors.E346.format(source=f"{heldout_path} (scored by {pipeline_name(pipeline)})"))
+        losses.append(pooled)
+    return losses
+
+
+def pipeline_name(pipeline) -> str:
+    return str(pipeline) if isinstance(pipeline, (str, Path)) else "the pipeline"
 
 
 def read_heldout(heldout_path: Path, vocab) -> List[Doc]:
-    """The held-out docs, or an error naming the file as the held-out set (E337 names the
-    training file)."""
-    try:
-        return read_references(heldout_path, vocab)
-    except ValueError as err:
-        raise ValueError(Errors.E343.format(what=f"a readable held-out set ({heldout_path}: {err})")) from None
+    """The held-out docs, or an error naming the file as the held-out set."""
+    return read_references(heldout_path, vocab, error=Errors.E345)
 
 
-def read_references(input_path: Path, vocab) -> List[Doc]:
-    """The training docs, or an error naming the file."""
+def read_references(input_path: Path, vocab, error: str = Errors.E337) -> List[Doc]:
+    """The training docs (or, with another `error`, the docs of another role), or an error
+    naming the file."""
     try:
         references = list(DocBin().from_disk(input_path).get_docs(vocab))
     except Exception as err:  # a truncated or foreign file: say which and why
-        raise ValueError(Errors.E337.format(path=input_path, err=f"{type(err).__name__}: {err}")) from None
+        raise ValueError(error.format(path=input_path, err=f"{type(err).__name__}: {err}")) from None
     if not any(d.has_annotation("ENT_IOB") for d in references):
-        raise ValueError(Errors.E337.format(path=input_path, err="it holds no docs with entity annotation"))
+        raise ValueError(error.format(path=input_path, err="it holds no docs with entity annotation"))
     return references
 
 
@@ -340,11 +416,11 @@ def filter_corpus(
 
     check_settings(settings.get("unit", "sentence"), settings.get("unit_loss", "max"),
                    settings.get("loss_tokens", "outside"), settings.get("rate", "mixture"),
-                   settings.get("choose", "loss"), settings.get("alpha", 0.1))
+                   settings.get("choose", "loss"), settings.get("alpha"))
     if settings.get("rate") == "heldout" and heldout is None:
-        raise ValueError(Errors.E343.format(what="a held-out set"))
+        raise ValueError(Errors.E343)
     if heldout is not None and settings.get("rate") != "heldout":
-        raise ValueError(Errors.E344.format(rate=settings.get("rate", "mixture")))
+        raise ValueError(Errors.E344.format(option="--heldout", rate=settings.get("rate", "mixture")))
     if heldout is not None:  # a bad held-out file fails before the (long) scoring of the training set
         read_heldout(heldout, spacy.blank("xx").vocab)
     pooling = {k: settings[k] for k in ("unit", "unit_loss", "loss_tokens", "batch_size") if k in settings}
@@ -352,7 +428,7 @@ def filter_corpus(
         nlp = spacy.load(model)
         references = read_references(input_path, nlp.vocab)
         if heldout is not None:
-            settings["heldout_losses"] = heldout_losses_of([nlp], heldout, **pooling)
+            settings["heldout_losses"] = checked_nulls(heldout_losses_of([nlp], heldout, **pooling), heldout, settings)
         result = filter_docs(nlp, references, **settings)
     else:
         fold_model(str(model), 0)  # a bad template fails before the corpus is read
@@ -360,9 +436,10 @@ def filter_corpus(
         references = read_references(input_path, nlp.vocab)
         fold_list = read_folds(folds, len(references))
         models = [fold_model(str(model), f) for f in range(len(fold_list))]  # all, before any loads
+        if heldout is not None:  # before the training set: a held-out set too small fails early
+            settings["heldout_losses"] = checked_nulls(heldout_losses_of(models, heldout, **pooling), heldout, settings)
+            settings["doc_models"] = doc_folds(fold_list, len(references))
         token_losses = fold_token_losses(str(model), fold_list, references, settings.get("batch_size", 16))
-        if heldout is not None:
-            settings["heldout_losses"] = heldout_losses_of(models, heldout, **pooling)
         result = filter_docs(nlp, references, token_losses=token_losses, **settings)
     if not (~numpy.isnan(result.losses)).any():
         names = nlp.pipe_names if folds is None else "(the fold models)"
