@@ -210,7 +210,7 @@ def conformal_rejections_by_model(losses: numpy.ndarray, models: numpy.ndarray,
     thresholds = []
     for m, null in enumerate(heldout_losses):
         mine = models == m
-        source = "The held-out set" + (f" under scoring model {m}" if len(heldout_losses) > 1 else "")
+        source = null_source("The held-out set", m, len(heldout_losses))
         rejected[mine], threshold = conformal_rejections(losses[mine], null, alpha, source)
         thresholds.append(threshold)
     return rejected, thresholds
@@ -289,9 +289,13 @@ def checked_nulls(nulls: List[numpy.ndarray], heldout: Path, settings: Dict) -> 
     """The held-out losses, each model's checked: enough scored units for the alpha."""
     alpha = settings.get("alpha")
     for m, null in enumerate(nulls):
-        conformal_threshold(null, DEFAULT_ALPHA if alpha is None else alpha,
-                            f"{heldout}" + (f" under fold model {m}" if len(nulls) > 1 else ""))
+        conformal_threshold(null, DEFAULT_ALPHA if alpha is None else alpha, null_source(str(heldout), m, len(nulls)))
     return nulls
+
+
+def null_source(held_out: str, model: int, n_models: int) -> str:
+    """How errors name one scoring model's held-out losses."""
+    return held_out + (f" under fold model {model}" if n_models > 1 else "")
 
 
 def doc_folds(folds: Sequence[Sequence[int]], n_docs: int) -> numpy.ndarray:
@@ -324,15 +328,8 @@ def heldout_losses_of(pipelines: Sequence, heldout_path: Path, unit: str = "sent
     for pipeline in pipelines:
         nlp = spacy.load(pipeline) if isinstance(pipeline, (str, Path)) else pipeline
         docs = read_heldout(heldout_path, nlp.vocab)
-        pooled = pooled_losses(docs, score_tokens(nlp, docs, batch_size), unit, unit_loss, loss_tokens)[1]
-        if numpy.isnan(pooled).all():
-            raise ValueError(Errors.E346.format(source=f"{heldout_path} (scored by {pipeline_name(pipeline)})"))
-        losses.append(pooled)
-    return losses
-
-
-def pipeline_name(pipeline) -> str:
-    return str(pipeline) if isinstance(pipeline, (str, Path)) else "the pipeline"
+        losses.append(pooled_losses(docs, score_tokens(nlp, docs, batch_size), unit, unit_loss, loss_tokens)[1])
+    return losses  # checked (E346, E347) by conformal_threshold
 
 
 def read_heldout(heldout_path: Path, vocab) -> List[Doc]:
