@@ -308,6 +308,47 @@ def test_a_cross_fitted_system_trains_a_model_per_fold_then_filters_with_them(mo
     assert len(trainings()) == 2
 
 
+def test_fold_models_can_train_with_their_own_reader(monkeypatch, tmp_path):
+    """nb_crossfit_dfold: [benchmark.filter_fold_reader] gives the fold models sentmix's
+    denoise reader while the run itself retrains uniform; the reader settings decide the fold
+    models (nb_crossfit_out's are not reused), its random control reuses them, and a setting
+    the reader does not take is refused before anything trains."""
+    import run as bench_run
+    from thinc.api import Config
+
+    spec = bench.load_benchmark()
+    scale = spec.scale("full")
+    plan = bench.make_plan(spec, spec.systems["nb_crossfit_dfold@noise_distant"], scale, 97, "m")
+    configs = {}
+
+    def fake_call(cmd, env=None, log=None):
+        if "train.py" in cmd[1]:
+            configs[Path(cmd[3]).name] = Config().from_disk(cmd[2], interpolate=False)
+            (Path(cmd[3]) / "train.json").write_text("{}")
+        if cmd[3] == "folds":
+            Path(cmd[5]).mkdir(parents=True, exist_ok=True)
+            (Path(cmd[5]) / "folds.json").write_text("{}")
+
+    monkeypatch.setattr(bench_run, "call", fake_call)
+    monkeypatch.setattr(bench, "digest", str)
+    run_dir = tmp_path / "training" / "full" / "nb_crossfit_dfold@noise_distant" / "seed97"
+    bench_run.crossfit_filter(plan, run_dir)
+    bench_run.train(plan, run_dir)
+    for fold in ("model0", "model1"):
+        reader = configs[fold]["corpora"]["train"]
+        assert reader["target"] == "denoise" and reader["unit"] == "sentence" and reader["noise_rate"] == "mixture"
+    assert configs["seed97"]["corpora"]["train"]["target"] == "uniform"
+    assert "unit" not in configs["seed97"]["corpora"]["train"]
+    outside = bench.make_plan(spec, spec.systems["nb_crossfit_out@noise_distant"], scale, 97, "m")
+    control = bench.make_plan(spec, spec.systems["nb_crossfit_random_dfold@noise_distant"], scale, 97, "m")
+    assert bench_run.fold_fingerprint(plan) != bench_run.fold_fingerprint(outside)
+    assert bench_run.fold_fingerprint(plan) == bench_run.fold_fingerprint(control)
+    assert control.options["filter_choose"] == "random"
+    plan.options["filter_fold_reader"] = {"target": "denoise", "noise_rat": 0.3}
+    with pytest.raises(SystemExit, match="noise_rat"):
+        bench_run.fold_config(plan)
+
+
 def test_fingerprint_ignores_where_outputs_go_but_not_the_seed(tiny_benchmark):
     spec = bench.load_benchmark(tiny_benchmark)
     scale = spec.scale("tiny")

@@ -25,6 +25,7 @@ from another device are not bitwise those of the CPU: compare systems run on the
 import os
 import argparse
 import dataclasses
+import inspect
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +37,10 @@ from bench import (
     write_replay,
 )
 from metrics import summarize
+from thinc.api import Config
 
+# the [benchmark] options that decide a cross-fitted system's fold models (see fold_fingerprint)
+FOLD_OPTIONS = ("filter_folds", "filter_fold_steps", "filter_fold_reader")
 SCRIPTS = Path(__file__).resolve().parent
 
 
@@ -197,7 +201,12 @@ def crossfit_filter(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None,
     The fold models depend only on what trains them (see `fold_fingerprint`), so they live in
     training/SCALE/_folds/FINGERPRINT/ and every cross-fitted system that trains them the same
     way (another pooling or rate, say) reuses them; a fold model whose train.json is written is
-    finished, so an interrupted run resumes after its last finished fold."""
+    finished, so an interrupted run resumes after its last finished fold.
+
+    `[benchmark.filter_fold_reader]` (optional) holds [corpora.train] settings for the fold
+    models only: e.g. fold models trained with `denoise` while this run retrains `uniform`. A
+    fold model that learned less of the noise should rank the noisy sentences it never saw
+    higher."""
     fingerprint = fold_fingerprint(plan)
     folds_dir = out.parents[1] / "_folds" / fingerprint[:16]
     k, steps = int(plan.options["filter_folds"]), int(plan.options["filter_fold_steps"])
@@ -210,16 +219,38 @@ def crossfit_filter(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None,
         model_dir = folds_dir / f"model{fold}"
         if (model_dir / "train.json").exists():
             continue
-        train(plan, model_dir, env, log, folds_dir / f"train{fold}.spacy", step_overrides)
+        train(plan, model_dir, env, log, folds_dir / f"train{fold}.spacy", step_overrides, fold_config(plan))
     template = str(folds_dir / "model{fold}" / "model-best")
     return run_filter(plan, out, template, ["--folds", str(folds_dir / "folds.json")], env, log)
+
+
+def fold_config(plan: Plan) -> Config:
+    """The config the fold models train with: the run's own, with `filter_fold_reader`'s
+    settings in [corpora.train] where the system gives any."""
+    config = plan.config.copy()
+    reader = dict(plan.options.get("filter_fold_reader") or {})
+    unknown = sorted(set(reader) - set(config["corpora"]["train"]) - reader_settings(config))
+    if unknown:
+        raise SystemExit(f"{plan.system.name}: [benchmark.filter_fold_reader] has settings the reader does not "
+                         f"take: {', '.join(unknown)}")
+    config["corpora"]["train"].update(reader)
+    return config
+
+
+def reader_settings(config: Config) -> set:
+    """The arguments of the train reader the config registers."""
+    from spacy import registry
+    import spacy_rsft  # noqa: F401 (registers the reader)
+
+    reader = registry.readers.get(config["corpora"]["train"]["@readers"])
+    return set(inspect.signature(reader).parameters)
 
 
 def fold_fingerprint(plan: Plan) -> str:
     """What decides a cross-fitted system's fold models: its config, seed and inputs and the
     fold settings, not the filter's other settings and inputs (pooling, rate, a held-out
     set), which only read them."""
-    options = {k: v for k, v in plan.options.items() if k in ("filter_folds", "filter_fold_steps") or not k.startswith("filter_")}
+    options = {k: v for k, v in plan.options.items() if k in FOLD_OPTIONS or not k.startswith("filter_")}
     inputs = {k: v for k, v in plan.inputs.items() if not k.startswith("filter_")}
     config = plan.config.copy()
     for name in [n for n in config.get("paths", {}) if n.startswith("filter_")]:  # make_plan's copy of an input
@@ -253,10 +284,11 @@ def run_filter(plan: Plan, out: Path, model: str, extra: List[str], env: Optiona
 
 
 def train(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None,
-          train_path: Optional[Path] = None, extra: Sequence[str] = ()) -> None:
+          train_path: Optional[Path] = None, extra: Sequence[str] = (), config: Optional[Config] = None) -> None:
+    """spacy train (scripts/train.py) with the plan's config, or `config` in its place."""
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.cfg"
-    plan.config.to_disk(config_path)
+    (plan.config if config is None else config).to_disk(config_path)
     overrides: List[str] = []
     if train_path is not None:
         overrides += ["--paths.train", str(train_path)]
