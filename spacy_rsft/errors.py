@@ -43,10 +43,10 @@ class Warnings(metaclass=ErrorsWithCodes):
         "it still runs as many threads as asked."
     )
     W009 = (
-        "[{name}] The `type` feature is on, but no entity has a type, so it learns nothing. "
-        "Pass an entities file with a `type` column (e.g. build-kb's entities.jsonl) as "
-        "`[initialize.components.{name}] entities = \"kb_dir/entities.jsonl\"`, or drop "
-        "\"type\" from `features`."
+        "[{name}] The features {features} read entity types, but no entity has a type, so "
+        "they learn nothing. Pass an entities file with a `type` column (e.g. build-kb's "
+        "entities.jsonl) as `[initialize.components.{name}] entities = "
+        "\"kb_dir/entities.jsonl\"`, or drop them from `features`."
     )
     W010 = (
         "[{name}] quantize = \"int8\" keeps a layer's outlier input columns in fp32, which "

@@ -125,17 +125,17 @@ def type_examples(nlp):
     return out
 
 
-def train_type_linker(tiny_bert, kb_dir, features, steps=30):
+def train_type_linker(tiny_bert, kb_dir, features, steps=30, make_examples=type_examples, learn_rate=0.05):
     fix_random_seed(0)
     nlp = spacy.blank("en")
     el = nlp.add_pipe("rsft_entity_linker", config={"model": {"tok2vec": {"name": tiny_bert}}, "features": features})
     loader = registry.misc.get("spacy.KBFromFile.v1")(str(kb_dir / "kb"))
-    entities = kb_dir / "entities.jsonl" if "type" in features else None
-    el.initialize(lambda: type_examples(nlp), nlp=nlp, kb_loader=loader, entities=entities)
+    entities = kb_dir / "entities.jsonl" if {"type", "context_type"} & set(features) else None
+    el.initialize(lambda: make_examples(nlp), nlp=nlp, kb_loader=loader, entities=entities)
     optimizer = nlp.create_optimizer()
-    optimizer.learn_rate = 0.05
+    optimizer.learn_rate = learn_rate
     for _ in range(steps):
-        nlp.update(type_examples(nlp), sgd=optimizer, drop=0.0)
+        nlp.update(make_examples(nlp), sgd=optimizer, drop=0.0)
     return nlp
 
 
@@ -162,11 +162,73 @@ def test_without_the_type_feature_the_label_cannot_decide(tiny_bert, type_kb_dir
     assert link_one(nlp, "PER") == link_one(nlp, "LOC")
 
 
+# -- the type the context asks for ---------------------------------------------------------
+# One name, so the two entities have the same vector, the same prior and the same label
+# (LOC, as CoNLL tags a national team): only the words around the mention tell the team
+# (an ORG) from the place (a GPE), and only through the type of the entity.
+CONTEXT_ENTITIES = [
+    {"id": "W_team", "name": "Washington", "type": "ORG", "frequency": 50},
+    {"id": "W_state", "name": "Washington", "type": "GPE", "frequency": 50},
+]
+CONTEXT_ALIASES = [{"alias": "Washington", "entity": e["id"], "count": 1} for e in CONTEXT_ENTITIES]
+CONTEXT_TRAIN = [("Washington won the match 3 - 1 .", "W_team"), ("Washington has heavy rain today .", "W_state")]
+
+
+@pytest.fixture(scope="module")
+def context_kb_dir(tmp_path_factory, tiny_bert):
+    tmp = tmp_path_factory.mktemp("context_kb")
+    build_kb(write_jsonl(tmp / "e.jsonl", CONTEXT_ENTITIES), write_jsonl(tmp / "a.jsonl", CONTEXT_ALIASES), tmp / "out",
+             tiny_bert, progress=False)
+    return tmp / "out"
+
+
+def context_examples(nlp):
+    out = []
+    for text, kb_id in CONTEXT_TRAIN * 2:
+        ref = nlp.make_doc(text)
+        ref.ents = [ref.char_span(0, 10, label="LOC", kb_id=kb_id)]
+        out.append(Example(nlp.make_doc(text), ref))
+    return out
+
+
+def link_in_context(nlp, text):
+    doc = nlp.make_doc(text)
+    doc.ents = [doc.char_span(0, 10, label="LOC")]
+    return nlp.get_pipe("rsft_entity_linker")(doc).ents[0].kb_id_
+
+
+def test_context_type_learns_the_type_the_words_ask_for(tiny_bert, context_kb_dir, tmp_path):
+    # The transformer must learn to tell the contexts apart: a learning rate it survives.
+    nlp = train_type_linker(tiny_bert, context_kb_dir, ["log_prior", "match", "context_type"], steps=20,
+                            make_examples=context_examples, learn_rate=0.005)
+    texts = [text for text, _ in CONTEXT_TRAIN]
+    assert [link_in_context(nlp, t) for t in texts] == ["W_team", "W_state"]
+    el = nlp.get_pipe("rsft_entity_linker")
+    # entity vector, NIL logit, one score per type ("", GPE, ORG)
+    assert el.model.get_dim("nO") == el.cfg["entity_vector_length"] + 1 + 3
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    assert [link_in_context(loaded, t) for t in texts] == ["W_team", "W_state"]
+    assert loaded.get_pipe("rsft_entity_linker").features == ["log_prior", "match", "context_type"]
+
+
+@pytest.mark.parametrize("features", [["log_prior", "match"], ["log_prior", "match", "type"]])
+def test_without_context_type_the_words_cannot_decide(tiny_bert, context_kb_dir, features):
+    # Same vector, prior and label: the label x type table has nothing to go on either.
+    nlp = train_type_linker(tiny_bert, context_kb_dir, features, steps=20, make_examples=context_examples,
+                            learn_rate=0.005)
+    assert len({link_in_context(nlp, text) for text, _ in CONTEXT_TRAIN}) == 1
+
+
 def test_type_feature_without_types_warns(tiny_bert, type_kb_dir):
     nlp = spacy.blank("en")
     el = nlp.add_pipe("rsft_entity_linker", config={"model": {"tok2vec": {"name": tiny_bert}}, "features": ["log_prior", "type"]})
     loader = registry.misc.get("spacy.KBFromFile.v1")(str(type_kb_dir / "kb"))
     with pytest.warns(UserWarning, match="W009"):
+        el.initialize(lambda: type_examples(nlp), nlp=nlp, kb_loader=loader)
+    el = spacy.blank("en").add_pipe("rsft_entity_linker", config={"model": {"tok2vec": {"name": tiny_bert}},
+                                                                  "features": ["log_prior", "context_type"]})
+    with pytest.warns(UserWarning, match=r"W009.*context_type"):
         el.initialize(lambda: type_examples(nlp), nlp=nlp, kb_loader=loader)
 
 

@@ -44,7 +44,8 @@ from .cpu_ops import use_torch_gemm
 from .guard import NonFiniteGuard
 from .link_features import (
     DEFAULT_FEATURES, LEGACY_FEATURES, EntityTable, EntityVectors, MentionFeatures, check_features,
-    initial_weights, mention_features, scalar_features, score_document, type_vocab,
+    TABLE_FEATURES, initial_weights, mention_features, n_outputs, scalar_features, score_document,
+    type_vocab,
 )
 from .quantization import check_mode as check_quantize_mode
 from .quantization import check_trainable, fp32_weights, quantize_model
@@ -106,7 +107,7 @@ def make_rsft_entity_linker(
     candidate_generator (Callable): (kb, mention span) -> candidates. A generator with a
         `for_doc(kb, spans)` method gets a document's mentions together (mention expansion).
     features (List[str]): The ranking features: "log_prior", "match", "popularity",
-        "coherence", "type" (see `spacy_rsft.pipeline.link_features`). Fixed at
+        "coherence", "type", "context_type" (see `spacy_rsft.pipeline.link_features`). Fixed at
         `initialize`: a trained pipeline keeps the features it was trained with.
     feature_scale (float): The feature weights are this times their parameters, so they
         learn this many times faster than the transformer under the same optimizer (Adam
@@ -325,7 +326,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         if self.cfg.get("entity_vector_length") not in (None, length) and self._has_weights():
             self._check_vector_length(kb, "initialize")
         self.cfg["entity_vector_length"] = length
-        self.model.set_dim("nO", length + 1, force=True)
+        self.model.set_dim("nO", self._n_outputs(), force=True)
         docs = [eg.predicted for eg in islice(get_examples(), 10) if len(eg.predicted)]
         if not docs:
             docs = [Doc(self.vocab, words=["x"])]
@@ -346,8 +347,9 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
                 raise ValueError(Errors.E207.format(name=self.name, path=entities, err=err)) from None
         else:
             self.entity_table = EntityTable.from_kb(kb)
-        if "type" in self.features and len(self.entity_table.type_names) < 2:
-            warnings.warn(Warnings.W009.format(name=self.name))
+        type_features = [f for f in self.features if f in TABLE_FEATURES]
+        if type_features and len(self.entity_table.type_names) < 2:
+            warnings.warn(Warnings.W009.format(name=self.name, features=type_features))
         labels = {ent.label_ for eg in get_examples() for ent in eg.reference.ents}
         self.cfg["features"] = list(self.features)
         self.cfg["feature_scale"] = self.feature_scale
@@ -363,6 +365,10 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         if "type" in features:
             weights.set_dim("nL", len(self.cfg["mention_labels"]), force=True)
             weights.set_dim("nT", len(self.cfg["entity_types"]), force=True)
+
+    def _n_outputs(self) -> int:
+        features = self.cfg["features"] or LEGACY_FEATURES
+        return n_outputs(self.cfg["entity_vector_length"], features, len(self.cfg.get("entity_types") or []))
 
     def _has_weights(self) -> bool:
         return self.model.get_ref("projection").has_param("W") is True
@@ -406,7 +412,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
             for candidates, label, key in mentions
         ]
         W, T = self._feature_params()
-        return score_document(inputs, outputs, W, T, features), inputs
+        return score_document(inputs, outputs, W, T, features, self.cfg["entity_vector_length"]), inputs
 
     def _entity_vectors(self) -> EntityVectors:
         """The current KB's vectors as cached rows (a new cache when the KB was replaced)."""
@@ -577,6 +583,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
         Coherence is a feature computed from a first pass over the document; the gradient
         does not flow through that pass (it is the context, taken as given)."""
         length = self.cfg["entity_vector_length"]
+        context_types = "context_type" in (self.cfg["features"] or LEGACY_FEATURES)
         W, T = self._feature_params()
         d_outputs = numpy.zeros_like(outputs)
         d_weights = numpy.zeros_like(W)
@@ -602,6 +609,8 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
                 grad /= n_mentions
                 d_outputs[row, :length] = grad[:-1] @ m.vectors[keep]
                 d_outputs[row, length] = grad[-1]
+                if context_types:  # each type score is added to its candidates' scores
+                    numpy.add.at(d_outputs[row], length + 1 + m.types[keep], grad[:-1])
                 d_weights += grad[:-1] @ m.feats[keep]
                 if d_types is not None:
                     numpy.add.at(d_types[m.label], m.types[keep], grad[:-1])
@@ -804,7 +813,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "RsftEntityLinker":
         def load_model(b):
-            self.model.set_dim("nO", self.cfg["entity_vector_length"] + 1, force=True)
+            self.model.set_dim("nO", self._n_outputs(), force=True)
             self._set_feature_dims()
             self.model.from_bytes(b)
 
@@ -848,7 +857,7 @@ class RsftEntityLinker(LengthGroupedPipe, TrainablePipe):
             self.entity_table = EntityTable.from_dict(util.srsly.read_json(p))
 
         def load_model(p):
-            self.model.set_dim("nO", self.cfg["entity_vector_length"] + 1, force=True)
+            self.model.set_dim("nO", self._n_outputs(), force=True)
             self._set_feature_dims()
             try:
                 model_from_file(self.model, p)

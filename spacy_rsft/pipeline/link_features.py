@@ -14,6 +14,15 @@ And one learned table (`feature_weights.T`):
   mention rarely links to a GPE entity. Nothing is hand-mapped: unknown labels and types
   share a row and a column of their own.
 
+And one read from the mention's context:
+- `context_type`: the mention encoder predicts a score for each entity type from the
+  mention's own representation (its words, window and, with `doc_context`, its document),
+  added to every candidate of that type. `type` knows only the label, and CoNLL tags
+  "Scotland" LOC whether the country or its national team is meant; the words around it (a
+  match report) tell which, and the type of the entity (country or team) is what they tell.
+  The scores are extra outputs of the encoder's projection, trained with the rest (entity
+  typing from context, as ReFinED does it, with the ranking loss alone).
+
 Every feature starts with weight 0 except `log_prior` and `match` (1), so an untrained linker
 ranks by the prior, whatever features are on.
 """
@@ -27,7 +36,8 @@ from ..errors import Errors
 from ..kb.candidates import Candidate
 
 SCALAR_FEATURES = ("log_prior", "match", "popularity", "coherence")
-FEATURES = SCALAR_FEATURES + ("type",)
+TABLE_FEATURES = ("type", "context_type")  # features that read the entity types
+FEATURES = SCALAR_FEATURES + TABLE_FEATURES
 # What a pipeline trained before features were configurable used.
 LEGACY_FEATURES = ["log_prior", "match"]
 # `type` is opt-in: it needs an entities file with types at initialize.
@@ -172,9 +182,15 @@ def _softmax(x: numpy.ndarray) -> numpy.ndarray:
     return e / e.sum()
 
 
+def n_outputs(length: int, features: Sequence[str], n_types: int) -> int:
+    """The mention encoder's output width: the entity-space vector, the NIL logit and, with
+    `context_type`, one score per entity type."""
+    return length + 1 + (n_types if "context_type" in features else 0)
+
+
 def score_document(
     mentions: List[MentionFeatures], outputs: numpy.ndarray, W: numpy.ndarray,
-    T: Optional[numpy.ndarray], features: Sequence[str],
+    T: Optional[numpy.ndarray], features: Sequence[str], length: Optional[int] = None,
 ) -> List[numpy.ndarray]:
     """Raw scores of each mention's candidates + NIL (last), for the mentions of one document.
 
@@ -185,17 +201,23 @@ def score_document(
     in place, so the gradient of its weight is grad @ feats as for the other features.
 
     mentions (List[MentionFeatures]): The document's mentions (those with candidates).
-    outputs (ndarray): The mention encoder's rows for them: entity-space vector + NIL logit.
+    outputs (ndarray): The mention encoder's rows for them: entity-space vector, NIL logit
+        and, with `context_type`, the type scores.
     W (ndarray): Scalar feature weights. T (Optional[ndarray]): Label x type biases.
     features (Sequence[str]): The features in use.
+    length (Optional[int]): The entity vector length (default: the width less the NIL logit).
     RETURNS (List[ndarray]): Raw scores per mention.
     """
-    length = outputs.shape[1] - 1
+    if length is None:
+        length = outputs.shape[1] - 1
+    with_context_type = "context_type" in features
     raws = []
     for m, row in zip(mentions, outputs):
         scores = m.vectors @ row[:length] + m.feats @ W
         if T is not None and "type" in features:
             scores = scores + T[m.label, m.types]
+        if with_context_type:
+            scores = scores + row[length + 1 + m.types]
         raws.append(numpy.append(scores, row[length]))
     columns = scalar_features(features)
     if "coherence" not in columns or len(mentions) < 2:
