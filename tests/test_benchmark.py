@@ -851,12 +851,14 @@ def test_el_errors_puts_each_in_kb_mention_in_one_class():
     for ent, (_, first, _) in zip(doc.ents, rows):
         ent._.kb_candidates = [(first, 0.8)]
     linker = SimpleNamespace(_doc_candidates=lambda ents: [
-        [SimpleNamespace(entity=e, prior=p) for e, p in row[2]] for row in rows[: len(ents)]])
+        [SimpleNamespace(entity=e, prior=p) for e, p in row[2]] for row in rows[: len(ents)]],
+        entity_table=SimpleNamespace(types={"Q3": "GPE", "Q4": "GPE", "X": "ORG"}))
     result = el_errors.classify(linker, [ref], [doc], n_examples=5)
     assert result["counts"] == {"in_kb": 5, "ranked_first_linked": 1, "ranked_first_predicted_nil": 1,
                                 "prior_right_model_wrong": 1, "prior_and_model_wrong": 1, "gold_not_a_candidate": 1}
     assert result["overrides"] == [["Oslo", "LOC", "Q3", "X"]]
     assert result["wrong_by_label"] == {"prior_and_model_wrong LOC": 1, "prior_right_model_wrong LOC": 1}
+    assert result["wrong_by_types"] == {"GPE<ORG": 2}  # the two wrong ranks: a place below an ORG
 
 
 def test_footprint_measures_a_folder_and_a_fresh_processs_own_peak(tmp_path):

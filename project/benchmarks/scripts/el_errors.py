@@ -4,7 +4,9 @@ Each mention whose gold entity is in the KB falls in one class: the gold entity 
 its candidates (the candidate generator's loss); the linker ranks it first and links it; ranks
 it first but predicts NIL (the NIL threshold's loss); ranks another candidate first where the
 prior's top candidate was right (the model overrode the prior); or both were wrong. Wrong
-ranks are counted per NER label, and the first overrides are listed.
+ranks are counted per NER label and per pair of KB types (the gold entity's, the one ranked
+first: "GPE<UNK" is a place ranked below an untyped entity such as a national team, what
+`context_type` is for), and the first overrides are listed.
 
 usage: python scripts/el_errors.py MODEL_DIR DATA.spacy [--output errors.json]
 e.g.   python scripts/el_errors.py training/el_convergence/el_f_all_cv_doc/seed0/model-best \
@@ -44,6 +46,8 @@ def main() -> None:
 def classify(linker, refs: List[Doc], predicted: List[Doc], n_examples: int) -> Dict:
     counts: collections.Counter = collections.Counter()
     wrong_by_label: collections.Counter = collections.Counter()
+    wrong_by_types: collections.Counter = collections.Counter()
+    types = linker.entity_table.types
     overrides: List[list] = []
     for ref, doc in zip(refs, predicted):
         gold = {(e.start_char, e.end_char): e.kb_id_ for e in ref.ents}
@@ -64,11 +68,13 @@ def classify(linker, refs: List[Doc], predicted: List[Doc], n_examples: int) -> 
             kind = "prior_right_model_wrong" if prior_top == answer else "prior_and_model_wrong"
             counts[kind] += 1
             wrong_by_label[f"{kind} {ent.label_}"] += 1
+            if ranked:
+                wrong_by_types[f"{types.get(answer, '?')}<{types.get(ranked[0][0], '?')}"] += 1
             if kind == "prior_right_model_wrong" and len(overrides) < n_examples:
                 overrides.append([ent.text, ent.label_, answer, ranked[0][0] if ranked else None])
     shares = {k: round(v / max(1, counts["in_kb"]), 4) for k, v in counts.items() if k != "in_kb"}
     return {"counts": dict(counts), "shares": shares, "wrong_by_label": dict(sorted(wrong_by_label.items())),
-            "overrides": overrides}
+            "wrong_by_types": dict(wrong_by_types.most_common()), "overrides": overrides}
 
 
 if __name__ == "__main__":
