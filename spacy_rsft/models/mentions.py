@@ -5,7 +5,8 @@ is represented by the mean of its own token vectors, the mean of the token vecto
 window of `context_window` tokens around it and, with `doc_context`, the mean over its whole
 document (what the document is about: in a football report "Germany" is the national team,
 which eight tokens around the mention often do not say); a linear layer maps that to the
-entity-vector space of the KB plus one extra output, the mention's NIL logit. The weights of the linker's
+entity-vector space of the KB plus one extra output, the mention's NIL logit (and, with the
+linker's `context_type` feature, one score per KB entity type after it). The weights of the linker's
 ranking features (`W`, one per scalar feature such as the log prior p(e|m); `T`, a mention
 label x entity type table) are parameters of the model too, so the optimizer trains them with
 the rest; the component sets their sizes (`nF`, `nL`, `nT`) from its `features` before
@@ -34,7 +35,8 @@ def build_mention_encoder(
     tok2vec (Model[List[Doc], List[Floats2d]]): Token vectors (the embedded transformer or
         a listener).
     context_window (int): Tokens on each side of a mention that form its context.
-    nO (Optional[int]): Entity vector length + 1; set from the KB by the component.
+    nO (Optional[int]): Entity vector length + 1 (+ the number of KB types with
+        `context_type`); set from the KB and the features by the component.
     doc_context (bool): Add the mean of the whole document's token vectors to each
         mention's representation.
     RETURNS (Model[MentionInput, Floats2d]): (n_mentions, nO) outputs.
