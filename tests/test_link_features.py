@@ -116,13 +116,20 @@ def type_kb_dir(tmp_path_factory, tiny_bert):
     return tmp / "out"
 
 
-def type_examples(nlp):
-    out = []
-    for text, label, kb_id in TYPE_TRAIN * 2:
-        ref = nlp.make_doc(text)
-        ref.ents = [ref.char_span(0, 10, label=label, kb_id=kb_id)]
-        out.append(Example(nlp.make_doc(text), ref))
-    return out
+def examples_of(rows):
+    """A get-examples function over (text, label, kb_id) rows, each twice; the mention is the
+    first 10 characters ("Washington")."""
+    def make(nlp):
+        out = []
+        for text, label, kb_id in rows * 2:
+            ref = nlp.make_doc(text)
+            ref.ents = [ref.char_span(0, 10, label=label, kb_id=kb_id)]
+            out.append(Example(nlp.make_doc(text), ref))
+        return out
+    return make
+
+
+type_examples = examples_of(TYPE_TRAIN)
 
 
 def train_type_linker(tiny_bert, kb_dir, features, steps=30, make_examples=type_examples, learn_rate=0.05):
@@ -139,8 +146,8 @@ def train_type_linker(tiny_bert, kb_dir, features, steps=30, make_examples=type_
     return nlp
 
 
-def link_one(nlp, label):
-    doc = nlp.make_doc("Washington .")
+def link_one(nlp, label, text="Washington ."):
+    doc = nlp.make_doc(text)
     doc.ents = [doc.char_span(0, 10, label=label)]
     return nlp.get_pipe("rsft_entity_linker")(doc).ents[0].kb_id_
 
@@ -171,7 +178,9 @@ CONTEXT_ENTITIES = [
     {"id": "W_state", "name": "Washington", "type": "GPE", "frequency": 50},
 ]
 CONTEXT_ALIASES = [{"alias": "Washington", "entity": e["id"], "count": 1} for e in CONTEXT_ENTITIES]
-CONTEXT_TRAIN = [("Washington won the match 3 - 1 .", "W_team"), ("Washington has heavy rain today .", "W_state")]
+CONTEXT_TRAIN = [("Washington won the match 3 - 1 .", "LOC", "W_team"),
+                 ("Washington has heavy rain today .", "LOC", "W_state")]
+CONTEXT_TEXTS = [text for text, _, _ in CONTEXT_TRAIN]
 
 
 @pytest.fixture(scope="module")
@@ -182,33 +191,20 @@ def context_kb_dir(tmp_path_factory, tiny_bert):
     return tmp / "out"
 
 
-def context_examples(nlp):
-    out = []
-    for text, kb_id in CONTEXT_TRAIN * 2:
-        ref = nlp.make_doc(text)
-        ref.ents = [ref.char_span(0, 10, label="LOC", kb_id=kb_id)]
-        out.append(Example(nlp.make_doc(text), ref))
-    return out
-
-
-def link_in_context(nlp, text):
-    doc = nlp.make_doc(text)
-    doc.ents = [doc.char_span(0, 10, label="LOC")]
-    return nlp.get_pipe("rsft_entity_linker")(doc).ents[0].kb_id_
+context_examples = examples_of(CONTEXT_TRAIN)
 
 
 def test_context_type_learns_the_type_the_words_ask_for(tiny_bert, context_kb_dir, tmp_path):
     # The transformer must learn to tell the contexts apart: a learning rate it survives.
     nlp = train_type_linker(tiny_bert, context_kb_dir, ["log_prior", "match", "context_type"], steps=20,
                             make_examples=context_examples, learn_rate=0.005)
-    texts = [text for text, _ in CONTEXT_TRAIN]
-    assert [link_in_context(nlp, t) for t in texts] == ["W_team", "W_state"]
+    assert [link_one(nlp, "LOC", t) for t in CONTEXT_TEXTS] == ["W_team", "W_state"]
     el = nlp.get_pipe("rsft_entity_linker")
     # entity vector, NIL logit, one score per type ("", GPE, ORG)
     assert el.model.get_dim("nO") == el.cfg["entity_vector_length"] + 1 + 3
     nlp.to_disk(tmp_path / "p")
     loaded = spacy.load(tmp_path / "p")
-    assert [link_in_context(loaded, t) for t in texts] == ["W_team", "W_state"]
+    assert [link_one(loaded, "LOC", t) for t in CONTEXT_TEXTS] == ["W_team", "W_state"]
     assert loaded.get_pipe("rsft_entity_linker").features == ["log_prior", "match", "context_type"]
 
 
@@ -217,7 +213,7 @@ def test_without_context_type_the_words_cannot_decide(tiny_bert, context_kb_dir,
     # Same vector, prior and label: the label x type table has nothing to go on either.
     nlp = train_type_linker(tiny_bert, context_kb_dir, features, steps=20, make_examples=context_examples,
                             learn_rate=0.005)
-    assert len({link_in_context(nlp, text) for text, _ in CONTEXT_TRAIN}) == 1
+    assert len({link_one(nlp, "LOC", t) for t in CONTEXT_TEXTS}) == 1
 
 
 def test_type_feature_without_types_warns(tiny_bert, type_kb_dir):

@@ -190,7 +190,7 @@ def n_outputs(length: int, features: Sequence[str], n_types: int) -> int:
 
 def score_document(
     mentions: List[MentionFeatures], outputs: numpy.ndarray, W: numpy.ndarray,
-    T: Optional[numpy.ndarray], features: Sequence[str], length: Optional[int] = None,
+    T: Optional[numpy.ndarray], features: Sequence[str], length: int,
 ) -> List[numpy.ndarray]:
     """Raw scores of each mention's candidates + NIL (last), for the mentions of one document.
 
@@ -205,11 +205,10 @@ def score_document(
         and, with `context_type`, the type scores.
     W (ndarray): Scalar feature weights. T (Optional[ndarray]): Label x type biases.
     features (Sequence[str]): The features in use.
-    length (Optional[int]): The entity vector length (default: the width less the NIL logit).
+    length (int): The entity vector length (the outputs' width is not enough to tell it once
+        type scores follow the NIL logit).
     RETURNS (List[ndarray]): Raw scores per mention.
     """
-    if length is None:
-        length = outputs.shape[1] - 1
     with_context_type = "context_type" in features
     raws = []
     for m, row in zip(mentions, outputs):
