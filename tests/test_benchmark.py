@@ -861,6 +861,54 @@ def test_el_errors_puts_each_in_kb_mention_in_one_class():
     assert result["wrong_by_types"] == {"GPE<ORG": 2}  # the two wrong ranks: a place below an ORG
 
 
+def write_tsv(path, header, rows):
+    path.write_text("\n".join("\t".join(map(str, row)) for row in [header] + rows) + "\n", encoding="utf8")
+
+
+def test_aida_prepare_joins_gold_and_kb_on_the_page_not_the_title(tmp_path):
+    """The AIDA gold names a page by its old title; the candidate pages by the new one, and
+    the old title can be another page's title now. The gold, the train counts and the
+    candidates must all name a page by the KB's title of its page id."""
+    import aida_prepare
+
+    aida = tmp_path / "data" / "aida"
+    aida.mkdir(parents=True)
+    # page 1 was "Florida Marlins", page 2 was "Preston" (the town), and page 3 is now "Preston"
+    write_tsv(aida / "candidate_pages.tsv", ["page_id", "wiki_title", "in_links", "out_links", "predicted_type", "freebase_popularity"],
+              [[1, "Miami_Marlins", 50, 1, "ORG", 1], [2, "Preston,_Lancashire", 10, 1, "GPE", 1], [3, "Preston", 90, 1, "UNK", 1]])
+    write_tsv(aida / "aida_mention_candidates.tsv", ["doc", "mention", "gold_title", "candidate_page_ids"],
+              [[1, "Florida", "Florida_Marlins", "1"], [1, "Preston", "Preston", "3;2"], [2, "Preston", "Preston", "3;2"]])
+    write_tsv(aida / "aida_train_alias_counts.tsv", ["mention", "wiki_title", "count"],
+              [["Florida", "Florida Marlins", 1], ["Preston", "Preston", 1]])
+    def doc(doc_id, split, gold):
+        mentions = [{"start": 0, "end": 1, "text": text, "ner": "LOC", "wiki_title": title, "wiki_id": page}
+                    for text, title, page in gold]
+        return {"doc_id": doc_id, "split": split, "tokens": [m["text"] for m in mentions], "sentences": [[0, len(mentions)]], "mentions": mentions}
+    train = [doc("1 X", "train", [("Florida", "Florida Marlins", 1), ("Preston", "Preston", 2)])]
+    testa = [doc("2testa Y", "testa", [("Preston", "Preston", 2)])]
+    for name, docs in [("train", train), ("testa", testa)]:
+        (aida / f"aida_conll_yago_{name}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf8")
+    out = tmp_path / "inputs"
+    aida_prepare.main(str(tmp_path / "data"), str(out))
+
+    renamed = [json.loads(line) for line in (out / "aida_train.jsonl").read_text(encoding="utf8").splitlines()]
+    assert [(m["wiki_title"], m["aida_title"]) for m in renamed[0]["mentions"]] == [
+        ("Miami Marlins", "Florida Marlins"), ("Preston, Lancashire", "Preston")]
+    testa_out = json.loads((out / "aida_testa.jsonl").read_text(encoding="utf8"))
+    assert testa_out["mentions"][0]["wiki_title"] == "Preston, Lancashire"
+    aliases = {(row[0], row[1]): float(row[2]) for row in (line.split("\t") for line in
+               (out / "aliases.tsv").read_text(encoding="utf8").splitlines()[1:])}
+    # the train count goes to the town, not to the page that took its old title
+    assert aliases[("Preston", "Preston, Lancashire")] > 0.5 > aliases[("Preston", "Preston")]
+    assert aliases[("Florida", "Miami Marlins")] == 1.0
+    # the convert step keeps the KB's title as each gold kb_id
+    from spacy_rsft.cli.convert import convert
+
+    convert(out / "aida_testa.jsonl", tmp_path / "testa.spacy", "aida")
+    gold = next(DocBin().from_disk(tmp_path / "testa.spacy").get_docs(spacy.blank("en").vocab))
+    assert [e.kb_id_ for e in gold.ents] == ["Preston, Lancashire"]
+
+
 def test_footprint_measures_a_folder_and_a_fresh_processs_own_peak(tmp_path):
     import footprint
 
