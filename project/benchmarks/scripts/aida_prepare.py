@@ -35,6 +35,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Set
 
+import srsly
+
 csv.field_size_limit(10**8)
 
 
@@ -57,12 +59,12 @@ def text_key(text: str) -> str:
     return doc_text_key(text)
 
 
-def gold_titles(aida: Path, page_titles: Dict[str, str]) -> Dict[str, str]:
+def gold_titles(splits: Dict[str, List[Dict]], page_titles: Dict[str, str]) -> Dict[str, str]:
     """AIDA gold title -> the KB's title of the same page (by `wiki_id`), over both splits;
     a title whose page is not among the candidate pages maps to itself."""
     renamed: Dict[str, str] = {}
-    for split in ("train", "testa"):
-        for doc in read_jsonl(aida / f"aida_conll_yago_{split}.jsonl"):
+    for docs in splits.values():
+        for doc in docs:
             for mention in doc["mentions"]:
                 title = mention.get("wiki_title")
                 if not title:
@@ -73,17 +75,12 @@ def gold_titles(aida: Path, page_titles: Dict[str, str]) -> Dict[str, str]:
     return renamed
 
 
-def read_jsonl(path: Path):
-    with path.open(encoding="utf8") as file_:
-        for line in file_:
-            yield json.loads(line)
-
-
-def write_renamed(source: Path, target: Path, renamed: Dict[str, str]) -> int:
-    """Copy an AIDA split with its gold titles replaced by the KB's; returns how many mentions changed."""
+def write_renamed(docs: List[Dict], target: Path, renamed: Dict[str, str]) -> int:
+    """Replace the docs' gold titles by the KB's (in place) and write them; returns how many
+    mentions changed."""
     changed = 0
     with target.open("w", encoding="utf8") as file_:
-        for doc in read_jsonl(source):
+        for doc in docs:
             for mention in doc["mentions"]:
                 title = mention.get("wiki_title")
                 if title and renamed.get(title, title) != title:
@@ -136,9 +133,9 @@ def main(data_dir: str, output_dir: str) -> None:
     for row in pages.values():
         row["wiki_title"] = row["wiki_title"].replace("_", " ")
     title_inlinks = {row["wiki_title"]: int(row["in_links"] or 0) for row in pages.values()}
-    renamed = gold_titles(aida, {page_id: row["wiki_title"] for page_id, row in pages.items()})
-    changed = {split: write_renamed(aida / f"aida_conll_yago_{split}.jsonl", out / f"aida_{split}.jsonl", renamed)
-               for split in ("train", "testa")}
+    splits = {split: list(srsly.read_jsonl(aida / f"aida_conll_yago_{split}.jsonl")) for split in ("train", "testa")}
+    renamed = gold_titles(splits, {page_id: row["wiki_title"] for page_id, row in pages.items()})
+    changed = {split: write_renamed(docs, out / f"aida_{split}.jsonl", renamed) for split, docs in splits.items()}
     with (out / "entities.tsv").open("w", encoding="utf8", newline="") as file_:
         writer = csv.writer(file_, delimiter="\t")
         writer.writerow(["id", "name", "frequency", "type"])
@@ -163,8 +160,8 @@ def main(data_dir: str, output_dir: str) -> None:
     # Short mentions of each split, resolved against their document's candidate rows; the
     # training documents' own links (mention -> title -> count), to leave out of their priors.
     train_links: Dict[int, Dict[str, Dict[str, int]]] = {}
-    for split in ("train", "testa"):
-        for doc in read_jsonl(out / f"aida_{split}.jsonl"):
+    for split, docs in splits.items():
+        for doc in docs:
             number = doc_number(doc["doc_id"])
             text_keys[number] = text_key(" ".join(doc["tokens"]))
             own = per_doc[number]
