@@ -650,19 +650,36 @@ def test_grid_runs_a_users_label_set_as_one_more_variant(tiny_benchmark, monkeyp
         noisebench_grid.main()
 
 
-def test_noisebench_conversion_writes_every_label_set_and_its_oracle(tmp_path):
+def test_noisebench_conversion_writes_every_label_set_and_its_oracles(tmp_path):
     folder, out = tmp_path / "noisebench", tmp_path / "out"
     folder.mkdir()
     clean = make_docs(3)
     noisy = [doc.copy() for doc in clean]
     noisy[1].ents = []  # every entity of the second article missed (all in its first sentence)
+    # the first article: Oslo labelled ORG (a wrong type), Euro's MISC kept
+    noisy[0].ents = [e if e.label_ != "LOC" else Span(noisy[0], e.start, e.end, "ORG") for e in noisy[0].ents]
     (folder / "clean.train.txt").write_text(conll_text(clean), encoding="utf8")
     (folder / "clean.dev.txt").write_text(conll_text(make_docs(1)), encoding="utf8")
     (folder / "noise_x.train.txt").write_text(conll_text(noisy), encoding="utf8")
     bench_data.noisebench(folder, out)
-    assert sorted(p.name for p in out.glob("*.spacy")) == ["clean.spacy", "dev.spacy", "noise_x.oracle.spacy", "noise_x.spacy"]
+    oracles = ["noise_x.oracle.spacy", "noise_x.oracle_missing.spacy", "noise_x.oracle_rest.spacy"]
+    assert sorted(p.name for p in out.glob("*.spacy")) == ["clean.spacy", "dev.spacy", *oracles, "noise_x.spacy"]
     report = json.loads((out / "noise_x.json").read_text())
-    assert (report["sentences"], report["sentences_differing"]) == (6, 1)
+    assert (report["sentences"], report["sentences_differing"]) == (6, 2)
+    assert report["sentences_differing_by_kind"] == {"missing": 1, "type": 1}
+    assert (report["sentences_masked_missing"], report["sentences_masked_rest"]) == (1, 1)
+
+    def masked_sentences(name):
+        docs = DocBin().from_disk(out / name).get_docs(spacy.blank("en").vocab)
+        return [[sent.start for sent in doc.sents if all(t.ent_iob == 0 for t in sent)] for doc in docs]
+
+    # the full oracle masks both mislabeled sentences, each partial one only its kind; the
+    # clean sentences keep their labels ("O" included) in all three
+    assert masked_sentences(oracles[0]) == [[0], [0], []]
+    assert masked_sentences(oracles[1]) == [[], [0], []]
+    assert masked_sentences(oracles[2]) == [[0], [], []]
+    missing_only = list(DocBin().from_disk(out / oracles[1]).get_docs(spacy.blank("en").vocab))
+    assert [(e.text, e.label_) for e in missing_only[0].ents] == [("Anna Berg", "PER"), ("Tom", "PER"), ("Oslo", "ORG"), ("Euro", "MISC")]
 
 
 def test_grid_takes_the_matched_control_and_runs_it_after_its_denoise_run(monkeypatch):

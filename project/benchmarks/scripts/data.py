@@ -255,7 +255,8 @@ def label_set_name(path: Path, reserved: Sequence[str] = ()) -> str:
 def convert_label_set(path: Path, name: str, clean: List[Doc], out: Path) -> Dict:
     """A noisy label set over NoiseBench's training articles (4-column CoNLL, like
     clean.train.txt) as NAME.spacy, its oracle (sentences that differ from the clean labels
-    masked) as NAME.oracle.spacy, and its noise report as NAME.json."""
+    masked) as NAME.oracle.spacy, the partial oracles of PARTIAL_ORACLES as
+    NAME.oracle_SUFFIX.spacy, and its noise report as NAME.json."""
     noisy = read_conll_articles(path, clean[0].vocab)
     if [[t.text for t in d] for d in noisy] != [[t.text for t in d] for d in clean]:
         raise SystemExit(f"{path} does not line up with NoiseBench's clean.train.txt token by token: a label set "
@@ -264,6 +265,10 @@ def convert_label_set(path: Path, name: str, clean: List[Doc], out: Path) -> Dic
     oracle, report = mask_differing_sentences(clean, noisy)
     report.update({"input": str(path), "docs": len(oracle)})
     write_docs(oracle, out / f"{name}.oracle.spacy")
+    for suffix, kinds in PARTIAL_ORACLES.items():
+        partial, partial_report = mask_differing_sentences(clean, noisy, kinds)
+        report[f"sentences_masked_{suffix}"] = partial_report["sentences_masked"]
+        write_docs(partial, out / f"{name}.oracle_{suffix}.spacy")
     write_report(report, out / f"{name}.json")
     return report
 
@@ -286,10 +291,37 @@ def ent_set(doc: Doc, start: int, end: int) -> set:
     return {(e.start, e.end, e.label_) for e in doc.ents if start <= e.start and e.end <= end}
 
 
-def mask_differing_sentences(clean: List[Doc], noisy: List[Doc]) -> Tuple[List[Doc], Dict]:
+# Oracles that mask only some kinds of mislabeled sentence (kinds of `noise_kind`): how much
+# of the full oracle's gain each kind carries. "missing" is the kind an outside-token loss
+# is built to find; the rest (wrong types, extra spans, and sentences mixing several kinds)
+# is what it leaves.
+PARTIAL_ORACLES = {"missing": {"missing"}, "rest": {"type", "spurious", "mixed"}}
+
+
+def noise_kind(clean: Doc, noisy: Doc, start: int, end: int) -> Optional[str]:
+    """None if the sentence's labels equal the clean ones, else how they differ: "missing"
+    (only clean entities absent), "spurious" (only extra spans), "type" (same spans, another
+    label) or "mixed"."""
+    gold, labels = ent_set(clean, start, end), ent_set(noisy, start, end)
+    if gold == labels:
+        return None
+    gold_spans, label_spans = {s[:2] for s in gold}, {s[:2] for s in labels}
+    if gold_spans == label_spans:
+        return "type"
+    if gold_spans > label_spans and labels <= gold:
+        return "missing"
+    if label_spans > gold_spans and gold <= labels:
+        return "spurious"
+    return "mixed"
+
+
+def mask_differing_sentences(
+    clean: List[Doc], noisy: List[Doc], kinds: Optional[set] = None
+) -> Tuple[List[Doc], Dict]:
     """The noisy docs with the sentences whose labels differ from the clean ones set to
-    missing, and the counts of differing sentences and entities."""
-    out, n_sents, n_diff, clean_ents, wrong_ents = [], 0, 0, 0, 0
+    missing (only those whose `noise_kind` is in kinds, if given), and the counts of
+    differing sentences (by kind), masked sentences and wrong entities."""
+    out, n_sents, by_kind, clean_ents, wrong_ents = [], 0, Counter(), 0, 0
     for c, n in zip(clean, noisy):
         doc = n.copy()
         missing = []
@@ -298,13 +330,18 @@ def mask_differing_sentences(clean: List[Doc], noisy: List[Doc]) -> Tuple[List[D
             gold, labels = ent_set(c, sent.start, sent.end), ent_set(n, sent.start, sent.end)
             clean_ents += len(gold)
             wrong_ents += len(labels - gold)
-            if gold != labels:
-                n_diff += 1
-                missing.append(doc[sent.start : sent.end])
+            kind = noise_kind(c, n, sent.start, sent.end)
+            if kind is not None:
+                by_kind[kind] += 1
+                if kinds is None or kind in kinds:
+                    missing.append(doc[sent.start : sent.end])
         kept = [e for e in doc.ents if not any(m.start <= e.start < m.end for m in missing)]
         doc.set_ents(kept, missing=missing, default="unmodified")
         out.append(doc)
+    n_diff = sum(by_kind.values())
     report = {"sentences": n_sents, "sentences_differing": n_diff, "sentence_noise": round(n_diff / max(n_sents, 1), 4),
+              "sentences_differing_by_kind": dict(sorted(by_kind.items())), "sentences_masked": sum(
+                  by_kind[k] for k in by_kind if kinds is None or k in kinds),
               "clean_entities": clean_ents, "noisy_entities_not_in_clean": wrong_ents}
     return out, report
 

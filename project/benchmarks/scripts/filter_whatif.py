@@ -19,7 +19,7 @@ import typer
 from spacy.tokens import DocBin
 
 from bench import write_json
-from pooling_auroc import noise_kind
+from data import noise_kind
 from spacy_rsft.sampling.detection import auroc
 
 KINDS = ("missing", "type", "spurious", "mixed")

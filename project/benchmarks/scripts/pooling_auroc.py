@@ -23,6 +23,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
 from bench import write_json
+from data import noise_kind
 from spacy_rsft.sampling.detection import auroc
 
 
@@ -97,23 +98,6 @@ POOLS = {
     "sum_all": lambda v, ins: float(numpy.nansum(v)),
 }
 
-
-def noise_kind(clean: Doc, noisy: Doc, start: int, end: int) -> Optional[str]:
-    """None if the sentence's labels equal the clean ones, else how they differ: "missing"
-    (only clean entities absent), "spurious" (only extra spans), "type" (same spans, another
-    label) or "mixed"."""
-    gold = {(e.start, e.end, e.label_) for e in clean.ents if start <= e.start and e.end <= end}
-    labels = {(e.start, e.end, e.label_) for e in noisy.ents if start <= e.start and e.end <= end}
-    if gold == labels:
-        return None
-    gold_spans, label_spans = {s[:2] for s in gold}, {s[:2] for s in labels}
-    if gold_spans == label_spans:
-        return "type"
-    if gold_spans > label_spans and labels <= gold:
-        return "missing"
-    if label_spans > gold_spans and gold <= labels:
-        return "spurious"
-    return "mixed"
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import spacy
 import typer
 from spacy.tokens import DocBin
 
-from pooling_auroc import noise_kind
+from data import noise_kind
 from spacy_rsft.sampling.detection import auroc, noisy_units
 
 

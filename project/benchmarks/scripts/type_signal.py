@@ -33,7 +33,8 @@ import typer
 from spacy.tokens import Doc
 
 from bench import write_json
-from pooling_auroc import load_model_and_docs, noise_kind
+from data import noise_kind
+from pooling_auroc import load_model_and_docs
 from spacy_rsft.sampling.detection import auroc
 
 SIGNALS = ("entity_loss", "type_loss")
