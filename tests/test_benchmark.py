@@ -662,22 +662,24 @@ def test_noisebench_conversion_writes_every_label_set_and_its_oracles(tmp_path):
     (folder / "clean.dev.txt").write_text(conll_text(make_docs(1)), encoding="utf8")
     (folder / "noise_x.train.txt").write_text(conll_text(noisy), encoding="utf8")
     bench_data.noisebench(folder, out)
-    oracles = ["noise_x.oracle.spacy", "noise_x.oracle_missing.spacy", "noise_x.oracle_rest.spacy"]
+    oracles = ["noise_x.oracle.spacy", "noise_x.oracle_missing.spacy", "noise_x.oracle_rest.spacy", "noise_x.oracle_spans.spacy"]
     assert sorted(p.name for p in out.glob("*.spacy")) == ["clean.spacy", "dev.spacy", *oracles, "noise_x.spacy"]
     report = json.loads((out / "noise_x.json").read_text())
     assert (report["sentences"], report["sentences_differing"]) == (6, 2)
     assert report["sentences_differing_by_kind"] == {"missing": 1, "type": 1}
-    assert (report["sentences_masked_missing"], report["sentences_masked_rest"]) == (1, 1)
+    assert (report["sentences_masked_missing"], report["sentences_masked_rest"], report["sentences_masked_spans"]) == (1, 1, 1)
 
     def masked_sentences(name):
         docs = DocBin().from_disk(out / name).get_docs(spacy.blank("en").vocab)
         return [[sent.start for sent in doc.sents if all(t.ent_iob == 0 for t in sent)] for doc in docs]
 
-    # the full oracle masks both mislabeled sentences, each partial one only its kind; the
-    # clean sentences keep their labels ("O" included) in all three
+    # the full oracle masks both mislabeled sentences, each partial one only its kinds (the
+    # span oracle keeps the sentence that differs only in a type); the clean sentences keep
+    # their labels ("O" included) in all of them
     assert masked_sentences(oracles[0]) == [[0], [0], []]
     assert masked_sentences(oracles[1]) == [[], [0], []]
     assert masked_sentences(oracles[2]) == [[0], [], []]
+    assert masked_sentences(oracles[3]) == [[], [0], []]
     missing_only = list(DocBin().from_disk(out / oracles[1]).get_docs(spacy.blank("en").vocab))
     assert [(e.text, e.label_) for e in missing_only[0].ents] == [("Anna Berg", "PER"), ("Tom", "PER"), ("Oslo", "ORG"), ("Euro", "MISC")]
 

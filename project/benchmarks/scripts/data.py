@@ -292,10 +292,11 @@ def ent_set(doc: Doc, start: int, end: int) -> set:
 
 
 # Oracles that mask only some kinds of mislabeled sentence (kinds of `noise_kind`): how much
-# of the full oracle's gain each kind carries. "missing" is the kind an outside-token loss
-# is built to find; the rest (wrong types, extra spans, and sentences mixing several kinds)
-# is what it leaves.
-PARTIAL_ORACLES = {"missing": {"missing"}, "rest": {"type", "spurious", "mixed"}}
+# of the full oracle's gain each kind carries. "missing": the sentences whose labels only
+# miss clean entities; "rest": all the others. "spans": every sentence whose labelled spans
+# differ from the clean ones (missing, extra or cut differently), the sentences an
+# outside-token loss can see at all; it keeps those that differ only in a type.
+PARTIAL_ORACLES = {"missing": {"missing"}, "rest": {"type", "spurious", "mixed"}, "spans": {"missing", "spurious", "mixed"}}
 
 
 def noise_kind(clean: Doc, noisy: Doc, start: int, end: int) -> Optional[str]:
