@@ -99,6 +99,5 @@ POOLS = {
 }
 
 
-
 if __name__ == "__main__":
     typer.run(main)
