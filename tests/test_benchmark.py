@@ -159,6 +159,19 @@ def test_a_line_with_variants_runs_one_file_over_several_data_sets():
     assert plan.clean_train.name == "clean.spacy"
 
 
+def test_a_line_with_a_file_reruns_another_system_under_its_own_name():
+    """`file: OTHER`: the same system file, another row (every seed again on one device): the
+    same config and fingerprint, results of its own."""
+    spec = bench.load_benchmark(BENCHMARK)
+    rerun, original = spec.systems["nb_crossfit_dfold_cpu@noise_distant"], spec.systems["nb_crossfit_dfold@noise_distant"]
+    assert rerun.file == original.file == "nb_crossfit_dfold" and rerun.baseline == "nb_uniform@noise_distant"
+    full = spec.scale("full")
+    plans = [bench.make_plan(spec, system, full, 1, "m") for system in (rerun, original)]
+    assert plans[0].fingerprint() == plans[1].fingerprint()
+    assert bench.result_path(BENCHMARK, "full", rerun, 1) != bench.result_path(BENCHMARK, "full", original, 1)
+
+
+
 # -- running systems -----------------------------------------------------------------------
 
 

@@ -47,11 +47,13 @@ class System:
 def expand(line: Dict[str, Any], lines: Dict[str, Dict[str, Any]]) -> List[System]:
     """One systems.yml line as its systems: one, or one per variant (`variants: [a, b]` runs
     the same system file over several data sets, as NAME@a, NAME@b; a baseline or reference
-    that has the same variants is taken with the same variant)."""
+    that has the same variants is taken with the same variant). `file: OTHER` makes the line
+    a rerun of systems/OTHER.cfg under its own name, e.g. every seed again on one device."""
     line = dict(line)
     variants = line.pop("variants", None)
+    file = line.pop("file", line["name"])
     if not variants:
-        return [System(**line, file=line["name"])]
+        return [System(**line, file=file)]
     out = []
     for variant in variants:
         def pick(other: Optional[str]) -> Optional[str]:
@@ -61,7 +63,7 @@ def expand(line: Dict[str, Any], lines: Dict[str, Dict[str, Any]]) -> List[Syste
 
         values = dict(line, name=f"{line['name']}@{variant}", title=f"{line['title']}, {variant}")
         values.update(baseline=pick(line.get("baseline")), reference=pick(line.get("reference")))
-        out.append(System(**values, file=line["name"], variant=variant))
+        out.append(System(**values, file=file, variant=variant))
     return out
 
 
