@@ -858,6 +858,35 @@ def test_type_signal_sees_a_wrong_type_and_not_a_hard_entity():
     assert type_signal.sentence_signals(log_probs, doc, 7, 11, tags) == {"entity_loss": 0.0, "type_loss": 0.0}
 
 
+def test_type_confusion_tells_a_convention_from_slips():
+    """Oslo is typed ORG in 3 of 4 docs (a convention: its string is mostly mistyped) and Tom
+    PER->ORG once in 4 (a slip); Anna Berg's span is cut in doc 0 (not a same-span entity).
+    The type posterior of a span is normalised over the types."""
+    import numpy
+    from spacy.tokens import Span
+
+    import type_confusion
+    from spacy_rsft.pipeline.biluo import tag_names
+
+    clean, noisy = make_docs(4), make_docs(4)
+    for i, doc in enumerate(noisy):
+        ents = [Span(doc, 5, 6, label="ORG") if e.text == "Oslo" and i < 3 else e for e in doc.ents]
+        ents = [Span(doc, 3, 4, label="ORG") if e.text == "Tom" and i == 0 else e for e in ents]
+        doc.ents = [Span(doc, 0, 1, label="PER") if e.text == "Anna Berg" and i == 0 else e for e in ents]
+    result = type_confusion.label_confusion(noisy, clean)
+    assert result["same_span_entities"] == 4 * 3 + 2 - 1 and result["mistyped"] == 4
+    assert result["mistyped_by_pair"] == {"LOC->ORG": 3, "PER->ORG": 1}
+    assert result["mistyped_where_the_string_is_mostly_mistyped"] == 3
+    assert result["top_strings"][0] == {"text": "Oslo", "clean": "LOC", "noisy": {"ORG": 3, "LOC": 1}, "mistyped": 3}
+    tags = tag_names(["LOC", "MISC", "ORG", "PER"])
+    log_probs = numpy.log(numpy.full((2, len(tags)), 0.01))
+    log_probs[0, tags.index("B-ORG")] = log_probs[1, tags.index("L-ORG")] = numpy.log(0.5)
+    types = ["LOC", "MISC", "ORG", "PER"]
+    posterior = type_confusion.type_posterior(log_probs, types, {t: i for i, t in enumerate(tags)})
+    assert posterior.sum() == pytest.approx(1.0) and posterior.argmax() == types.index("ORG")
+    assert posterior[types.index("ORG")] == pytest.approx(2500 / (2500 + 3))
+
+
 def test_el_errors_puts_each_in_kb_mention_in_one_class():
     """One mention per class: linked right, NIL for a right first rank, wrong where the prior
     was right, wrong where the prior was wrong too, gold not a candidate; NIL gold skipped."""

@@ -35,6 +35,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
 from bench import write_json
+from type_signal import bilu_prefixes, predict_tags
 
 THRESHOLDS = (0.5, 0.7, 0.9, 0.95)
 
@@ -139,24 +140,9 @@ def out_of_fold_types(folds_dir: Path, noisy: Sequence[Doc], clean: Sequence[Doc
 def type_posterior(log_probs: numpy.ndarray, types: Sequence[str], index: Dict[str, int]) -> numpy.ndarray:
     """p(type | this span is one entity): each type's joint log-probability of the span's BILU
     tags, normalised over the types."""
-    n = len(log_probs)
-    prefixes = ["U"] if n == 1 else ["B"] + ["I"] * (n - 2) + ["L"]
+    prefixes = bilu_prefixes(len(log_probs))
     joint = numpy.asarray([sum(log_probs[k, index[f"{p}-{t}"]] for k, p in enumerate(prefixes)) for t in types])
     return numpy.exp(joint - numpy.logaddexp.reduce(joint))
-
-
-def predict_tags(nlp, docs: Sequence[Doc], batch_size: int = 16) -> List[numpy.ndarray]:
-    """rsft_ner's tag log-probabilities over unannotated copies of the docs."""
-    copies = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs]
-    for name, proc in nlp.pipeline:
-        if name == "rsft_ner":
-            break
-        copies = list(proc.pipe(copies))
-    ner = nlp.get_pipe("rsft_ner")
-    out: List[numpy.ndarray] = []
-    for i in range(0, len(copies), batch_size):
-        out += ner.predict(copies[i : i + batch_size])
-    return out
 
 
 def dev_confusion(model: Path, dev: Path) -> Dict:

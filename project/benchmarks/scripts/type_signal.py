@@ -49,7 +49,7 @@ def main(
     batch_size: int = typer.Option(16),
 ) -> None:
     nlp, noisy, clean = load_model_and_docs(model, noisy_train, clean_train)
-    log_probs = _predict(nlp, noisy, batch_size)
+    log_probs = predict_tags(nlp, noisy, batch_size)
     tags = nlp.get_pipe("rsft_ner").tags
     kinds, scores = [], {name: [] for name in SIGNALS}
     for gold_doc, doc, doc_log_probs in zip(clean, noisy, log_probs):
@@ -68,7 +68,7 @@ def main(
         write_json(output, result)
 
 
-def _predict(nlp, docs: List[Doc], batch_size: int) -> List[numpy.ndarray]:
+def predict_tags(nlp, docs: Sequence[Doc], batch_size: int = 16) -> List[numpy.ndarray]:
     """rsft_ner's tag log-probabilities over unannotated copies of the docs (the components
     before it run first, e.g. a shared transformer)."""
     copies = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs]
@@ -92,8 +92,7 @@ def sentence_signals(log_probs: numpy.ndarray, doc: Doc, start: int, end: int, t
     for ent in doc.ents:
         if not (start <= ent.start and ent.end <= end):
             continue
-        n = len(ent)
-        prefixes = ["U"] if n == 1 else ["B"] + ["I"] * (n - 2) + ["L"]
+        prefixes = bilu_prefixes(len(ent))
         rows = log_probs[ent.start : ent.end]
         own = numpy.asarray([rows[k, index[f"{p}-{ent.label_}"]] for k, p in enumerate(prefixes)])
         # log Σ over types of p(X-TYPE) at each position: the probability that the token has
@@ -103,6 +102,11 @@ def sentence_signals(log_probs: numpy.ndarray, doc: Doc, start: int, end: int, t
         best["entity_loss"] = max(best["entity_loss"], float(-own.mean()))
         best["type_loss"] = max(best["type_loss"], float((position - own).mean()))
     return best
+
+
+def bilu_prefixes(n: int) -> List[str]:
+    """The BILU positions of an entity of n tokens."""
+    return ["U"] if n == 1 else ["B"] + ["I"] * (n - 2) + ["L"]
 
 
 def kept_sentences(run: Path, noisy: List[Doc]) -> numpy.ndarray:
