@@ -362,6 +362,57 @@ def test_fold_models_can_train_with_their_own_reader(monkeypatch, tmp_path):
         bench_run.fold_config(plan)
 
 
+def test_a_second_cross_fitted_round_refits_on_the_first_rounds_mask(monkeypatch, tmp_path):
+    """nb_crossfit_dfold2 (filter_rounds = 2): the first round is nb_crossfit_dfold's (its fold
+    models reused); then the first round's masked set is split into the same folds, a uniform
+    model per fold trains on it in the run's folder, and the filter scores the original labels
+    again with them; the first round's report is kept beside the second's."""
+    import run as bench_run
+    from thinc.api import Config
+
+    spec = bench.load_benchmark()
+    scale = spec.scale("full")
+    plan = bench.make_plan(spec, spec.systems["nb_crossfit_dfold2@noise_distant"], scale, 97, "m")
+    one_round = bench.make_plan(spec, spec.systems["nb_crossfit_dfold@noise_distant"], scale, 97, "m")
+    assert bench_run.fold_fingerprint(plan) == bench_run.fold_fingerprint(one_round)
+    assert plan.fingerprint() != one_round.fingerprint()
+    calls, readers = [], {}
+
+    def fake_call(cmd, env=None, log=None):
+        calls.append(cmd)
+        if "train.py" in cmd[1]:
+            model = Path(cmd[3])
+            readers[f"{model.parent.name}/{model.name}"] = Config().from_disk(cmd[2], interpolate=False)["corpora"]["train"]
+            (model / "train.json").write_text("{}")
+        elif cmd[3] == "folds":
+            Path(cmd[5]).mkdir(parents=True, exist_ok=True)
+            (Path(cmd[5]) / "folds.json").write_text("{}")
+        elif cmd[3] == "filter":
+            Path(cmd[cmd.index("--report") + 1]).write_text(str(len(calls)))
+
+    monkeypatch.setattr(bench_run, "call", fake_call)
+    monkeypatch.setattr(bench, "digest", str)
+    run_dir = tmp_path / "training" / "full" / "nb_crossfit_dfold2@noise_distant" / "seed97"
+    run_dir.mkdir(parents=True)  # run.py makes the run folder before it filters
+    filtered = bench_run.crossfit_filter(plan, run_dir)
+    splits = [c for c in calls if c[3] == "folds"]
+    filters = [c for c in calls if c[3] == "filter"]
+    assert [c[4] for c in splits] == [str(plan.inputs["train"]), str(filtered)]
+    assert splits[1][5] == str(run_dir / "round2") and splits[1][splits[1].index("--seed") + 1] == "97"
+    assert [f[5] for f in filters] == [str(plan.inputs["train"])] * 2  # both score the original labels
+    assert filters[1][4] == str(run_dir / "round2" / "model{fold}" / "model-best")
+    assert filters[1][filters[1].index("--folds") + 1] == str(run_dir / "round2" / "folds.json")
+    assert readers["round2/model0"]["target"] == readers["round2/model1"]["target"] == "uniform"
+    assert [k for k, r in readers.items() if r["target"] == "denoise"] == [
+        f"{bench_run.fold_fingerprint(plan)[:16]}/model{fold}" for fold in (0, 1)]
+    first = (run_dir / "filter_report.round1.jsonl").read_text()
+    assert first != (run_dir / "filter_report.jsonl").read_text()
+    # a rerun trains nothing again
+    calls.clear()
+    bench_run.crossfit_filter(plan, run_dir)
+    assert not [c for c in calls if "train.py" in c[1]] and len([c for c in calls if c[3] == "filter"]) == 2
+
+
 def test_fingerprint_ignores_where_outputs_go_but_not_the_seed(tiny_benchmark):
     spec = bench.load_benchmark(tiny_benchmark)
     scale = spec.scale("tiny")

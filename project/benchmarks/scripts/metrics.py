@@ -48,6 +48,10 @@ def summarize(plan: Plan, out: Path, gpu_id: int = -1) -> Dict:
     report = out / "filter_report.jsonl"
     if report.exists():  # a two-pass system: what the filter rejected before training
         result["filter"] = filter_summary(report, plan.clean_train, plan.inputs["train"])
+        # iterative cross-fitting (filter_rounds): what each earlier round decided
+        earlier = sorted(out.glob("filter_report.round*.jsonl"))
+        if earlier:
+            result["filter_rounds"] = [filter_summary(path, plan.clean_train, plan.inputs["train"]) for path in earlier]
     epochs = read_stats(out / "sampler_stats.jsonl")
     if epochs:
         result["sampler"] = sampler_summary(epochs)

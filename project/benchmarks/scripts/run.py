@@ -221,7 +221,33 @@ def crossfit_filter(plan: Plan, out: Path, env: Optional[Dict[str, str]] = None,
             continue
         train(plan, model_dir, env, log, folds_dir / f"train{fold}.spacy", step_overrides, fold_config(plan))
     template = str(folds_dir / "model{fold}" / "model-best")
-    return run_filter(plan, out, template, ["--folds", str(folds_dir / "folds.json")], env, log)
+    filtered = run_filter(plan, out, template, ["--folds", str(folds_dir / "folds.json")], env, log)
+    for round_ in range(2, int(plan.options.get("filter_rounds", 1)) + 1):
+        filtered = refit_round(plan, out, filtered, round_, step_overrides, env, log)
+    return filtered
+
+
+def refit_round(plan: Plan, out: Path, masked: Path, round_: int, step_overrides: List[str],
+                env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> Path:
+    """Round N of iterative cross-fitting (`filter_rounds = N`): new fold models train on the
+    previous round's masked set, split into the same folds (the same seed and number of
+    articles give the same split, so each still scores only articles it never saw), with the
+    run's own reader, as the data is cleaner now. They score the original labels again and the
+    filter decides afresh over all the sentences: one masked before can come back. Fold models
+    trained on fewer missed entities should expect the entities the noisy labels miss more
+    firmly. Their folder is in the run's (roundN/), as they depend on its filter; the previous
+    round's report is kept as filter_report.roundN-1.jsonl."""
+    round_dir = out / f"round{round_}"
+    if not (round_dir / "folds.json").exists():
+        call([sys.executable, "-m", "spacy_rsft", "folds", str(masked), str(round_dir),
+              "--folds", str(plan.options["filter_folds"]), "--seed", str(plan.seed)], env, log)
+    for fold in range(int(plan.options["filter_folds"])):
+        model_dir = round_dir / f"model{fold}"
+        if not (model_dir / "train.json").exists():
+            train(plan, model_dir, env, log, round_dir / f"train{fold}.spacy", step_overrides)
+    (out / "filter_report.jsonl").replace(out / f"filter_report.round{round_ - 1}.jsonl")
+    template = str(round_dir / "model{fold}" / "model-best")
+    return run_filter(plan, out, template, ["--folds", str(round_dir / "folds.json")], env, log)
 
 
 def fold_config(plan: Plan) -> Config:
