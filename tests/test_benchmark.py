@@ -159,9 +159,10 @@ def test_a_line_with_variants_runs_one_file_over_several_data_sets():
     assert plan.clean_train.name == "clean.spacy"
 
 
-def test_a_line_with_a_file_reruns_another_system_under_its_own_name():
+def test_a_line_with_a_file_reruns_another_system_under_its_own_name(monkeypatch):
     """`file: OTHER`: the same system file, another row (every seed again on one device): the
     same config and fingerprint, results of its own."""
+    monkeypatch.setattr(bench, "digest", str)  # the corpus need not be built: a path stands for its content
     spec = bench.load_benchmark(BENCHMARK)
     rerun, original = spec.systems["nb_crossfit_dfold_cpu@noise_distant"], spec.systems["nb_crossfit_dfold@noise_distant"]
     assert rerun.file == original.file == "nb_crossfit_dfold" and rerun.baseline == "nb_uniform@noise_distant"
@@ -372,6 +373,7 @@ def test_a_second_cross_fitted_round_refits_on_the_first_rounds_mask(monkeypatch
 
     spec = bench.load_benchmark()
     scale = spec.scale("full")
+    monkeypatch.setattr(bench, "digest", str)  # the corpus need not be built: a path stands for its content
     plan = bench.make_plan(spec, spec.systems["nb_crossfit_dfold2@noise_distant"], scale, 97, "m")
     one_round = bench.make_plan(spec, spec.systems["nb_crossfit_dfold@noise_distant"], scale, 97, "m")
     assert bench_run.fold_fingerprint(plan) == bench_run.fold_fingerprint(one_round)
@@ -391,7 +393,6 @@ def test_a_second_cross_fitted_round_refits_on_the_first_rounds_mask(monkeypatch
             Path(cmd[cmd.index("--report") + 1]).write_text(str(len(calls)))
 
     monkeypatch.setattr(bench_run, "call", fake_call)
-    monkeypatch.setattr(bench, "digest", str)
     run_dir = tmp_path / "training" / "full" / "nb_crossfit_dfold2@noise_distant" / "seed97"
     run_dir.mkdir(parents=True)  # run.py makes the run folder before it filters
     filtered = bench_run.crossfit_filter(plan, run_dir)
