@@ -35,7 +35,8 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
 from bench import write_json
-from type_signal import bilu_prefixes, predict_tags
+from spacy_rsft.cli.filter import fold_model, read_folds
+from type_signal import bilu_prefixes, predict_tags, unannotated
 
 THRESHOLDS = (0.5, 0.7, 0.9, 0.95)
 
@@ -93,8 +94,7 @@ def label_confusion(noisy: Sequence[Doc], clean: Sequence[Doc], top: int = 15) -
         mistyped = sum(n for label, n in labels.items() if label != gold)
         if not mistyped:
             continue
-        label, n = max(((l, n) for l, n in labels.items() if l != gold), key=lambda x: x[1])
-        if n > labels[gold]:
+        if max(n for label, n in labels.items() if label != gold) > labels[gold]:
             conventional += mistyped
         strings.append({"text": text, "clean": gold, "noisy": dict(labels), "mistyped": mistyped})
     strings.sort(key=lambda s: -s["mistyped"])
@@ -109,31 +109,28 @@ def label_confusion(noisy: Sequence[Doc], clean: Sequence[Doc], top: int = 15) -
 
 def out_of_fold_types(folds_dir: Path, noisy: Sequence[Doc], clean: Sequence[Doc]) -> Dict:
     """What the fold model that never saw an article thinks of its mistyped entities."""
-    folds = json.loads((folds_dir / "folds.json").read_text(encoding="utf8"))["folds"]
-    rows = []
+    folds = read_folds(folds_dir / "folds.json", len(noisy))
+    log_probs: Dict[int, numpy.ndarray] = {}
     for fold, members in enumerate(folds):
-        nlp = spacy.load(folds_dir / f"model{fold}" / "model-best")
-        ner = nlp.get_pipe("rsft_ner")
-        docs = [noisy[d] for d in members]
-        log_probs = predict_tags(nlp, docs)
-        types = sorted({tag[2:] for tag in ner.tags if tag != "O"})
-        index = {tag: i for i, tag in enumerate(ner.tags)}
-        member_set = set(members)
-        by_doc = {d: lp for d, lp in zip(members, log_probs)}
-        for d, ent, gold in same_span_pairs(noisy, clean):
-            if d in member_set:
-                post = type_posterior(by_doc[d][ent.start : ent.end], types, index)
-                rows.append((ent.label_, gold, types, post))
-    wrong = [(label, gold, types, post) for label, gold, types, post in rows if label != gold]
-    prefers_clean = sum(post[types.index(gold)] > post[types.index(label)] for label, gold, types, post in wrong)
+        nlp = spacy.load(fold_model(str(folds_dir / "model{fold}" / "model-best"), fold))
+        log_probs.update(zip(members, predict_tags(nlp, [noisy[d] for d in members])))
+    tags = nlp.get_pipe("rsft_ner").tags  # every fold model has the same tags
+    types = sorted({tag[2:] for tag in tags if tag != "O"})
+    index = {tag: i for i, tag in enumerate(tags)}
+    # (noisy type, clean type, the posterior's argmax and its probability) per same-span entity
+    rows = []
+    for d, ent, gold in same_span_pairs(noisy, clean):
+        post = type_posterior(log_probs[d][ent.start : ent.end], types, index)
+        rows.append((ent.label_, gold, post[types.index(gold)] > post[types.index(ent.label_)],
+                     types[int(post.argmax())], float(post.max())))
+    wrong = [row for row in rows if row[0] != row[1]]
     retyping = {}
     for t in THRESHOLDS:
-        changed = [(label, gold, types[int(post.argmax())]) for label, gold, types, post in rows
-                   if types[int(post.argmax())] != label and post.max() >= t]
-        retyping[str(t)] = {"retyped": len(changed), "fixed": sum(g == p for _, g, p in changed),
+        changed = [(label, gold, best) for label, gold, _, best, p in rows if best != label and p >= t]
+        retyping[str(t)] = {"retyped": len(changed), "fixed": sum(g == b for _, g, b in changed),
                             "broken": sum(l == g for l, g, _ in changed)}
     return {"same_span_entities": len(rows), "mistyped": len(wrong),
-            "mistyped_where_the_fold_model_prefers_the_clean_type": int(prefers_clean),
+            "mistyped_where_the_fold_model_prefers_the_clean_type": sum(bool(row[2]) for row in wrong),
             "retyping_at_posterior": retyping}
 
 
@@ -150,8 +147,7 @@ def dev_confusion(model: Path, dev: Path) -> Dict:
     but another type."""
     nlp = spacy.load(model)
     gold = read_docs(dev, nlp.vocab)
-    predicted = list(nlp.pipe(Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d])
-                              for d in gold))
+    predicted = list(nlp.pipe(unannotated(nlp.vocab, gold)))
     scores = Scorer.score_spans([Example(p, g) for p, g in zip(predicted, gold)], "ents")
     confusion: Counter = Counter()
     for p, g in zip(predicted, gold):

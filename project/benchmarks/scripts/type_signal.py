@@ -71,7 +71,7 @@ def main(
 def predict_tags(nlp, docs: Sequence[Doc], batch_size: int = 16) -> List[numpy.ndarray]:
     """rsft_ner's tag log-probabilities over unannotated copies of the docs (the components
     before it run first, e.g. a shared transformer)."""
-    copies = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs]
+    copies = unannotated(nlp.vocab, docs)
     for name, proc in nlp.pipeline:
         if name == "rsft_ner":
             break
@@ -102,6 +102,11 @@ def sentence_signals(log_probs: numpy.ndarray, doc: Doc, start: int, end: int, t
         best["entity_loss"] = max(best["entity_loss"], float(-own.mean()))
         best["type_loss"] = max(best["type_loss"], float((position - own).mean()))
     return best
+
+
+def unannotated(vocab, docs: Sequence[Doc]) -> List[Doc]:
+    """The docs' words and spaces without their annotation, for a pipeline to predict on."""
+    return [Doc(vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs]
 
 
 def bilu_prefixes(n: int) -> List[str]:
