@@ -325,8 +325,9 @@ def test_a_cross_fitted_system_trains_a_model_per_fold_then_filters_with_them(mo
 def test_fold_models_can_train_with_their_own_reader(monkeypatch, tmp_path):
     """nb_crossfit_dfold: [benchmark.filter_fold_reader] gives the fold models sentmix's
     denoise reader while the run itself retrains uniform; the reader settings decide the fold
-    models (nb_crossfit_out's are not reused), its random control reuses them, and a setting
-    the reader does not take is refused before anything trains."""
+    models (nb_crossfit_out's are not reused), its random control and a system that retrains
+    with another reader reuse them, and a setting the reader does not take is refused before
+    anything trains."""
     import run as bench_run
     from thinc.api import Config
 
@@ -358,6 +359,11 @@ def test_fold_models_can_train_with_their_own_reader(monkeypatch, tmp_path):
     assert bench_run.fold_fingerprint(plan) != bench_run.fold_fingerprint(outside)
     assert bench_run.fold_fingerprint(plan) == bench_run.fold_fingerprint(control)
     assert control.options["filter_choose"] == "random"
+    # retraining with another reader (sentmix's) does not change what trains the fold models
+    resampled = bench.make_plan(spec, spec.systems["nb_crossfit_dfold_sentmix@noise_distant"], scale, 97, "m")
+    assert resampled.config["corpora"]["train"]["target"] == "denoise"
+    assert bench_run.fold_fingerprint(resampled) == bench_run.fold_fingerprint(plan)
+    assert resampled.fingerprint() != plan.fingerprint()
     plan.options["filter_fold_reader"] = {"target": "denoise", "noise_rat": 0.3}
     with pytest.raises(SystemExit, match="noise_rat"):
         bench_run.fold_config(plan)

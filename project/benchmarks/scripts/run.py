@@ -273,12 +273,14 @@ def reader_settings(config: Config) -> set:
 
 
 def fold_fingerprint(plan: Plan) -> str:
-    """What decides a cross-fitted system's fold models: its config, seed and inputs and the
-    fold settings, not the filter's other settings and inputs (pooling, rate, a held-out
-    set), which only read them."""
+    """What decides a cross-fitted system's fold models: the config they train with
+    (`fold_config`: the run's, with `filter_fold_reader`'s reader settings), its seed and
+    inputs and the fold settings; not the filter's other settings and inputs (pooling, rate, a
+    held-out set), which only read them, nor the run's own reader settings where the fold
+    reader replaces them (a system that retrains with another reader reuses the fold models)."""
     options = {k: v for k, v in plan.options.items() if k in FOLD_OPTIONS or not k.startswith("filter_")}
     inputs = {k: v for k, v in plan.inputs.items() if not k.startswith("filter_")}
-    config = plan.config.copy()
+    config = fold_config(plan)
     for name in [n for n in config.get("paths", {}) if n.startswith("filter_")]:  # make_plan's copy of an input
         del config["paths"][name]
     return dataclasses.replace(plan, options=options, inputs=inputs, config=config).fingerprint()
