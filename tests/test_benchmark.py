@@ -1072,4 +1072,6 @@ def test_filter_whatif_judges_a_filter_report_by_kind_of_noise(tmp_path, capsys)
     # the second-highest loss is a clean sentence; the mistyped one ranks below it
     assert top2["precision"] == 0.5 and top2["recall_type"] == 0.0
     assert out["loss_auroc"] == pytest.approx(0.5)  # the unscored sentence is left out
+    # Anna's sentence was masked; the mistyped Rome has a labelled span, so nothing is missed there
+    assert out["missed_entities"] == {"masked": {"PER": 1}, "kept": {}}
     assert "top     1: precision 1.000 recall 0.500" in capsys.readouterr().out
