@@ -364,6 +364,11 @@ def test_fold_models_can_train_with_their_own_reader(monkeypatch, tmp_path):
     assert resampled.config["corpora"]["train"]["target"] == "denoise"
     assert bench_run.fold_fingerprint(resampled) == bench_run.fold_fingerprint(plan)
     assert resampled.fingerprint() != plan.fingerprint()
+    # its control replays its acceptance; the fold models (trained with the fold reader) do not
+    matched = bench.make_plan(spec, spec.systems["nb_crossfit_random_dfold_sentmix@noise_distant"], scale, 97, "m")
+    assert matched.config["corpora"]["train"]["acceptance_from"] == "${paths.acceptance_from}"
+    assert "acceptance_from" not in bench_run.fold_config(matched)["corpora"]["train"]
+    assert bench_run.fold_fingerprint(matched) == bench_run.fold_fingerprint(plan)
     plan.options["filter_fold_reader"] = {"target": "denoise", "noise_rat": 0.3}
     with pytest.raises(SystemExit, match="noise_rat"):
         bench_run.fold_config(plan)

@@ -41,6 +41,9 @@ from thinc.api import Config
 
 # the [benchmark] options that decide a cross-fitted system's fold models (see fold_fingerprint)
 FOLD_OPTIONS = ("filter_folds", "filter_fold_steps", "filter_fold_reader")
+# reader settings (and inputs) that belong to the run and not to fold models trained by a
+# fold reader: a control's replayed acceptance is the controlled run's
+RUN_ONLY_READER_SETTINGS = ("acceptance_from",)
 SCRIPTS = Path(__file__).resolve().parent
 
 
@@ -252,15 +255,25 @@ def refit_round(plan: Plan, out: Path, masked: Path, round_: int, step_overrides
 
 def fold_config(plan: Plan) -> Config:
     """The config the fold models train with: the run's own, with `filter_fold_reader`'s
-    settings in [corpora.train] where the system gives any."""
+    settings in [corpora.train] where the system gives any (and without the run's own
+    RUN_ONLY_READER_SETTINGS then, unless the fold reader sets them)."""
     config = plan.config.copy()
     reader = dict(plan.options.get("filter_fold_reader") or {})
     unknown = sorted(set(reader) - set(config["corpora"]["train"]) - reader_settings(config))
     if unknown:
         raise SystemExit(f"{plan.system.name}: [benchmark.filter_fold_reader] has settings the reader does not "
                          f"take: {', '.join(unknown)}")
+    for name in run_only_settings(plan):
+        config["corpora"]["train"].pop(name, None)
+        config.get("paths", {}).pop(name, None)
     config["corpora"]["train"].update(reader)
     return config
+
+
+def run_only_settings(plan: Plan) -> List[str]:
+    """The run's reader settings its fold models leave out (none without a fold reader)."""
+    reader = plan.options.get("filter_fold_reader") or {}
+    return [name for name in RUN_ONLY_READER_SETTINGS if reader and name not in reader]
 
 
 def reader_settings(config: Config) -> set:
@@ -279,7 +292,7 @@ def fold_fingerprint(plan: Plan) -> str:
     held-out set), which only read them, nor the run's own reader settings where the fold
     reader replaces them (a system that retrains with another reader reuses the fold models)."""
     options = {k: v for k, v in plan.options.items() if k in FOLD_OPTIONS or not k.startswith("filter_")}
-    inputs = {k: v for k, v in plan.inputs.items() if not k.startswith("filter_")}
+    inputs = {k: v for k, v in plan.inputs.items() if not k.startswith("filter_") and k not in run_only_settings(plan)}
     config = fold_config(plan)
     for name in [n for n in config.get("paths", {}) if n.startswith("filter_")]:  # make_plan's copy of an input
         del config["paths"][name]
