@@ -346,8 +346,9 @@ def test_benchmark_inference_mmap_pairs_each_threshold_with_glibcs_default(share
     for row in rows.values():
         assert len(row["words_per_second"]) == 3 and row["median_words_per_second"] > 0
     # each round's ratio is paired with the default's same round (to the rounding of the
-    # stored words/s)
+    # stored words/s and of the ratio itself to 3 decimals, which is most of a small ratio's
+    # error: a round slowed by a busy machine gave 0.037 for 0.0366)
     one, default = rows["1 MB"], rows["glibc default"]
     for ratio, mine, theirs in zip(one["ratio_per_round"], one["words_per_second"], default["words_per_second"]):
-        assert ratio == pytest.approx(mine / theirs, rel=0.005)
+        assert ratio == pytest.approx(mine / theirs, rel=0.005, abs=6e-4)
     assert one["ratio_per_round_median"] == pytest.approx(sorted(one["ratio_per_round"])[1], abs=1e-3)
