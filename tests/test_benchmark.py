@@ -950,6 +950,36 @@ def test_type_confusion_tells_a_convention_from_slips():
     assert posterior[types.index("ORG")] == pytest.approx(2500 / (2500 + 3))
 
 
+def test_label_signal_scores_each_label_on_the_outside_tokens_only():
+    """label_signal.py: per label, the largest probability of its tags over the tokens outside
+    the labelled entities (a labelled entity's own probability does not count); the labels of
+    clean entities the noisy labels miss; AUROC and top-k counts of a score."""
+    import numpy
+    from spacy.tokens import Span
+
+    import label_signal
+    from spacy_rsft.pipeline.biluo import tag_names
+
+    vocab = spacy.blank("en").vocab
+    words = ["Anna", "saw", "Euro", "2024", "in", "Oslo"]
+    clean = Doc(vocab, words=words)
+    clean.set_ents([Span(clean, 0, 1, label="PER"), Span(clean, 2, 4, label="MISC"), Span(clean, 5, 6, label="LOC")])
+    noisy = Doc(vocab, words=words)  # misses the MISC, keeps Anna, mistypes Oslo
+    noisy.set_ents([Span(noisy, 0, 1, label="PER"), Span(noisy, 5, 6, label="ORG")])
+    tags = tag_names(["LOC", "MISC", "ORG", "PER"])
+    probs = numpy.full((len(words), len(tags)), 0.01)
+    probs[0, tags.index("U-PER")] = 0.9  # inside a labelled entity: not counted
+    probs[2, tags.index("B-MISC")], probs[3, tags.index("L-MISC")] = 0.3, 0.2
+    probs[2, tags.index("U-MISC")] = 0.1
+    scores = label_signal.label_scores(numpy.log(probs), noisy, 0, len(words), tags, ["LOC", "MISC", "ORG", "PER"])
+    assert scores["MISC"] == pytest.approx(0.3 + 0.1 + 0.01 + 0.01)  # B, U, I and L of token 2
+    assert scores["PER"] == pytest.approx(0.04)
+    assert label_signal.missed_labels(clean, noisy, 0, len(words)) == {"MISC"}
+    row = label_signal.judge([0.9, 0.1, 0.5, 0.2], [True, False, False, False], [True, False, True, False])
+    assert row["missed"] == 1 and row["auroc_missed"] == 1.0 and row["auroc_noisy"] == 1.0
+    assert row["top_k_missed"] == [1, 1, 1] and row["top_k_noisy"] == [2, 2, 2]
+
+
 def test_el_errors_puts_each_in_kb_mention_in_one_class():
     """One mention per class: linked right, NIL for a right first rank, wrong where the prior
     was right, wrong where the prior was wrong too, gold not a candidate; NIL gold skipped."""

@@ -35,8 +35,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
 from bench import write_json
-from spacy_rsft.cli.filter import fold_model, read_folds
-from type_signal import bilu_prefixes, predict_tags, unannotated
+from type_signal import bilu_prefixes, out_of_fold_log_probs, unannotated
 
 THRESHOLDS = (0.5, 0.7, 0.9, 0.95)
 
@@ -109,12 +108,7 @@ def label_confusion(noisy: Sequence[Doc], clean: Sequence[Doc], top: int = 15) -
 
 def out_of_fold_types(folds_dir: Path, noisy: Sequence[Doc], clean: Sequence[Doc]) -> Dict:
     """What the fold model that never saw an article thinks of its mistyped entities."""
-    folds = read_folds(folds_dir / "folds.json", len(noisy))
-    log_probs: Dict[int, numpy.ndarray] = {}
-    for fold, members in enumerate(folds):
-        nlp = spacy.load(fold_model(str(folds_dir / "model{fold}" / "model-best"), fold))
-        log_probs.update(zip(members, predict_tags(nlp, [noisy[d] for d in members])))
-    tags = nlp.get_pipe("rsft_ner").tags  # every fold model has the same tags
+    log_probs, tags = out_of_fold_log_probs(folds_dir, noisy)
     types = sorted({tag[2:] for tag in tags if tag != "O"})
     index = {tag: i for i, tag in enumerate(tags)}
     # (noisy type, clean type, the posterior's argmax and its probability) per same-span entity
