@@ -369,6 +369,19 @@ def test_fold_models_can_train_with_their_own_reader(monkeypatch, tmp_path):
     assert matched.config["corpora"]["train"]["acceptance_from"] == "${paths.acceptance_from}"
     assert "acceptance_from" not in bench_run.fold_config(matched)["corpora"]["train"]
     assert bench_run.fold_fingerprint(matched) == bench_run.fold_fingerprint(plan)
+    # the token pass and its control filter with the same fold models, and pass it on
+    calls = []
+    monkeypatch.setattr(bench_run, "call", lambda cmd, env=None, log=None: calls.append(cmd))
+    for name, choose in (("nb_crossfit_dfold_tok", "loss"), ("nb_crossfit_dfold_randtok", "random")):
+        tokens = bench.make_plan(spec, spec.systems[f"{name}@noise_distant"], scale, 97, "m")
+        assert bench_run.fold_fingerprint(tokens) == bench_run.fold_fingerprint(plan)
+        bench_run.crossfit_filter(tokens, tmp_path / "training" / "full" / f"{name}@noise_distant" / "seed97")
+        cmd = calls[-1]
+        assert cmd[cmd.index("--mask-outside") + 1] == "0.5" and cmd[cmd.index("--rate") + 1] == "mixture"
+        assert ("--mask-outside-choose" in cmd) == (choose == "random") and "--choose" not in cmd
+        if choose == "random":
+            assert cmd[cmd.index("--mask-outside-choose") + 1] == "random"
+    assert not [c for c in calls if "train.py" in c[1]]
     plan.options["filter_fold_reader"] = {"target": "denoise", "noise_rat": 0.3}
     with pytest.raises(SystemExit, match="noise_rat"):
         bench_run.fold_config(plan)
@@ -530,6 +543,17 @@ def test_a_filter_report_becomes_detection_numbers_and_a_report_table(tmp_path):
         {"units": 4, "rejected": 2, "share": 0.5}
     results = {"systems": {"nb_filtered_sentmix@noise_distant": {"runs": {"1": {"filter": summary}}}, "nb_uniform": {"runs": {}}}}
     assert render.filter_section(results)[-1] == "| nb_filtered_sentmix@noise_distant | 1 | 4 | 3 | 2 | 50.0% | 33.3% | 0.500 |"
+    # the token pass (`--mask-outside`): in the kept sentences, doc 0's "won" (clean O) and doc 1's
+    # "won" masked; the kept sentences' O tokens inside a clean entity: doc 0's "Rome" (missed)
+    report[1]["masked_tokens"], report[3]["masked_tokens"] = [5], [5]
+    report[0]["masked_tokens"] = report[2]["masked_tokens"] = []
+    (tmp_path / "filter_report.jsonl").write_text("".join(json.dumps(r) + "\n" for r in report))
+    tokens = metrics.filter_summary(tmp_path / "filter_report.jsonl", tmp_path / "clean.spacy", tmp_path / "noisy.spacy")
+    assert tokens == {**summary, "tokens_masked": 2, "token_precision": 0.0, "token_recall": 0.0}
+    report[1]["masked_tokens"] = [4, 5]
+    (tmp_path / "filter_report.jsonl").write_text("".join(json.dumps(r) + "\n" for r in report))
+    tokens = metrics.filter_summary(tmp_path / "filter_report.jsonl", tmp_path / "clean.spacy", tmp_path / "noisy.spacy")
+    assert tokens["tokens_masked"] == 3 and tokens["token_precision"] == pytest.approx(1 / 3) and tokens["token_recall"] == 1.0
 
 
 # -- the report, on synthetic results ------------------------------------------------------
@@ -978,6 +1002,49 @@ def test_label_signal_scores_each_label_on_the_outside_tokens_only():
     row = label_signal.judge([0.9, 0.1, 0.5, 0.2], [True, False, False, False], [True, False, True, False])
     assert row["missed"] == 1 and row["auroc_missed"] == 1.0 and row["auroc_noisy"] == 1.0
     assert row["top_k_missed"] == [1, 1, 1] and row["top_k_noisy"] == [2, 2, 2]
+
+
+def test_outside_whatif_judges_each_bar_on_the_kept_sentences_o_tokens(tmp_path, monkeypatch, capsys):
+    """outside_whatif.py: only the "O" tokens of the sentences the filter kept are candidates;
+    a token counts as found when the clean labels put it in an entity; each bar's precision,
+    recall per clean label and sentences touched."""
+    import json
+
+    import numpy
+    import srsly
+    from spacy.tokens import Span
+
+    import outside_whatif
+
+    vocab = spacy.blank("en").vocab
+    words = ["Anna", "saw", "Euro", "2024", ".", "Tom", "left", "Oslo", "."]
+    starts = [True, False, False, False, False, True, False, False, False]
+    clean = Doc(vocab, words=words, sent_starts=starts)
+    clean.set_ents([Span(clean, 0, 1, label="PER"), Span(clean, 2, 4, label="MISC"), Span(clean, 5, 6, label="PER"),
+                    Span(clean, 7, 8, label="LOC")], default="outside")
+    noisy = Doc(vocab, words=words, sent_starts=starts)  # misses the MISC and Oslo
+    noisy.set_ents([Span(noisy, 0, 1, label="PER"), Span(noisy, 5, 6, label="PER")], default="outside")
+    DocBin(docs=[noisy]).to_disk(tmp_path / "noisy.spacy")
+    DocBin(docs=[clean]).to_disk(tmp_path / "clean.spacy")
+    (tmp_path / "folds").mkdir()
+    srsly.write_json(tmp_path / "folds" / "folds.json", {"folds": [[0]]})
+    # the second sentence was rejected: its missed "Oslo" is not the token pass's to find
+    srsly.write_jsonl(tmp_path / "report.jsonl", [{"doc": 0, "start": 0, "end": 5, "rejected": False},
+                                                  {"doc": 0, "start": 5, "end": 9, "rejected": True}])
+    p_entity = [0.99, 0.6, 0.8, 0.3, 0.1, 0.99, 0.9, 0.9, 0.9]  # "Anna" is labelled: never a candidate
+    losses = -numpy.log1p(-numpy.asarray(p_entity, dtype="float32"))
+    monkeypatch.setattr(outside_whatif, "fold_token_losses", lambda template, folds, docs: [losses])
+    outside_whatif.main(tmp_path / "report.jsonl", tmp_path / "noisy.spacy", tmp_path / "clean.spacy",
+                        tmp_path / "folds", thresholds="0.5,0.2", output=tmp_path / "out.json")
+    out = json.loads((tmp_path / "out.json").read_text())
+    # candidates: saw, Euro, 2024, "." (4); Euro and 2024 are in the missed MISC
+    assert out["outside_tokens_kept"] == 4 and out["missed_entity_tokens"] == 2 and out["base_rate"] == 0.5
+    assert out["missed_by_label"] == {"MISC": 2}
+    at_half, at_fifth = out["thresholds"]
+    assert at_half == {"p": 0.5, "masked": 2, "sentences": 1, "precision": 0.5, "recall": 0.5,
+                       "recall_by_label": {"MISC": 0.5}}
+    assert at_fifth["masked"] == 3 and at_fifth["precision"] == pytest.approx(0.6667) and at_fifth["recall"] == 1.0
+    assert "P >= 0.5: 2 tokens in 1 sentences" in capsys.readouterr().out
 
 
 def test_el_errors_puts_each_in_kb_mention_in_one_class():

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from spacy_rsft.cli import app
 from spacy_rsft.cli.filter import (
-    conformal_rejections, conformal_threshold, filter_corpus, filter_docs, masked_docs, top_share,
+    conformal_rejections, conformal_threshold, filter_corpus, filter_docs, masked_docs, report_lines, top_share,
 )
 
 from test_units import missing_entity_docs, sentence_docs, units_config
@@ -53,6 +53,38 @@ def test_sentences_are_ranked_by_their_counted_tokens_and_masked_in_place(monkey
     # over all tokens, the entity's loss counts too
     result = filter_docs(nlp, docs, loss_tokens="all", rate="0.125")
     assert numpy.flatnonzero(result.rejected).tolist() == [4]
+
+
+def test_the_token_pass_masks_the_outside_tokens_a_kept_sentence_likely_misses(monkeypatch):
+    nlp = spacy.blank("en")
+    docs = [two_sentence_doc(nlp.vocab) for _ in range(4)]
+    losses = [numpy.full((8,), 0.01, dtype="float32") for _ in docs]
+    losses[1][5] = 4.0  # a sentence the unit pass rejects
+    losses[1][1] = 0.8  # "visited": p(entity) 0.55, in a kept sentence
+    losses[2][3] = 0.6  # ".": p(entity) 0.45, under the bar
+    losses[3][0] = 9.0  # "Anna" is inside an entity: the token pass reads only "O" tokens
+    plant_losses(monkeypatch, losses)
+    result = filter_docs(nlp, docs, rate="0.125", mask_outside=0.5)
+    assert numpy.flatnonzero(result.rejected).tolist() == [3]
+    assert [numpy.flatnonzero(m).tolist() for m in result.masked_tokens] == [[], [1], [], []]
+    assert result.summary()["tokens_masked"] == 1
+    out = masked_docs(docs, result)
+    assert [t.ent_iob_ for t in out[1]] == ["B", "", "O", "O", "", "", "", ""]
+    assert [(e.text, e.label_) for e in out[1].ents] == [("Anna", "PER")]
+    assert out[2] is docs[2]
+    lines = report_lines(docs, result)
+    assert lines[2]["masked_tokens"] == [1] and lines[3]["masked_tokens"] == [] and lines[4]["masked_tokens"] == []
+    # a lower bar takes "." too; the control masks as many "O" tokens of the kept sentences blindly
+    assert filter_docs(nlp, docs, rate="0.125", mask_outside=0.4).summary()["tokens_masked"] == 2
+    for seed in range(20):
+        blind = filter_docs(nlp, docs, rate="0.125", mask_outside=0.4, mask_outside_choose="random", seed=seed)
+        assert blind.summary()["tokens_masked"] == 2 and blind.rejected.tolist() == result.rejected.tolist()
+        masked = numpy.concatenate(blind.masked_tokens)
+        outside = numpy.concatenate([[t.ent_iob_ == "O" for t in d] for d in docs]).astype(bool)
+        assert not (masked & ~outside).any() and not masked[8 + 4 : 8 + 8].any()  # never doc 1's rejected half
+    # without the pass, nothing of it shows
+    assert "tokens_masked" not in filter_docs(nlp, docs, rate="0.125").summary()
+    assert "masked_tokens" not in report_lines(docs, filter_docs(nlp, docs, rate="0.125"))[0]
 
 
 def test_top_share_leaves_unscored_units_alone():
@@ -165,14 +197,15 @@ def test_the_held_out_rate_needs_a_held_out_set_and_only_it_reads_one(tmp_path):
 
 @pytest.mark.parametrize("option,value", [("--rate", "half"), ("--rate", "1.0"), ("--unit", "span"),
                                           ("--unit-loss", "sum"), ("--loss-tokens", "inside"),
-                                          ("--choose", "worst")])
+                                          ("--choose", "worst"), ("--mask-outside", "1.5"),
+                                          ("--mask-outside-choose", "worst")])
 def test_bad_settings_are_refused_before_loading_anything(tmp_path, option, value):
     (tmp_path / "model").mkdir()
     (tmp_path / "train.spacy").write_bytes(b"")
     result = CliRunner().invoke(app, ["filter", str(tmp_path / "model"), str(tmp_path / "train.spacy"),
                                       str(tmp_path / "out.spacy"), option, value])
     assert result.exit_code == 1
-    assert f"[filter] {option}" in result.output and repr(value) in result.output
+    assert f"[filter] {option}" in result.output and value in result.output
     assert not (tmp_path / "out.spacy").exists()
 
 

@@ -25,6 +25,16 @@ so fewer than `alpha` of them are rejected (and fewer noisy ones found): use `--
 `choose = "random"` rejects as many units chosen blindly: the control that tells "better
 data" from "less data", as the reader's `target = "random"`.
 
+`mask_outside = P` adds a finer pass over the units kept: each of their tokens labelled "O"
+(outside every gold entity) to which the model gives an entity probability of at least P
+(1 - p(O), read off its loss, -log p(O)) is masked too, and the rest of the sentence keeps its
+labels. Labels that miss entities (distant supervision misses most of its rarer types) teach
+"O" exactly on the tokens where a model expects an entity; a sentence whose largest outside
+loss ranked under the unit cut still carries them, and masking the whole sentence would lose
+its correct labels with them. `mask_outside_choose = "random"` masks as many outside tokens of
+the kept units blindly: its control (fewer "O" tokens alone can help when entities go
+unlabelled).
+
 A model scoring the sentences it trained on has memorized many of their labels, mistakes
 included. Confident Learning scores each example with a model that never saw it (k-fold
 cross-validation), and so can this: `python -m spacy_rsft folds` splits the training set
@@ -64,6 +74,8 @@ class FilterResult:
     rejected: numpy.ndarray  # bool, one per unit
     # with rate "heldout": per scoring model (one, or each fold's), reject above this loss
     thresholds: Optional[List[float]] = None
+    # with mask_outside: per doc, which tokens of the kept units are masked as well
+    masked_tokens: Optional[List[numpy.ndarray]] = None
 
     def summary(self) -> Dict[str, Union[int, float]]:
         summary = {
@@ -74,17 +86,28 @@ class FilterResult:
         }
         if self.thresholds is not None:
             summary["thresholds"] = [round(x, 5) for x in self.thresholds]
+        if self.masked_tokens is not None:
+            summary["tokens_masked"] = int(sum(int(m.sum()) for m in self.masked_tokens))
         return summary
 
 
 def check_settings(unit: str, unit_loss: str, loss_tokens: str, rate: str, choose: str = "loss",
-                   alpha: Optional[float] = None) -> Optional[float]:
+                   alpha: Optional[float] = None, mask_outside: Optional[float] = None,
+                   mask_outside_choose: str = "loss") -> Optional[float]:
     """The settings, checked; returns the fixed rate, or None for an estimated one. `alpha`
-    belongs to rate "heldout" (None: its default, 0.1)."""
+    belongs to rate "heldout" (None: its default, 0.1); `mask_outside` (None: off) is a
+    probability."""
     for setting, value, options in (("--unit", unit, UNITS), ("--unit-loss", unit_loss, UNIT_LOSSES),
-                                    ("--loss-tokens", loss_tokens, LOSS_TOKENS), ("--choose", choose, CHOICES)):
+                                    ("--loss-tokens", loss_tokens, LOSS_TOKENS), ("--choose", choose, CHOICES),
+                                    ("--mask-outside-choose", mask_outside_choose, CHOICES)):
         if value not in options:
             raise ValueError(Errors.E336.format(setting=setting, value=value, options="one of " + ", ".join(options)))
+    if mask_outside is None and mask_outside_choose != "loss":
+        raise ValueError(Errors.E336.format(setting="--mask-outside-choose", value=mask_outside_choose,
+                                            options="read only with --mask-outside: add it, or leave this out"))
+    if mask_outside is not None and not 0.0 < mask_outside < 1.0:
+        raise ValueError(Errors.E336.format(setting="--mask-outside", value=mask_outside,
+                                            options="an entity probability in (0, 1), e.g. 0.5"))
     if alpha is not None and rate != "heldout":
         raise ValueError(Errors.E344.format(option="--alpha", rate=rate))
     if alpha is not None and not 0.0 < alpha < 1.0:
@@ -105,7 +128,8 @@ def filter_docs(
     loss_tokens: str = "outside", rate: str = "mixture", batch_size: int = 16, choose: str = "loss",
     seed: int = 0, token_losses: Optional[Sequence[numpy.ndarray]] = None,
     heldout_losses: Optional[Sequence[numpy.ndarray]] = None, alpha: Optional[float] = None,
-    doc_models: Optional[Sequence[int]] = None,
+    doc_models: Optional[Sequence[int]] = None, mask_outside: Optional[float] = None,
+    mask_outside_choose: str = "loss",
 ) -> FilterResult:
     """Score every unit of the gold docs with the pipeline and choose the ones to reject.
 
@@ -126,9 +150,13 @@ def filter_docs(
     doc_models (Optional[Sequence[int]]): With rate "heldout" and several scoring models:
         which of them scored each doc (its fold's model), so that its units are compared
         with that model's held-out losses. None: one model scored every doc.
+    mask_outside (Optional[float]): Also mask each "O" token of the kept units to which the
+        model gives an entity probability of at least this. None: no token pass.
+    mask_outside_choose (str): "loss" (those tokens) or "random" (as many "O" tokens of the
+        kept units, blindly: the token pass's control).
     RETURNS (FilterResult): The units, their losses and which are rejected.
     """
-    fixed = check_settings(unit, unit_loss, loss_tokens, rate, choose, alpha)
+    fixed = check_settings(unit, unit_loss, loss_tokens, rate, choose, alpha, mask_outside, mask_outside_choose)
     if token_losses is None:
         token_losses = score_tokens(nlp, references, batch_size)
     table, losses = pooled_losses(references, token_losses, unit, unit_loss, loss_tokens)
@@ -144,7 +172,41 @@ def filter_docs(
         rejected = top_share(losses, share)
     if choose == "random":
         rejected = random_like(losses, int(rejected.sum()), seed)
-    return FilterResult(table, losses, float(share), rejected, thresholds)
+    masked_tokens = None
+    if mask_outside is not None:
+        masked_tokens = outside_token_masks(references, token_losses, table, rejected, mask_outside,
+                                            mask_outside_choose, seed)
+    return FilterResult(table, losses, float(share), rejected, thresholds, masked_tokens)
+
+
+def outside_token_masks(references: Sequence[Doc], token_losses: Sequence[numpy.ndarray], table: UnitTable,
+                        rejected: numpy.ndarray, mask_outside: float, choose: str = "loss",
+                        seed: int = 0) -> List[numpy.ndarray]:
+    """Per doc, the "O" tokens of the kept units to mask: those whose loss, -log p(O), says
+    the model gives an entity probability of at least `mask_outside`; with `choose` "random",
+    as many of the kept units' scored "O" tokens, chosen blindly."""
+    in_rejected = [numpy.zeros((len(doc),), dtype=bool) for doc in references]
+    for u in numpy.flatnonzero(rejected):
+        in_rejected[int(table.example[u])][int(table.start[u]) : int(table.end[u])] = True
+    min_loss = -numpy.log1p(-mask_outside)  # p(entity) >= P  <=>  -log p(O) >= -log(1 - P)
+    candidates, masks = [], []
+    for doc, losses, gone in zip(references, token_losses, in_rejected):
+        scored = ~numpy.isnan(losses)
+        candidate = loss_token_mask(doc, "outside") & ~gone & scored
+        candidates.append(candidate)
+        masks.append(candidate & (numpy.nan_to_num(losses, nan=0.0) >= min_loss))
+    if choose == "random":
+        masks = random_tokens_like(candidates, int(sum(int(m.sum()) for m in masks)), seed)
+    return masks
+
+
+def random_tokens_like(candidates: List[numpy.ndarray], n: int, seed: int) -> List[numpy.ndarray]:
+    """`n` of the candidate tokens (over all docs), chosen at random. Its own random stream,
+    so that it does not repeat the units' random choice of the same seed."""
+    flat = numpy.concatenate(candidates) if candidates else numpy.zeros(0, dtype=bool)
+    picked = numpy.zeros(flat.shape, dtype=bool)
+    picked[numpy.random.default_rng([seed, 1]).choice(numpy.flatnonzero(flat), size=n, replace=False)] = True
+    return numpy.split(picked, numpy.cumsum([len(c) for c in candidates])[:-1])
 
 
 def pooled_losses(references: Sequence[Doc], token_losses: Sequence[numpy.ndarray], unit: str = "sentence",
@@ -370,10 +432,13 @@ def random_like(losses: numpy.ndarray, n: int, seed: int) -> numpy.ndarray:
 
 def masked_docs(references: Sequence[Doc], result: FilterResult) -> List[Doc]:
     """The docs with the rejected units' entity annotation missing (a gold entity crossing a
-    rejected unit goes whole, as in the reader)."""
+    rejected unit goes whole, as in the reader), and the tokens of the token pass."""
     by_doc: Dict[int, List[tuple]] = {}
     for u in numpy.flatnonzero(result.rejected):
         by_doc.setdefault(int(result.units.example[u]), []).append((int(result.units.start[u]), int(result.units.end[u])))
+    for i, tokens in enumerate(result.masked_tokens or []):
+        by_doc.setdefault(i, []).extend((int(t), int(t) + 1) for t in numpy.flatnonzero(tokens))
+    by_doc = {i: ranges for i, ranges in by_doc.items() if ranges}
     out = []
     for i, doc in enumerate(references):
         if i not in by_doc:
@@ -392,11 +457,15 @@ def report_lines(references: Sequence[Doc], result: FilterResult) -> List[Dict]:
         doc = references[int(result.units.example[u])]
         start, end = int(result.units.start[u]), int(result.units.end[u])
         loss = result.losses[u]
-        lines.append({
+        line = {
             "doc": int(result.units.example[u]), "start": start, "end": end, "text": doc[start:end].text,
             "entities": [[e.start, e.end, e.label_] for e in doc.ents if start <= e.start and e.end <= end],
             "loss": None if numpy.isnan(loss) else round(float(loss), 5), "rejected": bool(result.rejected[u]),
-        })
+        }
+        if result.masked_tokens is not None:  # the token pass's tokens (doc token indices)
+            tokens = result.masked_tokens[int(result.units.example[u])][start:end]
+            line["masked_tokens"] = [start + int(t) for t in numpy.flatnonzero(tokens)]
+        lines.append(line)
     return lines
 
 
@@ -413,7 +482,8 @@ def filter_corpus(
 
     check_settings(settings.get("unit", "sentence"), settings.get("unit_loss", "max"),
                    settings.get("loss_tokens", "outside"), settings.get("rate", "mixture"),
-                   settings.get("choose", "loss"), settings.get("alpha"))
+                   settings.get("choose", "loss"), settings.get("alpha"), settings.get("mask_outside"),
+                   settings.get("mask_outside_choose", "loss"))
     if settings.get("rate") == "heldout" and heldout is None:
         raise ValueError(Errors.E343)
     if heldout is not None and settings.get("rate") != "heldout":

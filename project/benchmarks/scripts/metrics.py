@@ -131,6 +131,9 @@ def filter_summary(report: Path, clean_path: Optional[Path], noisy_path: Path) -
     rejected = numpy.asarray([line["rejected"] for line in lines], dtype=bool)
     summary: Dict = {"units": len(lines), "rejected": int(rejected.sum()),
                      "share": round(float(rejected.mean()), 4) if lines else None}
+    token_pass = bool(lines) and "masked_tokens" in lines[0]  # `filter --mask-outside`
+    if token_pass:
+        summary["tokens_masked"] = sum(len(line["masked_tokens"]) for line in lines)
     if clean_path is None:
         return summary
     import spacy
@@ -150,7 +153,29 @@ def filter_summary(report: Path, clean_path: Optional[Path], noisy_path: Path) -
         "recall": float((flags & rejected).sum() / flags.sum()) if flags.any() else None,
         "loss_auroc": detection.auroc(losses[known], flags[known]),
     })
+    if token_pass:
+        summary.update(token_pass_detection(lines, clean, noisy))
     return summary
+
+
+def token_pass_detection(lines: List[Dict], clean: List, noisy: List) -> Dict:
+    """How well the token pass found the entities the noisy labels miss in the kept sentences:
+    of its masked tokens, the share inside a clean entity (precision), and of the kept
+    sentences' "O" tokens inside a clean entity, the share it masked (recall)."""
+    masked_missed = masked = missed = 0
+    for line in lines:
+        if line["rejected"]:
+            continue
+        chosen = set(line["masked_tokens"])
+        for t in range(line["start"], line["end"]):
+            if noisy[line["doc"]][t].ent_iob_ != "O":
+                continue
+            in_clean_entity = clean[line["doc"]][t].ent_type_ != ""
+            missed += in_clean_entity
+            masked += t in chosen
+            masked_missed += in_clean_entity and t in chosen
+    return {"token_precision": masked_missed / masked if masked else None,
+            "token_recall": masked_missed / missed if missed else None}
 
 
 def machine(gpu_id: int = -1) -> Dict:
