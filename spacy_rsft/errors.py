@@ -333,6 +333,10 @@ class Errors(metaclass=ErrorsWithCodes):
         "--alpha {alpha} with fewer than {needed}, so nothing would be rejected. Pass a larger "
         "held-out set or a larger --alpha."
     )
+    E348 = (
+        "[filter] --mask-outside-top needs each token's entity label probabilities, which "
+        "rsft_ner gives; the pipeline {names} has no rsft_ner. Pass a pipeline trained with it."
+    )
     # annotate (spacy_rsft.scale)
     # convert
     E401 = "[convert] {path}:{line}: not valid JSON ({err}). Fix the line: one JSON object a line."

@@ -369,18 +369,19 @@ def test_fold_models_can_train_with_their_own_reader(monkeypatch, tmp_path):
     assert matched.config["corpora"]["train"]["acceptance_from"] == "${paths.acceptance_from}"
     assert "acceptance_from" not in bench_run.fold_config(matched)["corpora"]["train"]
     assert bench_run.fold_fingerprint(matched) == bench_run.fold_fingerprint(plan)
-    # the token pass and its control filter with the same fold models, and pass it on
+    # the token pass, its control and the refitted baseline filter with the same fold models
     calls = []
     monkeypatch.setattr(bench_run, "call", lambda cmd, env=None, log=None: calls.append(cmd))
-    for name, choose in (("nb_crossfit_dfold_tok", "loss"), ("nb_crossfit_dfold_randtok", "random")):
-        tokens = bench.make_plan(spec, spec.systems[f"{name}@noise_distant"], scale, 97, "m")
-        assert bench_run.fold_fingerprint(tokens) == bench_run.fold_fingerprint(plan)
-        bench_run.crossfit_filter(tokens, tmp_path / "training" / "full" / f"{name}@noise_distant" / "seed97")
+    for name in ("nb_crossfit_dfold_tok", "nb_crossfit_dfold_randtok", "nb_crossfit_dfold_refit"):
+        other = bench.make_plan(spec, spec.systems[f"{name}@noise_distant"], scale, 97, "m")
+        assert bench_run.fold_fingerprint(other) == bench_run.fold_fingerprint(plan)
+        bench_run.crossfit_filter(other, tmp_path / "training" / "full" / f"{name}@noise_distant" / "seed97")
         cmd = calls[-1]
-        assert cmd[cmd.index("--mask-outside") + 1] == "0.5" and cmd[cmd.index("--rate") + 1] == "mixture"
-        assert ("--mask-outside-choose" in cmd) == (choose == "random") and "--choose" not in cmd
-        if choose == "random":
-            assert cmd[cmd.index("--mask-outside-choose") + 1] == "random"
+        assert cmd[cmd.index("--rate") + 1] == "mixture" and "--choose" not in cmd
+        assert ("--mask-outside-top" in cmd) == (name != "nb_crossfit_dfold_refit")
+        assert ("--mask-outside-choose" in cmd) == (name == "nb_crossfit_dfold_randtok")
+    assert calls[0][calls[0].index("--mask-outside-top") + 1] == "0.01"
+    assert calls[1][calls[1].index("--mask-outside-choose") + 1] == "random"
     assert not [c for c in calls if "train.py" in c[1]]
     plan.options["filter_fold_reader"] = {"target": "denoise", "noise_rat": 0.3}
     with pytest.raises(SystemExit, match="noise_rat"):
@@ -543,8 +544,8 @@ def test_a_filter_report_becomes_detection_numbers_and_a_report_table(tmp_path):
         {"units": 4, "rejected": 2, "share": 0.5}
     results = {"systems": {"nb_filtered_sentmix@noise_distant": {"runs": {"1": {"filter": summary}}}, "nb_uniform": {"runs": {}}}}
     assert render.filter_section(results)[-1] == "| nb_filtered_sentmix@noise_distant | 1 | 4 | 3 | 2 | 50.0% | 33.3% | 0.500 |"
-    # the token pass (`--mask-outside`): in the kept sentences, doc 0's "won" (clean O) and doc 1's
-    # "won" masked; the kept sentences' O tokens inside a clean entity: doc 0's "Rome" (missed)
+    # the token pass (`--mask-outside-top`): in the kept sentences, doc 0's "won" (clean O) and
+    # doc 1's "won" masked; the kept sentences' O tokens inside a clean entity: doc 0's "Rome"
     report[1]["masked_tokens"], report[3]["masked_tokens"] = [5], [5]
     report[0]["masked_tokens"] = report[2]["masked_tokens"] = []
     (tmp_path / "filter_report.jsonl").write_text("".join(json.dumps(r) + "\n" for r in report))
@@ -1004,10 +1005,11 @@ def test_label_signal_scores_each_label_on_the_outside_tokens_only():
     assert row["top_k_missed"] == [1, 1, 1] and row["top_k_noisy"] == [2, 2, 2]
 
 
-def test_outside_whatif_judges_each_bar_on_the_kept_sentences_o_tokens(tmp_path, monkeypatch, capsys):
+def test_outside_whatif_judges_a_token_pass_on_the_kept_sentences_o_tokens(tmp_path, monkeypatch, capsys):
     """outside_whatif.py: only the "O" tokens of the sentences the filter kept are candidates;
-    a token counts as found when the clean labels put it in an entity; each bar's precision,
-    recall per clean label and sentences touched."""
+    a token counts as found when the clean labels put it in an entity; an absolute bar on
+    1 - p(O) and a per-label rank by p(label), each with precision, recall per clean label and
+    the sentences touched; the labels the kept sentences still carry."""
     import json
 
     import numpy
@@ -1015,6 +1017,7 @@ def test_outside_whatif_judges_each_bar_on_the_kept_sentences_o_tokens(tmp_path,
     from spacy.tokens import Span
 
     import outside_whatif
+    from spacy_rsft.pipeline.biluo import tag_names
 
     vocab = spacy.blank("en").vocab
     words = ["Anna", "saw", "Euro", "2024", ".", "Tom", "left", "Oslo", "."]
@@ -1026,25 +1029,30 @@ def test_outside_whatif_judges_each_bar_on_the_kept_sentences_o_tokens(tmp_path,
     noisy.set_ents([Span(noisy, 0, 1, label="PER"), Span(noisy, 5, 6, label="PER")], default="outside")
     DocBin(docs=[noisy]).to_disk(tmp_path / "noisy.spacy")
     DocBin(docs=[clean]).to_disk(tmp_path / "clean.spacy")
-    (tmp_path / "folds").mkdir()
-    srsly.write_json(tmp_path / "folds" / "folds.json", {"folds": [[0]]})
     # the second sentence was rejected: its missed "Oslo" is not the token pass's to find
     srsly.write_jsonl(tmp_path / "report.jsonl", [{"doc": 0, "start": 0, "end": 5, "rejected": False},
                                                   {"doc": 0, "start": 5, "end": 9, "rejected": True}])
-    p_entity = [0.99, 0.6, 0.8, 0.3, 0.1, 0.99, 0.9, 0.9, 0.9]  # "Anna" is labelled: never a candidate
-    losses = -numpy.log1p(-numpy.asarray(p_entity, dtype="float32"))
-    monkeypatch.setattr(outside_whatif, "fold_token_losses", lambda template, folds, docs: [losses])
+    tags = tag_names(["LOC", "MISC", "PER"])
+    probs = numpy.full((len(words), len(tags)), 1e-6)
+    # "Anna" is labelled: never a candidate, however likely an entity
+    for t, (tag, p) in enumerate([("U-PER", 0.99), ("U-LOC", 0.6), ("B-MISC", 0.3), ("L-MISC", 0.05),
+                                  ("U-LOC", 0.1), ("U-PER", 0.99), ("U-PER", 0.9), ("U-LOC", 0.9), ("U-LOC", 0.9)]):
+        probs[t, tags.index(tag)], probs[t, tags.index("O")] = p, 1 - p
+    monkeypatch.setattr(outside_whatif, "out_of_fold_log_probs", lambda folds, docs: ({0: numpy.log(probs)}, tags))
     outside_whatif.main(tmp_path / "report.jsonl", tmp_path / "noisy.spacy", tmp_path / "clean.spacy",
-                        tmp_path / "folds", thresholds="0.5,0.2", output=tmp_path / "out.json")
+                        tmp_path / "folds", thresholds="0.5,0.2", ks="1,2", output=tmp_path / "out.json")
     out = json.loads((tmp_path / "out.json").read_text())
     # candidates: saw, Euro, 2024, "." (4); Euro and 2024 are in the missed MISC
     assert out["outside_tokens_kept"] == 4 and out["missed_entity_tokens"] == 2 and out["base_rate"] == 0.5
-    assert out["missed_by_label"] == {"MISC": 2}
+    assert out["missed_by_label"] == {"MISC": 2} and out["labelled_by_label"] == {"LOC": 0, "MISC": 0, "PER": 1}
     at_half, at_fifth = out["thresholds"]
-    assert at_half == {"p": 0.5, "masked": 2, "sentences": 1, "precision": 0.5, "recall": 0.5,
-                       "recall_by_label": {"MISC": 0.5}}
-    assert at_fifth["masked"] == 3 and at_fifth["precision"] == pytest.approx(0.6667) and at_fifth["recall"] == 1.0
-    assert "P >= 0.5: 2 tokens in 1 sentences" in capsys.readouterr().out
+    assert at_half == {"p": 0.5, "chosen": 1, "sentences": 1, "found": 0, "precision": 0.0, "recall": 0.0,
+                       "recall_by_label": {"MISC": 0.0}}
+    assert at_fifth["chosen"] == 2 and at_fifth["found"] == 1 and at_fifth["recall_by_label"] == {"MISC": 0.5}
+    # by p(MISC): Euro first, then 2024; by p(LOC): saw, then "."
+    assert [(r["k"], r["found_label"], r["precision"]) for r in out["per_label"]["MISC"]] == [(1, 1, 1.0), (2, 2, 1.0)]
+    assert [r["found"] for r in out["per_label"]["LOC"]] == [0, 0]
+    assert "top by p(MISC): 1: 1 missed MISC, 1 missed any" in capsys.readouterr().out
 
 
 def test_el_errors_puts_each_in_kb_mention_in_one_class():

@@ -55,32 +55,39 @@ def test_sentences_are_ranked_by_their_counted_tokens_and_masked_in_place(monkey
     assert numpy.flatnonzero(result.rejected).tolist() == [4]
 
 
-def test_the_token_pass_masks_the_outside_tokens_a_kept_sentence_likely_misses(monkeypatch):
+def test_the_token_pass_masks_per_label_the_kept_o_tokens_likeliest_to_be_it(monkeypatch):
     nlp = spacy.blank("en")
     docs = [two_sentence_doc(nlp.vocab) for _ in range(4)]
     losses = [numpy.full((8,), 0.01, dtype="float32") for _ in docs]
-    losses[1][5] = 4.0  # a sentence the unit pass rejects
-    losses[1][1] = 0.8  # "visited": p(entity) 0.55, in a kept sentence
-    losses[2][3] = 0.6  # ".": p(entity) 0.45, under the bar
-    losses[3][0] = 9.0  # "Anna" is inside an entity: the token pass reads only "O" tokens
+    losses[1][5] = 4.0  # the sentence the unit pass rejects: "Tom left Rome ."
     plant_losses(monkeypatch, losses)
-    result = filter_docs(nlp, docs, rate="0.125", mask_outside=0.5)
+    # label probabilities (LOC, PER) per token; the kept units hold 21 "O" tokens, so a share
+    # of 0.05 takes the top one per label
+    probs = [numpy.full((8, 2), 0.001) for _ in docs]
+    probs[2][2, 0] = 0.3  # "Oslo" as LOC: the top LOC
+    probs[3][4, 1] = 0.05  # "Tom" as PER: the top PER, though far from likely
+    probs[1][4, 1] = 0.9  # in the rejected sentence: masked with it already
+    probs[0][0, 1] = 0.99  # "Anna" is labelled PER: not an "O" token
+    result = filter_docs(nlp, docs, rate="0.125", mask_outside_top=0.05, label_probs=probs)
     assert numpy.flatnonzero(result.rejected).tolist() == [3]
-    assert [numpy.flatnonzero(m).tolist() for m in result.masked_tokens] == [[], [1], [], []]
-    assert result.summary()["tokens_masked"] == 1
+    assert [numpy.flatnonzero(m).tolist() for m in result.masked_tokens] == [[], [], [2], [4]]
+    assert result.summary()["tokens_masked"] == 2
     out = masked_docs(docs, result)
-    assert [t.ent_iob_ for t in out[1]] == ["B", "", "O", "O", "", "", "", ""]
-    assert [(e.text, e.label_) for e in out[1].ents] == [("Anna", "PER")]
-    assert out[2] is docs[2]
+    assert [t.ent_iob_ for t in out[2]] == ["B", "O", "", "O", "O", "O", "B", "O"]
+    assert [(e.text, e.label_) for e in out[3].ents] == [("Anna", "PER"), ("Rome", "LOC")]
+    assert out[0] is docs[0]
     lines = report_lines(docs, result)
-    assert lines[2]["masked_tokens"] == [1] and lines[3]["masked_tokens"] == [] and lines[4]["masked_tokens"] == []
-    # a lower bar takes "." too; the control masks as many "O" tokens of the kept sentences blindly
-    assert filter_docs(nlp, docs, rate="0.125", mask_outside=0.4).summary()["tokens_masked"] == 2
+    assert [line["masked_tokens"] for line in lines] == [[], [], [], [], [2], [], [], [4]]
+    # a larger share takes two per label: the second of each is the same token (tied, first in
+    # order), masked once; the control masks as many kept "O" tokens blindly
+    wider = filter_docs(nlp, docs, rate="0.125", mask_outside_top=0.1, label_probs=probs)
+    assert [numpy.flatnonzero(m).tolist() for m in wider.masked_tokens] == [[1], [], [2], [4]]
+    outside = numpy.concatenate([[t.ent_iob_ == "O" for t in d] for d in docs]).astype(bool)
     for seed in range(20):
-        blind = filter_docs(nlp, docs, rate="0.125", mask_outside=0.4, mask_outside_choose="random", seed=seed)
+        blind = filter_docs(nlp, docs, rate="0.125", mask_outside_top=0.05, mask_outside_choose="random",
+                            label_probs=probs, seed=seed)
         assert blind.summary()["tokens_masked"] == 2 and blind.rejected.tolist() == result.rejected.tolist()
         masked = numpy.concatenate(blind.masked_tokens)
-        outside = numpy.concatenate([[t.ent_iob_ == "O" for t in d] for d in docs]).astype(bool)
         assert not (masked & ~outside).any() and not masked[8 + 4 : 8 + 8].any()  # never doc 1's rejected half
     # without the pass, nothing of it shows
     assert "tokens_masked" not in filter_docs(nlp, docs, rate="0.125").summary()
@@ -197,8 +204,8 @@ def test_the_held_out_rate_needs_a_held_out_set_and_only_it_reads_one(tmp_path):
 
 @pytest.mark.parametrize("option,value", [("--rate", "half"), ("--rate", "1.0"), ("--unit", "span"),
                                           ("--unit-loss", "sum"), ("--loss-tokens", "inside"),
-                                          ("--choose", "worst"), ("--mask-outside", "1.5"),
-                                          ("--mask-outside-choose", "worst")])
+                                          ("--choose", "worst"), ("--mask-outside-top", "1.5"),
+                                          ("--mask-outside-choose", "worst"), ("--mask-outside-choose", "random")])
 def test_bad_settings_are_refused_before_loading_anything(tmp_path, option, value):
     (tmp_path / "model").mkdir()
     (tmp_path / "train.spacy").write_bytes(b"")
@@ -254,6 +261,23 @@ def test_a_trained_model_filters_out_the_sentences_whose_labels_miss_entities(tm
     train(units_config(tmp_path, tiny_bert, tmp_path / "filtered.spacy", {"target": "uniform"}, max_steps=10),
           tmp_path / "retrained")
     assert (tmp_path / "retrained" / "model-last").exists()
+    # the token pass: at a lower rate the kept sentences still hold sentences with "O" names;
+    # per label, the kept "O" tokens the model finds likeliest to be it are mostly those names
+    clean = sentence_docs(noisy_ner_data(64, seed=0)[0], spacy.blank("en").vocab)
+    result = CliRunner().invoke(app, ["filter", str(tmp_path / "out" / "model-last"), str(train_path),
+                                      str(tmp_path / "tokens.spacy"), "--rate", "0.25", "--mask-outside-top", "0.05",
+                                      "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    masked = [(line["doc"], t) for line in lines for t in line["masked_tokens"]]
+    kept_o = [(line["doc"], t) for line in lines if not line["rejected"] for t in range(line["start"], line["end"])
+              if docs[line["doc"]][t].ent_iob_ == "O"]
+    assert masked and set(masked) <= set(kept_o) and f"masked {len(masked)} O tokens" in result.output
+    names = {(d, t) for d, t in kept_o if clean[d][t].ent_type_}
+    # chance is the share of names among the kept "O" tokens
+    assert len(names & set(masked)) / len(masked) >= 2 * len(names) / len(kept_o), (len(names & set(masked)), len(masked), len(names), len(kept_o))
+    tokens = list(DocBin().from_disk(tmp_path / "tokens.spacy").get_docs(spacy.blank("en").vocab))
+    assert all(tokens[d][t].ent_iob_ == "" for d, t in masked)
 
 
 # cross-fitting: each doc scored by a model that did not train on it

@@ -107,16 +107,16 @@ def filter_cli(
     batch_size: int = typer.Option(16, help="Docs per forward pass"),
     choose: str = typer.Option("loss", help="loss (the highest) | random (as many, blindly: an experiment's control)"),
     seed: int = typer.Option(0, help="Seed of --choose random and --mask-outside-choose random"),
-    mask_outside: Optional[float] = typer.Option(None, help="Also mask, in the sentences kept, each token labelled O to which the model gives an entity probability of at least this (e.g. 0.5): an entity the labels likely miss; the rest of the sentence keeps its labels [default: off]"),
-    mask_outside_choose: str = typer.Option("loss", help="With --mask-outside: loss (those tokens) | random (as many O tokens of the kept sentences, blindly: the control)"),
+    mask_outside_top: Optional[float] = typer.Option(None, help="Also mask, in the sentences kept, per entity label this share of their O tokens that the model finds likeliest to be that label (e.g. 0.01): entities the labels likely miss; the rest of the sentence keeps its labels [default: off]"),
+    mask_outside_choose: str = typer.Option("loss", help="With --mask-outside-top: loss (those tokens) | random (as many O tokens of the kept sentences, blindly: the control)"),
 ) -> None:
     """Score every sentence of a training set with a trained pipeline and write the set with
     the highest-loss sentences' entity annotation set to missing (likely mislabeled), so a
     new model trains on the rest from the start ("filter, then retrain"). The rate comes from
     a mixture of the losses unless fixed, or, with --rate heldout, from how the losses compare
-    with those of a carefully labelled held-out set; --mask-outside also masks single tokens
-    of the kept sentences where the model expects an entity the labels lack; --report lists
-    every sentence for review."""
+    with those of a carefully labelled held-out set; --mask-outside-top also masks single
+    tokens of the kept sentences where the model expects an entity the labels lack; --report
+    lists every sentence for review."""
     from .filter import filter_corpus
 
     if folds is None and not Path(model).is_dir():
@@ -125,7 +125,7 @@ def filter_cli(
     try:
         result = filter_corpus(model, input_path, output_path, report, folds=folds, heldout=heldout, unit=unit,
                                unit_loss=unit_loss, loss_tokens=loss_tokens, rate=rate, batch_size=batch_size,
-                               choose=choose, seed=seed, alpha=alpha, mask_outside=mask_outside,
+                               choose=choose, seed=seed, alpha=alpha, mask_outside_top=mask_outside_top,
                                mask_outside_choose=mask_outside_choose)
     except ValueError as err:
         typer.echo(str(err), err=True)

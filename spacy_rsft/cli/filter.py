@@ -25,15 +25,17 @@ so fewer than `alpha` of them are rejected (and fewer noisy ones found): use `--
 `choose = "random"` rejects as many units chosen blindly: the control that tells "better
 data" from "less data", as the reader's `target = "random"`.
 
-`mask_outside = P` adds a finer pass over the units kept: each of their tokens labelled "O"
-(outside every gold entity) to which the model gives an entity probability of at least P
-(1 - p(O), read off its loss, -log p(O)) is masked too, and the rest of the sentence keeps its
-labels. Labels that miss entities (distant supervision misses most of its rarer types) teach
-"O" exactly on the tokens where a model expects an entity; a sentence whose largest outside
-loss ranked under the unit cut still carries them, and masking the whole sentence would lose
-its correct labels with them. `mask_outside_choose = "random"` masks as many outside tokens of
-the kept units blindly: its control (fewer "O" tokens alone can help when entities go
-unlabelled).
+`mask_outside_top = Q` adds a finer pass over the units kept: per entity label, the share Q of
+their tokens labelled "O" (outside every gold entity) to which the model gives that label the
+highest probability (the sum over its BILU tags) is masked too, and the rest of the sentence
+keeps its labels. Labels that miss entities teach "O" exactly where a model expects one. The
+unit ranking cannot reach those left in the kept units: every token there already costs less
+than the cut (on NoiseBench's distant labels, below an entity probability of 0.1-0.2), and a
+label the labels mostly miss (distant supervision misses 68% of MISC) gets little probability
+anywhere, so it is ranked against itself, not against the confident labels; a rank, not a
+probability bar, because its probabilities are small. `mask_outside_choose = "random"` masks
+as many "O" tokens of the kept units blindly: its control (fewer "O" tokens alone can help
+when entities go unlabelled).
 
 A model scoring the sentences it trained on has memorized many of their labels, mistakes
 included. Confident Learning scores each example with a model that never saw it (k-fold
@@ -74,7 +76,7 @@ class FilterResult:
     rejected: numpy.ndarray  # bool, one per unit
     # with rate "heldout": per scoring model (one, or each fold's), reject above this loss
     thresholds: Optional[List[float]] = None
-    # with mask_outside: per doc, which tokens of the kept units are masked as well
+    # with mask_outside_top: per doc, which tokens of the kept units are masked as well
     masked_tokens: Optional[List[numpy.ndarray]] = None
 
     def summary(self) -> Dict[str, Union[int, float]]:
@@ -92,22 +94,22 @@ class FilterResult:
 
 
 def check_settings(unit: str, unit_loss: str, loss_tokens: str, rate: str, choose: str = "loss",
-                   alpha: Optional[float] = None, mask_outside: Optional[float] = None,
+                   alpha: Optional[float] = None, mask_outside_top: Optional[float] = None,
                    mask_outside_choose: str = "loss") -> Optional[float]:
     """The settings, checked; returns the fixed rate, or None for an estimated one. `alpha`
-    belongs to rate "heldout" (None: its default, 0.1); `mask_outside` (None: off) is a
-    probability."""
+    belongs to rate "heldout" (None: its default, 0.1); `mask_outside_top` (None: off) is a
+    share."""
     for setting, value, options in (("--unit", unit, UNITS), ("--unit-loss", unit_loss, UNIT_LOSSES),
                                     ("--loss-tokens", loss_tokens, LOSS_TOKENS), ("--choose", choose, CHOICES),
                                     ("--mask-outside-choose", mask_outside_choose, CHOICES)):
         if value not in options:
             raise ValueError(Errors.E336.format(setting=setting, value=value, options="one of " + ", ".join(options)))
-    if mask_outside is None and mask_outside_choose != "loss":
+    if mask_outside_top is None and mask_outside_choose != "loss":
         raise ValueError(Errors.E336.format(setting="--mask-outside-choose", value=mask_outside_choose,
-                                            options="read only with --mask-outside: add it, or leave this out"))
-    if mask_outside is not None and not 0.0 < mask_outside < 1.0:
-        raise ValueError(Errors.E336.format(setting="--mask-outside", value=mask_outside,
-                                            options="an entity probability in (0, 1), e.g. 0.5"))
+                                            options="read only with --mask-outside-top: add it, or leave this out"))
+    if mask_outside_top is not None and not 0.0 < mask_outside_top < 1.0:
+        raise ValueError(Errors.E336.format(setting="--mask-outside-top", value=mask_outside_top,
+                                            options="a share of the kept O tokens in (0, 1), e.g. 0.01"))
     if alpha is not None and rate != "heldout":
         raise ValueError(Errors.E344.format(option="--alpha", rate=rate))
     if alpha is not None and not 0.0 < alpha < 1.0:
@@ -128,8 +130,8 @@ def filter_docs(
     loss_tokens: str = "outside", rate: str = "mixture", batch_size: int = 16, choose: str = "loss",
     seed: int = 0, token_losses: Optional[Sequence[numpy.ndarray]] = None,
     heldout_losses: Optional[Sequence[numpy.ndarray]] = None, alpha: Optional[float] = None,
-    doc_models: Optional[Sequence[int]] = None, mask_outside: Optional[float] = None,
-    mask_outside_choose: str = "loss",
+    doc_models: Optional[Sequence[int]] = None, mask_outside_top: Optional[float] = None,
+    mask_outside_choose: str = "loss", label_probs: Optional[Sequence[numpy.ndarray]] = None,
 ) -> FilterResult:
     """Score every unit of the gold docs with the pipeline and choose the ones to reject.
 
@@ -150,13 +152,17 @@ def filter_docs(
     doc_models (Optional[Sequence[int]]): With rate "heldout" and several scoring models:
         which of them scored each doc (its fold's model), so that its units are compared
         with that model's held-out losses. None: one model scored every doc.
-    mask_outside (Optional[float]): Also mask each "O" token of the kept units to which the
-        model gives an entity probability of at least this. None: no token pass.
+    mask_outside_top (Optional[float]): Also mask, per entity label, this share of the kept
+        units' "O" tokens to which the model gives the label the highest probability. None:
+        no token pass.
     mask_outside_choose (str): "loss" (those tokens) or "random" (as many "O" tokens of the
         kept units, blindly: the token pass's control).
+    label_probs (Optional[Sequence[numpy.ndarray]]): With mask_outside_top: each doc's
+        (n_tokens, n_labels) label probabilities, already predicted (e.g. by the fold models,
+        `fold_label_probs`); `nlp` predicts them otherwise.
     RETURNS (FilterResult): The units, their losses and which are rejected.
     """
-    fixed = check_settings(unit, unit_loss, loss_tokens, rate, choose, alpha, mask_outside, mask_outside_choose)
+    fixed = check_settings(unit, unit_loss, loss_tokens, rate, choose, alpha, mask_outside_top, mask_outside_choose)
     if token_losses is None:
         token_losses = score_tokens(nlp, references, batch_size)
     table, losses = pooled_losses(references, token_losses, unit, unit_loss, loss_tokens)
@@ -173,31 +179,81 @@ def filter_docs(
     if choose == "random":
         rejected = random_like(losses, int(rejected.sum()), seed)
     masked_tokens = None
-    if mask_outside is not None:
-        masked_tokens = outside_token_masks(references, token_losses, table, rejected, mask_outside,
+    if mask_outside_top is not None:
+        if label_probs is None:
+            label_probs = predict_label_probs(nlp, references, batch_size)[0]
+        masked_tokens = outside_token_masks(references, label_probs, table, rejected, mask_outside_top,
                                             mask_outside_choose, seed)
     return FilterResult(table, losses, float(share), rejected, thresholds, masked_tokens)
 
 
-def outside_token_masks(references: Sequence[Doc], token_losses: Sequence[numpy.ndarray], table: UnitTable,
-                        rejected: numpy.ndarray, mask_outside: float, choose: str = "loss",
+def outside_token_masks(references: Sequence[Doc], label_probs: Sequence[numpy.ndarray], table: UnitTable,
+                        rejected: numpy.ndarray, share: float, choose: str = "loss",
                         seed: int = 0) -> List[numpy.ndarray]:
-    """Per doc, the "O" tokens of the kept units to mask: those whose loss, -log p(O), says
-    the model gives an entity probability of at least `mask_outside`; with `choose` "random",
-    as many of the kept units' scored "O" tokens, chosen blindly."""
+    """Per doc, the "O" tokens of the kept units to mask: per label (a column of
+    `label_probs`), the `share` of those tokens with the highest probability of it, all labels
+    together; with `choose` "random", as many of those tokens, chosen blindly."""
     in_rejected = [numpy.zeros((len(doc),), dtype=bool) for doc in references]
     for u in numpy.flatnonzero(rejected):
         in_rejected[int(table.example[u])][int(table.start[u]) : int(table.end[u])] = True
-    min_loss = -numpy.log1p(-mask_outside)  # p(entity) >= P  <=>  -log p(O) >= -log(1 - P)
-    candidates, masks = [], []
-    for doc, losses, gone in zip(references, token_losses, in_rejected):
-        scored = ~numpy.isnan(losses)
-        candidate = loss_token_mask(doc, "outside") & ~gone & scored
-        candidates.append(candidate)
-        masks.append(candidate & (numpy.nan_to_num(losses, nan=0.0) >= min_loss))
+    candidates = [loss_token_mask(doc, "outside") & ~gone for doc, gone in zip(references, in_rejected)]
+    flat = numpy.concatenate(candidates) if candidates else numpy.zeros(0, dtype=bool)
+    where = numpy.flatnonzero(flat)
+    probs = numpy.concatenate([numpy.asarray(p, dtype="float64").reshape(len(c), -1)
+                               for p, c in zip(label_probs, candidates)])[where]
+    n = int(round(share * where.size))
+    chosen = numpy.zeros(flat.shape, dtype=bool)
+    for column in range(probs.shape[1] if n else 0):
+        chosen[where[numpy.argsort(-probs[:, column], kind="stable")[:n]]] = True
     if choose == "random":
-        masks = random_tokens_like(candidates, int(sum(int(m.sum()) for m in masks)), seed)
-    return masks
+        return random_tokens_like(candidates, int(chosen.sum()), seed)
+    return numpy.split(chosen, numpy.cumsum([len(c) for c in candidates])[:-1])
+
+
+def predict_tag_log_probs(nlp, references: Sequence[Doc], batch_size: int = 16) -> Tuple[List[numpy.ndarray], List[str]]:
+    """Each doc's (n_tokens, n_tags) tag log-probabilities under the pipeline's rsft_ner, over
+    unannotated copies of the docs (the components before it run first, e.g. a shared
+    transformer), and its tags."""
+    name = next((n for n in nlp.pipe_names if nlp.get_pipe_meta(n).factory == "rsft_ner"), None)
+    if name is None:
+        raise ValueError(Errors.E348.format(names=nlp.pipe_names))
+    copies = [unannotated(nlp.vocab, d) for d in references]
+    for other, proc in nlp.pipeline:
+        if other == name:
+            break
+        copies = list(proc.pipe(copies))
+    ner = nlp.get_pipe(name)
+    out: List[numpy.ndarray] = []
+    for i in range(0, len(copies), batch_size):
+        out += ner.predict(copies[i : i + batch_size])
+    return out, list(ner.tags)
+
+
+def predict_label_probs(nlp, references: Sequence[Doc], batch_size: int = 16) -> Tuple[List[numpy.ndarray], List[str]]:
+    """Each doc's (n_tokens, n_labels) probability of each entity label (the sum over its BILU
+    tags) under the pipeline's rsft_ner, and the labels."""
+    log_probs, tags = predict_tag_log_probs(nlp, references, batch_size)
+    labels = sorted({tag[2:] for tag in tags if tag != "O"})
+    columns = [[i for i, tag in enumerate(tags) if tag != "O" and tag[2:] == label] for label in labels]
+    probs = [numpy.exp(doc_log_probs) for doc_log_probs in log_probs]
+    return [numpy.stack([p[:, c].sum(axis=1) for c in columns], axis=1) if len(p) else numpy.zeros((0, len(labels)))
+            for p in probs], labels
+
+
+def fold_label_probs(model_template: str, folds: Sequence[Sequence[int]], references: Sequence[Doc],
+                     batch_size: int = 16) -> List[numpy.ndarray]:
+    """`predict_label_probs` of each doc under the model of its fold (the one that did not
+    train on it). One pipeline is loaded at a time; every fold model has the same labels."""
+    import spacy
+
+    probs: List[Optional[numpy.ndarray]] = [None] * len(references)
+    for f, fold in enumerate(folds):
+        nlp = spacy.load(fold_model(model_template, f))
+        docs = list(DocBin(docs=[references[i] for i in fold]).get_docs(nlp.vocab))
+        for i, predicted in zip(fold, predict_label_probs(nlp, docs, batch_size)[0]):
+            probs[i] = predicted
+        del nlp
+    return probs  # type: ignore[return-value]
 
 
 def random_tokens_like(candidates: List[numpy.ndarray], n: int, seed: int) -> List[numpy.ndarray]:
@@ -284,9 +340,13 @@ def score_tokens(nlp, references: Sequence[Doc], batch_size: int = 16) -> List[n
     from ..sampling.scoring import fresh_losses
 
     # predicted docs with the reference's own tokens, so every token loss has its token
-    examples = [Example(Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]), d)
-                for d in references]
+    examples = [Example(unannotated(nlp.vocab, d), d) for d in references]
     return fresh_losses(nlp, examples, batch_size=batch_size, per_token=True)
+
+
+def unannotated(vocab, doc: Doc) -> Doc:
+    """The doc's words and spaces without its annotation, for a pipeline to predict on."""
+    return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
 
 
 def split_folds(n_docs: int, k: int, seed: int = 0) -> List[List[int]]:
@@ -482,7 +542,7 @@ def filter_corpus(
 
     check_settings(settings.get("unit", "sentence"), settings.get("unit_loss", "max"),
                    settings.get("loss_tokens", "outside"), settings.get("rate", "mixture"),
-                   settings.get("choose", "loss"), settings.get("alpha"), settings.get("mask_outside"),
+                   settings.get("choose", "loss"), settings.get("alpha"), settings.get("mask_outside_top"),
                    settings.get("mask_outside_choose", "loss"))
     if settings.get("rate") == "heldout" and heldout is None:
         raise ValueError(Errors.E343)
@@ -507,6 +567,8 @@ def filter_corpus(
             settings["heldout_losses"] = checked_nulls(heldout_losses_of(models, heldout, **pooling), heldout, settings)
             settings["doc_models"] = doc_folds(fold_list, len(references))
         token_losses = fold_token_losses(str(model), fold_list, references, settings.get("batch_size", 16))
+        if settings.get("mask_outside_top") is not None:
+            settings["label_probs"] = fold_label_probs(str(model), fold_list, references, settings.get("batch_size", 16))
         result = filter_docs(nlp, references, token_losses=token_losses, **settings)
     if not (~numpy.isnan(result.losses)).any():
         names = nlp.pipe_names if folds is None else "(the fold models)"

@@ -131,7 +131,7 @@ def filter_summary(report: Path, clean_path: Optional[Path], noisy_path: Path) -
     rejected = numpy.asarray([line["rejected"] for line in lines], dtype=bool)
     summary: Dict = {"units": len(lines), "rejected": int(rejected.sum()),
                      "share": round(float(rejected.mean()), 4) if lines else None}
-    token_pass = bool(lines) and "masked_tokens" in lines[0]  # `filter --mask-outside`
+    token_pass = bool(lines) and "masked_tokens" in lines[0]  # `filter --mask-outside-top`
     if token_pass:
         summary["tokens_masked"] = sum(len(line["masked_tokens"]) for line in lines)
     if clean_path is None:

@@ -314,7 +314,7 @@ def run_filter(plan: Plan, out: Path, model: str, extra: List[str], env: Optiona
     filtered = out / "train_filtered.spacy"
     cmd = [sys.executable, "-m", "spacy_rsft", "filter", model, str(plan.inputs["train"]), str(filtered),
            "--report", str(out / "filter_report.jsonl"), *extra]
-    for key in ("unit", "unit_loss", "loss_tokens", "rate", "choose", "alpha", "mask_outside", "mask_outside_choose"):
+    for key in ("unit", "unit_loss", "loss_tokens", "rate", "choose", "alpha", "mask_outside_top", "mask_outside_choose"):
         if f"filter_{key}" in plan.options:
             cmd += [f"--{key.replace('_', '-')}", str(plan.options[f"filter_{key}"])]
     if "filter_heldout" in plan.inputs:  # --rate heldout: carefully labelled docs (dev)

@@ -36,6 +36,7 @@ from spacy.tokens import Doc
 from bench import write_json
 from data import noise_kind
 from pooling_auroc import load_model_and_docs
+from spacy_rsft.cli.filter import predict_tag_log_probs
 from spacy_rsft.sampling.detection import auroc
 
 SIGNALS = ("entity_loss", "type_loss")
@@ -72,16 +73,7 @@ def main(
 def predict_tags(nlp, docs: Sequence[Doc], batch_size: int = 16) -> List[numpy.ndarray]:
     """rsft_ner's tag log-probabilities over unannotated copies of the docs (the components
     before it run first, e.g. a shared transformer)."""
-    copies = unannotated(nlp.vocab, docs)
-    for name, proc in nlp.pipeline:
-        if name == "rsft_ner":
-            break
-        copies = list(proc.pipe(copies))
-    ner = nlp.get_pipe("rsft_ner")
-    out: List[numpy.ndarray] = []
-    for i in range(0, len(copies), batch_size):
-        out += ner.predict(copies[i : i + batch_size])
-    return out
+    return predict_tag_log_probs(nlp, docs, batch_size)[0]
 
 
 def out_of_fold_log_probs(folds_dir: Path, docs: Sequence[Doc]) -> Tuple[Dict[int, numpy.ndarray], List[str]]:
