@@ -337,6 +337,11 @@ class Errors(metaclass=ErrorsWithCodes):
         "[filter] --mask-outside-top needs each token's entity label probabilities, which "
         "rsft_ner gives; the pipeline {names} has no rsft_ner. Pass a pipeline trained with it."
     )
+    E349 = (
+        "[filter] The fold models do not share their entity labels: fold {fold}'s are {labels}, "
+        "fold 0's {first}. Train every fold model on the same label set (the same config and "
+        "training file)."
+    )
     # annotate (spacy_rsft.scale)
     # convert
     E401 = "[convert] {path}:{line}: not valid JSON ({err}). Fix the line: one JSON object a line."

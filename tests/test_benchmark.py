@@ -1017,7 +1017,6 @@ def test_outside_whatif_judges_a_token_pass_on_the_kept_sentences_o_tokens(tmp_p
     from spacy.tokens import Span
 
     import outside_whatif
-    from spacy_rsft.pipeline.biluo import tag_names
 
     vocab = spacy.blank("en").vocab
     words = ["Anna", "saw", "Euro", "2024", ".", "Tom", "left", "Oslo", "."]
@@ -1032,13 +1031,15 @@ def test_outside_whatif_judges_a_token_pass_on_the_kept_sentences_o_tokens(tmp_p
     # the second sentence was rejected: its missed "Oslo" is not the token pass's to find
     srsly.write_jsonl(tmp_path / "report.jsonl", [{"doc": 0, "start": 0, "end": 5, "rejected": False},
                                                   {"doc": 0, "start": 5, "end": 9, "rejected": True}])
-    tags = tag_names(["LOC", "MISC", "PER"])
-    probs = numpy.full((len(words), len(tags)), 1e-6)
+    labels = ["LOC", "MISC", "PER"]
+    probs = numpy.zeros((len(words), len(labels)))
     # "Anna" is labelled: never a candidate, however likely an entity
-    for t, (tag, p) in enumerate([("U-PER", 0.99), ("U-LOC", 0.6), ("B-MISC", 0.3), ("L-MISC", 0.05),
-                                  ("U-LOC", 0.1), ("U-PER", 0.99), ("U-PER", 0.9), ("U-LOC", 0.9), ("U-LOC", 0.9)]):
-        probs[t, tags.index(tag)], probs[t, tags.index("O")] = p, 1 - p
-    monkeypatch.setattr(outside_whatif, "out_of_fold_log_probs", lambda folds, docs: ({0: numpy.log(probs)}, tags))
+    for t, (label, p) in enumerate([("PER", 0.99), ("LOC", 0.6), ("MISC", 0.3), ("MISC", 0.05), ("LOC", 0.1),
+                                    ("PER", 0.99), ("PER", 0.9), ("LOC", 0.9), ("LOC", 0.9)]):
+        probs[t, labels.index(label)] = p
+    (tmp_path / "folds").mkdir()
+    srsly.write_json(tmp_path / "folds" / "folds.json", {"folds": [[0]]})
+    monkeypatch.setattr(outside_whatif, "fold_label_probs", lambda template, folds, docs: ([probs], labels))
     outside_whatif.main(tmp_path / "report.jsonl", tmp_path / "noisy.spacy", tmp_path / "clean.spacy",
                         tmp_path / "folds", thresholds="0.5,0.2", ks="1,2", output=tmp_path / "out.json")
     out = json.loads((tmp_path / "out.json").read_text())

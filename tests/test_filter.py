@@ -348,6 +348,49 @@ def test_cross_fitted_filter_scores_each_doc_with_its_folds_model_and_decides_on
     assert {t.ent_iob_ for t in out[2][4:8]} == {""} and "" not in {t.ent_iob_ for t in out[1]}
 
 
+def test_the_cross_fitted_token_pass_reads_each_docs_label_probabilities_from_its_folds_model(tmp_path, monkeypatch):
+    """With --folds, the token pass ranks the label probabilities of each doc's own fold model,
+    over all docs at once; fold models that disagree on their labels are refused, by name."""
+    from spacy_rsft.cli import filter as filter_module
+
+    nlp = spacy.blank("en")
+    docs = [two_sentence_doc(nlp.vocab) for _ in range(4)]
+    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
+    (tmp_path / "folds.json").write_text(json.dumps({"folds": [[0, 3], [1, 2]]}))
+    for f in range(2):
+        (tmp_path / f"model{f}").mkdir()
+
+    def fake_load(path):
+        model = spacy.blank("en")
+        model.meta["name"] = Path(path).name
+        return model
+
+    labels = {"model0": ["LOC", "PER"], "model1": ["LOC", "PER"]}
+
+    def fake_probs(model, references, batch_size=16):
+        # model1 finds "visited" (token 1) likeliest a PER in its docs; model0 nothing
+        out = [numpy.full((len(doc), 2), 0.001) for doc in references]
+        if model.meta["name"] == "model1":
+            out[1][1, 1] = 0.2  # the second doc of fold 1: doc 2
+        return out, labels[model.meta["name"]]
+
+    monkeypatch.setattr(spacy, "load", fake_load)
+    monkeypatch.setattr(filter_module, "score_tokens", lambda model, refs, batch_size=16: [
+        numpy.full((len(d),), 0.01, dtype="float32") for d in refs])
+    monkeypatch.setattr(filter_module, "predict_label_probs", fake_probs)
+    # 24 kept O tokens (nothing rejected at rate 0): 0.04 of them is the top one per label
+    result = filter_corpus(str(tmp_path / "model{fold}"), tmp_path / "train.spacy", tmp_path / "out.spacy",
+                           folds=tmp_path / "folds.json", rate="0", mask_outside_top=0.04)
+    assert numpy.flatnonzero(result.masked_tokens[2]).tolist() == [1]
+    out = list(DocBin().from_disk(tmp_path / "out.spacy").get_docs(nlp.vocab))
+    assert out[2][1].ent_iob_ == "" and [t.ent_iob_ for t in out[2]].count("") == 1
+    labels["model1"] = ["LOC", "ORG", "PER"]
+    with pytest.raises(ValueError, match=r"fold 1's are \['LOC', 'ORG', 'PER'\]"):
+        filter_corpus(str(tmp_path / "model{fold}"), tmp_path / "train.spacy", tmp_path / "out2.spacy",
+                      folds=tmp_path / "folds.json", rate="0", mask_outside_top=0.04)
+    assert not (tmp_path / "out2.spacy").exists()
+
+
 def test_the_cross_fitted_held_out_rate_compares_each_doc_with_its_own_fold_models_null(tmp_path, monkeypatch):
     """Every fold model scores every held-out doc (none trained on them), and each training
     unit is judged against the held-out losses of the model that scored it: fold model 1's

@@ -241,19 +241,24 @@ def predict_label_probs(nlp, references: Sequence[Doc], batch_size: int = 16) ->
 
 
 def fold_label_probs(model_template: str, folds: Sequence[Sequence[int]], references: Sequence[Doc],
-                     batch_size: int = 16) -> List[numpy.ndarray]:
+                     batch_size: int = 16) -> Tuple[List[numpy.ndarray], List[str]]:
     """`predict_label_probs` of each doc under the model of its fold (the one that did not
-    train on it). One pipeline is loaded at a time; every fold model has the same labels."""
+    train on it), and the labels. One pipeline is loaded at a time."""
     import spacy
 
     probs: List[Optional[numpy.ndarray]] = [None] * len(references)
+    labels: Optional[List[str]] = None
     for f, fold in enumerate(folds):
         nlp = spacy.load(fold_model(model_template, f))
         docs = list(DocBin(docs=[references[i] for i in fold]).get_docs(nlp.vocab))
-        for i, predicted in zip(fold, predict_label_probs(nlp, docs, batch_size)[0]):
-            probs[i] = predicted
+        predicted, fold_labels = predict_label_probs(nlp, docs, batch_size)
+        if labels is not None and fold_labels != labels:  # columns must mean the same labels
+            raise ValueError(Errors.E349.format(fold=f, labels=fold_labels, first=labels))
+        labels = fold_labels
+        for i, doc_probs in zip(fold, predicted):
+            probs[i] = doc_probs
         del nlp
-    return probs  # type: ignore[return-value]
+    return probs, labels or []  # type: ignore[return-value]
 
 
 def random_tokens_like(candidates: List[numpy.ndarray], n: int, seed: int) -> List[numpy.ndarray]:
@@ -568,7 +573,7 @@ def filter_corpus(
             settings["doc_models"] = doc_folds(fold_list, len(references))
         token_losses = fold_token_losses(str(model), fold_list, references, settings.get("batch_size", 16))
         if settings.get("mask_outside_top") is not None:
-            settings["label_probs"] = fold_label_probs(str(model), fold_list, references, settings.get("batch_size", 16))
+            settings["label_probs"] = fold_label_probs(str(model), fold_list, references, settings.get("batch_size", 16))[0]
         result = filter_docs(nlp, references, token_losses=token_losses, **settings)
     if not (~numpy.isnan(result.losses)).any():
         names = nlp.pipe_names if folds is None else "(the fold models)"

@@ -26,8 +26,8 @@ import typer
 from spacy.tokens import Doc, DocBin
 
 from bench import write_json
+from spacy_rsft.cli.filter import fold_label_probs, read_folds
 from spacy_rsft.sampling.units import loss_token_mask
-from type_signal import out_of_fold_log_probs
 
 
 def main(
@@ -42,19 +42,21 @@ def main(
     vocab = spacy.blank("en").vocab
     noisy = list(DocBin().from_disk(noisy_train).get_docs(vocab))
     clean = list(DocBin().from_disk(clean_train).get_docs(vocab))
-    log_probs, tags = out_of_fold_log_probs(folds_dir, noisy)
-    labels = sorted({tag[2:] for tag in tags if tag != "O"})
+    # the filter's own out-of-fold label probabilities (those of `--mask-outside-top`)
+    doc_probs, labels = fold_label_probs(str(folds_dir / "model{fold}" / "model-best"),
+                                         read_folds(folds_dir / "folds.json", len(noisy)), noisy)
     kept = kept_tokens(list(srsly.read_jsonl(report)), noisy)
     # the candidates: the "O" tokens of the kept sentences, what the model gives each label
     # there, and what the clean labels call them
-    probs, clean_labels, sentences = [], [], []
+    rows, clean_labels, sentences = [], [], []
     for d, (doc, gold) in enumerate(zip(noisy, clean)):
         for t in numpy.flatnonzero(loss_token_mask(doc, "outside") & kept[d]):
-            probs.append(label_probs(log_probs[d][t], tags, labels))
+            rows.append(doc_probs[d][t])
             clean_labels.append(gold[t].ent_type_ or None)
             sentences.append((d, doc[t].sent.start))
-    p = {label: numpy.asarray([row[label] for row in probs]) for label in labels}
-    p_entity = numpy.sum([p[label] for label in labels], axis=0) if probs else numpy.zeros(0)
+    probs = numpy.asarray(rows, dtype="float64").reshape(len(rows), len(labels))
+    p = {label: probs[:, j] for j, label in enumerate(labels)}
+    p_entity = probs.sum(axis=1)  # 1 - p(O)
     missed = numpy.asarray([label is not None for label in clean_labels], dtype=bool)
     out: Dict = {"report": str(report), "folds": str(folds_dir), "outside_tokens_kept": int(missed.size),
                  "missed_entity_tokens": int(missed.sum()),
@@ -80,13 +82,6 @@ def main(
 
 def floats(values: str) -> List[float]:
     return [float(x) for x in values.split(",") if x]
-
-
-def label_probs(row: numpy.ndarray, tags: Sequence[str], labels: Sequence[str]) -> Dict[str, float]:
-    """Per label, the probability of any of its tags at one token (row: its tag log-probs)."""
-    return {label: float(numpy.exp(numpy.logaddexp.reduce([row[i] for i, tag in enumerate(tags)
-                                                             if tag != "O" and tag[2:] == label])))
-            for label in labels}
 
 
 def kept_tokens(lines: List[Dict], docs: List[Doc]) -> List[numpy.ndarray]:
