@@ -360,7 +360,10 @@ def test_the_cross_fitted_token_pass_reads_each_docs_label_probabilities_from_it
     for f in range(2):
         (tmp_path / f"model{f}").mkdir()
 
+    loads = []
+
     def fake_load(path):
+        loads.append(Path(path).name)
         model = spacy.blank("en")
         model.meta["name"] = Path(path).name
         return model
@@ -382,6 +385,7 @@ def test_the_cross_fitted_token_pass_reads_each_docs_label_probabilities_from_it
     result = filter_corpus(str(tmp_path / "model{fold}"), tmp_path / "train.spacy", tmp_path / "out.spacy",
                            folds=tmp_path / "folds.json", rate="0", mask_outside_top=0.04)
     assert numpy.flatnonzero(result.masked_tokens[2]).tolist() == [1]
+    assert loads == ["model0", "model1"]  # each fold model loaded once for losses and probabilities
     out = list(DocBin().from_disk(tmp_path / "out.spacy").get_docs(nlp.vocab))
     assert out[2][1].ent_iob_ == "" and [t.ent_iob_ for t in out[2]].count("") == 1
     labels["model1"] = ["LOC", "ORG", "PER"]

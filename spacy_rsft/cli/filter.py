@@ -46,7 +46,7 @@ with the model its fold was held out of and decides over all the losses at once.
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy
 from spacy.tokens import Doc, DocBin
@@ -240,27 +240,6 @@ def predict_label_probs(nlp, references: Sequence[Doc], batch_size: int = 16) ->
             for p in probs], labels
 
 
-def fold_label_probs(model_template: str, folds: Sequence[Sequence[int]], references: Sequence[Doc],
-                     batch_size: int = 16) -> Tuple[List[numpy.ndarray], List[str]]:
-    """`predict_label_probs` of each doc under the model of its fold (the one that did not
-    train on it), and the labels. One pipeline is loaded at a time."""
-    import spacy
-
-    probs: List[Optional[numpy.ndarray]] = [None] * len(references)
-    labels: Optional[List[str]] = None
-    for f, fold in enumerate(folds):
-        nlp = spacy.load(fold_model(model_template, f))
-        docs = list(DocBin(docs=[references[i] for i in fold]).get_docs(nlp.vocab))
-        predicted, fold_labels = predict_label_probs(nlp, docs, batch_size)
-        if labels is not None and fold_labels != labels:  # columns must mean the same labels
-            raise ValueError(Errors.E349.format(fold=f, labels=fold_labels, first=labels))
-        labels = fold_labels
-        for i, doc_probs in zip(fold, predicted):
-            probs[i] = doc_probs
-        del nlp
-    return probs, labels or []  # type: ignore[return-value]
-
-
 def random_tokens_like(candidates: List[numpy.ndarray], n: int, seed: int) -> List[numpy.ndarray]:
     """`n` of the candidate tokens (over all docs), chosen at random. Its own random stream,
     so that it does not repeat the units' random choice of the same seed."""
@@ -395,21 +374,54 @@ def read_folds(path: Path, n_docs: int) -> List[List[int]]:
     return folds
 
 
-def fold_token_losses(model_template: str, folds: Sequence[Sequence[int]], references: Sequence[Doc],
-                      batch_size: int = 16) -> List[numpy.ndarray]:
-    """Each doc's token losses under the model of its fold (`model_template` with `{fold}`
-    filled in): the model that did not train on it. One pipeline is loaded at a time."""
+def per_fold(model_template: str, folds: Sequence[Sequence[int]], references: Sequence[Doc],
+             *scorers: Callable[[Any, List[Doc]], Sequence]) -> List[List]:
+    """Each scorer's per-doc values (scorer(nlp, docs) gives one per doc) under the model of
+    each doc's fold (`model_template` with `{fold}` filled in): the model that did not train
+    on it. One pipeline is loaded at a time, once for all the scorers; one list per scorer."""
     import spacy
 
-    losses: List[Optional[numpy.ndarray]] = [None] * len(references)
+    outs: List[List] = [[None] * len(references) for _ in scorers]
     for f, fold in enumerate(folds):
         nlp = spacy.load(fold_model(model_template, f))
         # the fold's docs in this pipeline's vocab, as its own corpus reader would give them
         docs = list(DocBin(docs=[references[i] for i in fold]).get_docs(nlp.vocab))
-        for i, scored in zip(fold, score_tokens(nlp, docs, batch_size)):
-            losses[i] = scored
+        for out, scorer in zip(outs, scorers):
+            for i, value in zip(fold, scorer(nlp, docs)):
+                out[i] = value
         del nlp
-    return losses  # type: ignore[return-value]
+    return outs
+
+
+def fold_token_losses(model_template: str, folds: Sequence[Sequence[int]], references: Sequence[Doc],
+                      batch_size: int = 16) -> List[numpy.ndarray]:
+    """Each doc's token losses under the model of its fold (`per_fold`)."""
+    return per_fold(model_template, folds, references, lambda nlp, docs: score_tokens(nlp, docs, batch_size))[0]
+
+
+def label_probs_scorer(batch_size: int = 16) -> Tuple[Callable[[Any, List[Doc]], List[numpy.ndarray]], List[str]]:
+    """A `per_fold` scorer of `predict_label_probs`, and the list it fills with the labels of
+    the first model it sees; a later model with other labels is refused (the columns of every
+    doc's probabilities must mean the same labels)."""
+    labels: List[str] = []
+    calls = [0]
+
+    def scorer(nlp, docs: List[Doc]) -> List[numpy.ndarray]:
+        probs, model_labels = predict_label_probs(nlp, docs, batch_size)
+        if calls[0] and model_labels != labels:
+            raise ValueError(Errors.E349.format(fold=calls[0], labels=model_labels, first=labels))
+        labels[:], calls[0] = model_labels, calls[0] + 1
+        return probs
+
+    return scorer, labels
+
+
+def fold_label_probs(model_template: str, folds: Sequence[Sequence[int]], references: Sequence[Doc],
+                     batch_size: int = 16) -> Tuple[List[numpy.ndarray], List[str]]:
+    """`predict_label_probs` of each doc under the model of its fold (`per_fold`), and the
+    labels."""
+    scorer, labels = label_probs_scorer(batch_size)
+    return per_fold(model_template, folds, references, scorer)[0], labels
 
 
 def checked_nulls(nulls: List[numpy.ndarray], heldout: Path, settings: Dict) -> List[numpy.ndarray]:
@@ -571,9 +583,13 @@ def filter_corpus(
         if heldout is not None:  # before the training set: a held-out set too small fails early
             settings["heldout_losses"] = checked_nulls(heldout_losses_of(models, heldout, **pooling), heldout, settings)
             settings["doc_models"] = doc_folds(fold_list, len(references))
-        token_losses = fold_token_losses(str(model), fold_list, references, settings.get("batch_size", 16))
-        if settings.get("mask_outside_top") is not None:
-            settings["label_probs"] = fold_label_probs(str(model), fold_list, references, settings.get("batch_size", 16))[0]
+        batch_size = settings.get("batch_size", 16)
+        scorers = [lambda nlp, docs: score_tokens(nlp, docs, batch_size)]
+        if settings.get("mask_outside_top") is not None:  # the token pass: the same load of each fold model
+            scorers.append(label_probs_scorer(batch_size)[0])
+        token_losses, *label_probs = per_fold(str(model), fold_list, references, *scorers)
+        if label_probs:
+            settings["label_probs"] = label_probs[0]
         result = filter_docs(nlp, references, token_losses=token_losses, **settings)
     if not (~numpy.isnan(result.losses)).any():
         names = nlp.pipe_names if folds is None else "(the fold models)"
