@@ -372,14 +372,21 @@ def test_fold_models_can_train_with_their_own_reader(monkeypatch, tmp_path):
     # the token pass and the refitted baseline filter with the same fold models
     calls = []
     monkeypatch.setattr(bench_run, "call", lambda cmd, env=None, log=None: calls.append(cmd))
-    for name in ("nb_crossfit_dfold_tok", "nb_crossfit_dfold_refit"):
+    token_pass = {"nb_crossfit_dfold_tok": "0.01", "nb_crossfit_dfold_tok003": "0.003",
+                  "nb_crossfit_dfold_randtok003": "0.003", "nb_crossfit_dfold_refit": None}
+    for name, share in token_pass.items():
         other = bench.make_plan(spec, spec.systems[f"{name}@noise_distant"], scale, 97, "m")
         assert bench_run.fold_fingerprint(other) == bench_run.fold_fingerprint(plan)
         bench_run.crossfit_filter(other, tmp_path / "training" / "full" / f"{name}@noise_distant" / "seed97")
         cmd = calls[-1]
         assert cmd[cmd.index("--rate") + 1] == "mixture" and "--choose" not in cmd
-        assert ("--mask-outside-top" in cmd) == (name == "nb_crossfit_dfold_tok")
-    assert calls[0][calls[0].index("--mask-outside-top") + 1] == "0.01"
+        if share:
+            assert cmd[cmd.index("--mask-outside-top") + 1] == share
+        else:
+            assert "--mask-outside-top" not in cmd
+        # only the control chooses its tokens at random
+        random_tokens = "--mask-outside-choose" in cmd and cmd[cmd.index("--mask-outside-choose") + 1] == "random"
+        assert random_tokens == name.startswith("nb_crossfit_dfold_randtok")
     assert not [c for c in calls if "train.py" in c[1]]
     plan.options["filter_fold_reader"] = {"target": "denoise", "noise_rat": 0.3}
     with pytest.raises(SystemExit, match="noise_rat"):
