@@ -1191,3 +1191,51 @@ def test_filter_whatif_judges_a_filter_report_by_kind_of_noise(tmp_path, capsys)
     # Anna's sentence was masked; the mistyped Rome has a labelled span, so nothing is missed there
     assert out["missed_entities"] == {"masked": {"PER": 1}, "kept": {}}
     assert "top     1: precision 1.000 recall 0.500" in capsys.readouterr().out
+
+
+def test_reference_types_asks_another_pipeline_about_each_labelled_span(tmp_path, capsys):
+    """reference_types.py: each noisy span is correct, a wrong type (the clean labels have the
+    span with another type) or a wrong span; the reference pipeline, read on the same tokens,
+    agrees, disagrees through the OntoNotes-to-CoNLL map, or has no span with those bounds."""
+    import json
+
+    import reference_types
+
+    vocab = spacy.blank("en").vocab
+    words = ["Ajax", "beat", "Oslo", "in", "Paris", ".", "Lazio", "and", "Tom", "won", "."]
+
+    def labelled(ents):
+        doc = Doc(vocab, words=words)
+        doc.set_ents([Span(doc, start, start + 1, label=label) for start, label in ents])
+        return doc
+
+    clean = labelled([(0, "ORG"), (2, "ORG"), (4, "LOC"), (6, "ORG"), (8, "PER")])
+    noisy = labelled([(0, "ORG"), (1, "MISC"), (2, "LOC"), (6, "LOC"), (8, "PER")])
+    for path, doc in (("noisy", noisy), ("clean", clean)):
+        DocBin(docs=[doc]).to_disk(tmp_path / f"{path}.spacy")
+    reference = spacy.blank("en")
+    ruler = reference.add_pipe("entity_ruler", name="ner")
+    ruler.add_patterns([{"label": "ORG", "pattern": "Ajax"}, {"label": "GPE", "pattern": "Oslo"},
+                        {"label": "ORG", "pattern": "Lazio"}, {"label": "ORG", "pattern": "Tom"},
+                        {"label": "DATE", "pattern": "Paris"}])
+    reference.to_disk(tmp_path / "reference")
+
+    reference_types.main(tmp_path / "noisy.spacy", tmp_path / "clean.spacy", reference=str(tmp_path / "reference"),
+                         output=tmp_path / "out.json")
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["spans"] == {
+        "correct": {"agree": 1, "disagree": 1, "none": 0},      # Ajax ORG; Tom PER, asked ORG
+        "wrong type": {"agree": 1, "disagree": 1, "none": 0},   # Oslo LOC (GPE); Lazio LOC, asked ORG
+        "wrong span": {"agree": 0, "disagree": 0, "none": 1},   # "beat"
+    }
+    assert result["disagree_precision_wrong_type"] == 0.5 and result["disagree_recall_wrong_type"] == 0.5
+    assert result["disagree_rate_correct"] == 0.5
+    assert {"noisy": "LOC", "clean": "ORG", "reference": "LOC", "count": 1} in result["wrong_types"]
+    assert "wrong type: agree 1, disagree 1, none 0" in capsys.readouterr().out
+    # a reference with no ner, or two files that are not the same docs, are refused by name
+    spacy.blank("en").to_disk(tmp_path / "blank")
+    with pytest.raises(SystemExit, match="no 'ner'"):
+        reference_types.main(tmp_path / "noisy.spacy", tmp_path / "clean.spacy", reference=str(tmp_path / "blank"))
+    DocBin(docs=[clean, clean]).to_disk(tmp_path / "two.spacy")
+    with pytest.raises(SystemExit, match="same docs"):
+        reference_types.main(tmp_path / "noisy.spacy", tmp_path / "two.spacy", reference=str(tmp_path / "reference"))
