@@ -107,7 +107,7 @@ def filter_cli(
     batch_size: int = typer.Option(16, help="Docs per forward pass"),
     choose: str = typer.Option("loss", help="loss (the highest) | random (as many, blindly: an experiment's control)"),
     seed: int = typer.Option(0, help="Seed of --choose random and --mask-outside-choose random"),
-    mask_outside_top: Optional[float] = typer.Option(None, help="Also mask, in the sentences kept, per entity label this share of their O tokens that the model finds likeliest to be that label (e.g. 0.01): entities the labels likely miss; the rest of the sentence keeps its labels [default: off]"),
+    mask_outside_top: Optional[float] = typer.Option(None, help="Also mask, in the sentences kept, per entity label this share of their O tokens that the model finds likeliest to be that label (e.g. 0.003; keep it small): entities the labels likely miss; the rest of the sentence keeps its labels [default: off]"),
     mask_outside_choose: str = typer.Option("loss", help="With --mask-outside-top: loss (those tokens) | random (as many O tokens of the kept sentences, blindly: the control)"),
 ) -> None:
     """Score every sentence of a training set with a trained pipeline and write the set with

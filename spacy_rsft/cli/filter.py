@@ -109,7 +109,7 @@ def check_settings(unit: str, unit_loss: str, loss_tokens: str, rate: str, choos
                                             options="read only with --mask-outside-top: add it, or leave this out"))
     if mask_outside_top is not None and not 0.0 < mask_outside_top < 1.0:
         raise ValueError(Errors.E336.format(setting="--mask-outside-top", value=mask_outside_top,
-                                            options="a share of the kept O tokens in (0, 1), e.g. 0.01"))
+                                            options="a share of the kept O tokens in (0, 1), e.g. 0.003"))
     if alpha is not None and rate != "heldout":
         raise ValueError(Errors.E344.format(option="--alpha", rate=rate))
     if alpha is not None and not 0.0 < alpha < 1.0:
