@@ -143,7 +143,7 @@ def filter_docs(
     choose (str): "loss" (the highest losses) or "random" (as many scored units, blindly).
     seed (int): The random choice's seed.
     token_losses (Optional[Sequence[numpy.ndarray]]): Each doc's token losses, already
-        scored (e.g. by the models of `fold_token_losses`); `nlp` scores them otherwise.
+        scored (e.g. by the fold models, `per_fold`); `nlp` scores them otherwise.
     heldout_losses (Optional[Sequence[numpy.ndarray]]): With rate "heldout": per scoring
         model, the unit losses of the carefully labelled held-out docs under it (as
         `heldout_losses_of` gives them).
@@ -393,34 +393,29 @@ def per_fold(model_template: str, folds: Sequence[Sequence[int]], references: Se
     return outs
 
 
-def fold_token_losses(model_template: str, folds: Sequence[Sequence[int]], references: Sequence[Doc],
-                      batch_size: int = 16) -> List[numpy.ndarray]:
-    """Each doc's token losses under the model of its fold (`per_fold`)."""
-    return per_fold(model_template, folds, references, lambda nlp, docs: score_tokens(nlp, docs, batch_size))[0]
-
-
-def label_probs_scorer(batch_size: int = 16) -> Tuple[Callable[[Any, List[Doc]], List[numpy.ndarray]], List[str]]:
-    """A `per_fold` scorer of `predict_label_probs`, and the list it fills with the labels of
-    the first model it sees; a later model with other labels is refused (the columns of every
-    doc's probabilities must mean the same labels)."""
-    labels: List[str] = []
-    calls = [0]
+def columns_scorer(predict: Callable[..., Tuple[List[numpy.ndarray], List[str]]], batch_size: int = 16
+                   ) -> Tuple[Callable[[Any, List[Doc]], List[numpy.ndarray]], List[str]]:
+    """A `per_fold` scorer of `predict` (`predict_tag_log_probs` or `predict_label_probs`: per
+    doc, one column per tag or label), and the list it fills with the first model's column
+    names; a later model with others is refused (every doc's columns must mean the same)."""
+    columns: List[str] = []
+    models_seen = [0]
 
     def scorer(nlp, docs: List[Doc]) -> List[numpy.ndarray]:
-        probs, model_labels = predict_label_probs(nlp, docs, batch_size)
-        if calls[0] and model_labels != labels:
-            raise ValueError(Errors.E349.format(fold=calls[0], labels=model_labels, first=labels))
-        labels[:], calls[0] = model_labels, calls[0] + 1
-        return probs
+        values, names = predict(nlp, docs, batch_size)
+        if models_seen[0] and names != columns:
+            raise ValueError(Errors.E349.format(fold=models_seen[0], labels=names, first=columns))
+        columns[:], models_seen[0] = names, models_seen[0] + 1
+        return values
 
-    return scorer, labels
+    return scorer, columns
 
 
 def fold_label_probs(model_template: str, folds: Sequence[Sequence[int]], references: Sequence[Doc],
                      batch_size: int = 16) -> Tuple[List[numpy.ndarray], List[str]]:
     """`predict_label_probs` of each doc under the model of its fold (`per_fold`), and the
     labels."""
-    scorer, labels = label_probs_scorer(batch_size)
+    scorer, labels = columns_scorer(predict_label_probs, batch_size)
     return per_fold(model_template, folds, references, scorer)[0], labels
 
 
@@ -586,7 +581,7 @@ def filter_corpus(
         batch_size = settings.get("batch_size", 16)
         scorers = [lambda nlp, docs: score_tokens(nlp, docs, batch_size)]
         if settings.get("mask_outside_top") is not None:  # the token pass: the same load of each fold model
-            scorers.append(label_probs_scorer(batch_size)[0])
+            scorers.append(columns_scorer(predict_label_probs, batch_size)[0])
         token_losses, *label_probs = per_fold(str(model), fold_list, references, *scorers)
         if label_probs:
             settings["label_probs"] = label_probs[0]

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy
-import spacy
 import typer
 from spacy.tokens import Doc
 
@@ -76,17 +75,15 @@ def predict_tags(nlp, docs: Sequence[Doc], batch_size: int = 16) -> List[numpy.n
     return predict_tag_log_probs(nlp, docs, batch_size)[0]
 
 
-def out_of_fold_log_probs(folds_dir: Path, docs: Sequence[Doc]) -> Tuple[Dict[int, numpy.ndarray], List[str]]:
+def out_of_fold_log_probs(folds_dir: Path, docs: Sequence[Doc]) -> Tuple[List[numpy.ndarray], List[str]]:
     """Each doc's tag log-probabilities under the fold model that never saw it (the folds of
-    folds_dir/folds.json, the models in folds_dir/modelK/model-best), and the tags."""
-    from spacy_rsft.cli.filter import fold_model, read_folds
+    folds_dir/folds.json, the models in folds_dir/modelK/model-best), and the tags: the
+    filter's own fold loop, which refuses fold models with different tags."""
+    from spacy_rsft.cli.filter import columns_scorer, per_fold, predict_tag_log_probs, read_folds
 
+    scorer, tags = columns_scorer(predict_tag_log_probs)
     folds = read_folds(folds_dir / "folds.json", len(docs))
-    log_probs: Dict[int, numpy.ndarray] = {}
-    for fold, members in enumerate(folds):
-        nlp = spacy.load(fold_model(str(folds_dir / "model{fold}" / "model-best"), fold))
-        log_probs.update(zip(members, predict_tags(nlp, [docs[d] for d in members])))
-    return log_probs, list(nlp.get_pipe("rsft_ner").tags)  # every fold model has the same tags
+    return per_fold(str(folds_dir / "model{fold}" / "model-best"), folds, docs, scorer)[0], tags
 
 
 def sentence_signals(log_probs: numpy.ndarray, doc: Doc, start: int, end: int, tags: Sequence[str]) -> Dict[str, float]:
