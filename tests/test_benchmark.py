@@ -373,7 +373,8 @@ def test_fold_models_can_train_with_their_own_reader(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(bench_run, "call", lambda cmd, env=None, log=None: calls.append(cmd))
     token_pass = {"nb_crossfit_dfold_tok": "0.01", "nb_crossfit_dfold_tok003": "0.003",
-                  "nb_crossfit_dfold_randtok003": "0.003", "nb_crossfit_dfold_refit": None}
+                  "nb_crossfit_dfold_randtok003": "0.003", "nb_crossfit_dfold_refit": None,
+                  "nb_crossfit_dfold_tok003_sentmix": "0.003"}
     for name, share in token_pass.items():
         other = bench.make_plan(spec, spec.systems[f"{name}@noise_distant"], scale, 97, "m")
         assert bench_run.fold_fingerprint(other) == bench_run.fold_fingerprint(plan)
@@ -387,6 +388,9 @@ def test_fold_models_can_train_with_their_own_reader(monkeypatch, tmp_path):
         # only the control chooses its tokens at random
         random_tokens = "--mask-outside-choose" in cmd and cmd[cmd.index("--mask-outside-choose") + 1] == "random"
         assert random_tokens == name.startswith("nb_crossfit_dfold_randtok")
+        # the stacked system retrains with sentmix's reader, the others uniform
+        retrain = other.config["corpora"]["train"]["target"]
+        assert retrain == ("denoise" if name.endswith("_sentmix") else "uniform")
     assert not [c for c in calls if "train.py" in c[1]]
     plan.options["filter_fold_reader"] = {"target": "denoise", "noise_rat": 0.3}
     with pytest.raises(SystemExit, match="noise_rat"):
