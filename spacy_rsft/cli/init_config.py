@@ -13,7 +13,7 @@ from ..sampling.sampler import parse_target
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "configs"
 PIPELINES = ("ner", "el", "ner+el")
-# `denoise` as the NoiseBench evidence supports it (README, Results): rank the tokens outside
+# `denoise` as the NoiseBench evidence supports it (README, Results; docs/results.md): rank the tokens outside
 # the gold entities apart from the entity spans and reject only them (a token of an entity the
 # labels miss keeps a high loss; a hard but right entity has one too), masked in their
 # document, from the second sampled epoch at the highest noise rate estimated so far (the

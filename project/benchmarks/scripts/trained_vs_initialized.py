@@ -1,7 +1,7 @@
 """Trained against initialized pipelines, alternately in one process at 1 thread: seconds of
 `nlp.pipe` (batch 64) over the first 120 CoNLL dev docs, median of 3, and how many entities
 each predicts. Why the initialized pipelines of bucket_speed.py give other ratios than the
-trained ones of inference_table.py (README, "Every pipeline in one run, trained").
+trained ones of inference_table.py (docs/results.md, "Every pipeline in one run, trained").
 
 usage: python scripts/trained_vs_initialized.py MODEL_DIR [MODEL_DIR ...]
 (e.g. training/inference_table/ner_trf/seed0/model-best and an initialized copy written with
