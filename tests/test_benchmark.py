@@ -1236,6 +1236,10 @@ def test_reference_types_asks_another_pipeline_about_each_labelled_span(tmp_path
     assert result["disagree_rate_correct"] == 0.5
     assert {"noisy": "LOC", "clean": "ORG", "reference": "LOC", "count": 1} in result["wrong_types"]
     assert "wrong type: agree 1, disagree 1, none 0" in capsys.readouterr().out
+    # called from Python without --output it prints and writes nothing (its defaults are values)
+    written = set(tmp_path.iterdir())
+    reference_types.main(tmp_path / "noisy.spacy", tmp_path / "clean.spacy", reference=str(tmp_path / "reference"))
+    assert "wrong type: agree 1" in capsys.readouterr().out and set(tmp_path.iterdir()) == written
     # a reference with no ner, or two files that are not the same docs, are refused by name
     spacy.blank("en").to_disk(tmp_path / "blank")
     with pytest.raises(SystemExit, match="no 'ner'"):

