@@ -391,6 +391,16 @@ def test_fold_models_can_train_with_their_own_reader(monkeypatch, tmp_path):
         # the stacked system retrains with sentmix's reader, the others uniform
         retrain = other.config["corpora"]["train"]["target"]
         assert retrain == ("denoise" if name.endswith("_sentmix") else "uniform")
+    # the stacked system's control: every choice random (sentences, tokens, the reader's), sizes kept
+    stacked_control = bench.make_plan(spec, spec.systems["nb_crossfit_random_dfold_tok003_sentmix@noise_distant"],
+                                      scale, 97, "m")
+    assert bench_run.fold_fingerprint(stacked_control) == bench_run.fold_fingerprint(plan)
+    bench_run.crossfit_filter(stacked_control, tmp_path / "training" / "full" / "stacked_control" / "seed97")
+    cmd = calls[-1]
+    assert cmd[cmd.index("--choose") + 1] == "random" and cmd[cmd.index("--mask-outside-choose") + 1] == "random"
+    assert cmd[cmd.index("--mask-outside-top") + 1] == "0.003"
+    assert stacked_control.config["corpora"]["train"]["target"] == "random"
+    assert "nb_crossfit_dfold_tok003_sentmix@noise_distant" in str(stacked_control.inputs["acceptance_from"])
     assert not [c for c in calls if "train.py" in c[1]]
     plan.options["filter_fold_reader"] = {"target": "denoise", "noise_rat": 0.3}
     with pytest.raises(SystemExit, match="noise_rat"):

@@ -89,6 +89,10 @@ def test_the_token_pass_masks_per_label_the_kept_o_tokens_likeliest_to_be_it(mon
         assert blind.summary()["tokens_masked"] == 2 and blind.rejected.tolist() == result.rejected.tolist()
         masked = numpy.concatenate(blind.masked_tokens)
         assert not (masked & ~outside).any() and not masked[8 + 4 : 8 + 8].any()  # never doc 1's rejected half
+    # the stacked system's control chooses its sentences at random too, and masks as many tokens
+    both = filter_docs(nlp, docs, rate="0.125", choose="random", mask_outside_top=0.05, mask_outside_choose="random",
+                       label_probs=probs, seed=3)
+    assert both.rejected.sum() == 1 and both.summary()["tokens_masked"] == 2
     # without the pass, nothing of it shows
     assert "tokens_masked" not in filter_docs(nlp, docs, rate="0.125").summary()
     assert "masked_tokens" not in report_lines(docs, filter_docs(nlp, docs, rate="0.125"))[0]
