@@ -62,23 +62,29 @@ def test_the_weights_bytes_are_released_before_the_model_is_built(saved, monkeyp
 
     def recording_from_config(*args, **kwargs):
         # what is still referenced, not cyclic garbage a collection has yet to free: when the
-        # collector last ran depends on the tests before this one (it failed once in a full
-        # run at 1.83 copies, passing alone)
+        # collector last ran depends on the tests before this one
         gc.collect()
         traced_at_build.append(tracemalloc.get_traced_memory()[0])
         return from_config(*args, **kwargs)
 
     monkeypatch.setattr(AutoModel, "from_config", recording_from_config)
-    tracemalloc.start()
-    try:
-        spacy.load(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert len(traced_at_build) == 1
+    # tracemalloc counts every Python allocation of the process in the window, not only the
+    # load's; in two full suite runs something else held about 0.8 copies' worth more at the
+    # build (1.83 copies against 1.3, never when this file runs alone). What the load holds is
+    # the same every time and anything else only adds, so the smaller of two loads measures it.
+    peaks = []
+    for _ in range(2):
+        tracemalloc.start()
+        try:
+            spacy.load(path)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert len(traced_at_build) == 2
+    copies = [round(traced / size, 2) for traced in traced_at_build]
     # one copy of the serialized model (the model message thinc holds) and small change;
     # HFShim held three (file bytes, message, weights' bytes)
-    assert traced_at_build[0] < 1.5 * size
+    assert min(traced_at_build) < 1.5 * size, copies
     # at most two copies at any moment (the message and the weights' bytes unpacked from
     # it, while torch reads them); spaCy's load held the file's bytes beside those (3x)
-    assert peak < 2.6 * size
+    assert min(peaks) < 2.6 * size, [round(peak / size, 2) for peak in peaks]
