@@ -411,12 +411,19 @@ def columns_scorer(predict: Callable[..., Tuple[List[numpy.ndarray], List[str]]]
     return scorer, columns
 
 
+def fold_columns(model_template: str, folds: Sequence[Sequence[int]], references: Sequence[Doc],
+                 predict: Callable[..., Tuple[List[numpy.ndarray], List[str]]],
+                 batch_size: int = 16) -> Tuple[List[numpy.ndarray], List[str]]:
+    """`predict` (`predict_label_probs` or `predict_tag_log_probs`) of each doc under the model
+    of its fold (`per_fold`), and the names of its columns, the same for every fold model."""
+    scorer, columns = columns_scorer(predict, batch_size)
+    return per_fold(model_template, folds, references, scorer)[0], columns
+
+
 def fold_label_probs(model_template: str, folds: Sequence[Sequence[int]], references: Sequence[Doc],
                      batch_size: int = 16) -> Tuple[List[numpy.ndarray], List[str]]:
-    """`predict_label_probs` of each doc under the model of its fold (`per_fold`), and the
-    labels."""
-    scorer, labels = columns_scorer(predict_label_probs, batch_size)
-    return per_fold(model_template, folds, references, scorer)[0], labels
+    """`predict_label_probs` of each doc under the model of its fold, and the labels."""
+    return fold_columns(model_template, folds, references, predict_label_probs, batch_size)
 
 
 def checked_nulls(nulls: List[numpy.ndarray], heldout: Path, settings: Dict) -> List[numpy.ndarray]:

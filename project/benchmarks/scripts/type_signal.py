@@ -79,11 +79,10 @@ def out_of_fold_log_probs(folds_dir: Path, docs: Sequence[Doc]) -> Tuple[List[nu
     """Each doc's tag log-probabilities under the fold model that never saw it (the folds of
     folds_dir/folds.json, the models in folds_dir/modelK/model-best), and the tags: the
     filter's own fold loop, which refuses fold models with different tags."""
-    from spacy_rsft.cli.filter import columns_scorer, per_fold, predict_tag_log_probs, read_folds
+    from spacy_rsft.cli.filter import fold_columns, predict_tag_log_probs, read_folds
 
-    scorer, tags = columns_scorer(predict_tag_log_probs)
     folds = read_folds(folds_dir / "folds.json", len(docs))
-    return per_fold(str(folds_dir / "model{fold}" / "model-best"), folds, docs, scorer)[0], tags
+    return fold_columns(str(folds_dir / "model{fold}" / "model-best"), folds, docs, predict_tag_log_probs)
 
 
 def sentence_signals(log_probs: numpy.ndarray, doc: Doc, start: int, end: int, tags: Sequence[str]) -> Dict[str, float]:
