@@ -1257,3 +1257,19 @@ def test_reference_types_asks_another_pipeline_about_each_labelled_span(tmp_path
     DocBin(docs=[clean, clean]).to_disk(tmp_path / "two.spacy")
     with pytest.raises(SystemExit, match="same docs"):
         reference_types.main(tmp_path / "noisy.spacy", tmp_path / "two.spacy", reference=str(tmp_path / "reference"))
+
+
+def test_every_analysis_script_can_be_called_from_python_with_its_defaults():
+    """The analysis scripts declare typer's options with `Annotated`, so a parameter's default
+    is the value itself: `main()` called from Python without `output` gets None, not typer's
+    OptionInfo (which a script would then try to write to)."""
+    import importlib
+    import inspect
+
+    import typer.models
+
+    scripts = sorted(p.stem for p in (BENCHMARK / "scripts").glob("*.py") if "typer.run(main)" in p.read_text(encoding="utf8"))
+    assert {"filter_whatif", "label_signal", "type_confusion", "reference_types"} <= set(scripts)
+    for name in scripts:
+        for param in inspect.signature(importlib.import_module(name).main).parameters.values():
+            assert not isinstance(param.default, typer.models.ParameterInfo), f"{name}.main({param.name}=...)"

@@ -13,7 +13,7 @@ model's own loss does not see. Nothing is scored again.
 """
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Annotated, Dict, List, Optional
 
 import numpy
 import spacy
@@ -29,11 +29,11 @@ KINDS = ("missing", "type", "spurious", "mixed")
 
 
 def main(
-    report: Path = typer.Argument(..., help="filter_report.jsonl of a two-pass run"),
-    noisy_train: Path = typer.Argument(..., help="The noisy training DocBin the filter read"),
-    clean_train: Path = typer.Argument(..., help="The same docs with the clean labels"),
-    ks: str = typer.Option("", help="Comma-separated numbers of top-ranked sentences to judge as well"),
-    output: Optional[Path] = typer.Option(None, help="Write the numbers here as JSON"),
+    report: Annotated[Path, typer.Argument(help="filter_report.jsonl of a two-pass run")],
+    noisy_train: Annotated[Path, typer.Argument(help="The noisy training DocBin the filter read")],
+    clean_train: Annotated[Path, typer.Argument(help="The same docs with the clean labels")],
+    ks: Annotated[str, typer.Option(help="Comma-separated numbers of top-ranked sentences to judge as well")] = "",
+    output: Annotated[Optional[Path], typer.Option(help="Write the numbers here as JSON")] = None,
 ) -> None:
     vocab = spacy.blank("en").vocab
     noisy = list(DocBin().from_disk(noisy_train).get_docs(vocab))

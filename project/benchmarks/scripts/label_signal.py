@@ -12,7 +12,7 @@ many of the top k are such sentences. Nothing is trained.
         training/full/_folds/570d525868823ce4 --output results/full/label_signal_crossfit_dfold_cpu_distant_seed0.json
 """
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Annotated, Dict, List, Optional, Sequence
 
 import numpy
 import spacy
@@ -29,12 +29,12 @@ TOP_K = (50, 100, 200)
 
 
 def main(
-    report: Path = typer.Argument(..., help="filter_report.jsonl of a cross-fitted run"),
-    noisy_train: Path = typer.Argument(..., help="The noisy training DocBin the filter read"),
-    clean_train: Path = typer.Argument(..., help="The same docs with the clean labels"),
-    folds_dir: Path = typer.Argument(..., help="The run's fold folder (folds.json, model0, model1, ...)"),
-    scope: str = typer.Option("kept", help="Judge among the sentences the filter 'kept' or 'all'"),
-    output: Optional[Path] = typer.Option(None, help="Write the numbers here as JSON"),
+    report: Annotated[Path, typer.Argument(help="filter_report.jsonl of a cross-fitted run")],
+    noisy_train: Annotated[Path, typer.Argument(help="The noisy training DocBin the filter read")],
+    clean_train: Annotated[Path, typer.Argument(help="The same docs with the clean labels")],
+    folds_dir: Annotated[Path, typer.Argument(help="The run's fold folder (folds.json, model0, model1, ...)")],
+    scope: Annotated[str, typer.Option(help="Judge among the sentences the filter 'kept' or 'all'")] = "kept",
+    output: Annotated[Optional[Path], typer.Option(help="Write the numbers here as JSON")] = None,
 ) -> None:
     if scope not in ("kept", "all"):
         raise typer.BadParameter(f"--scope must be 'kept' or 'all', not {scope!r}")

@@ -17,7 +17,7 @@ the fold models predict the training set once.
 """
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Annotated, Dict, List, Optional, Sequence
 
 import numpy
 import spacy
@@ -31,13 +31,13 @@ from spacy_rsft.sampling.units import loss_token_mask
 
 
 def main(
-    report: Path = typer.Argument(..., help="filter_report.jsonl of a cross-fitted run (which sentences it kept)"),
-    noisy_train: Path = typer.Argument(..., help="The noisy training DocBin the filter read"),
-    clean_train: Path = typer.Argument(..., help="The same docs with the clean labels"),
-    folds_dir: Path = typer.Argument(..., help="The run's fold folder (folds.json, model0, model1, ...)"),
-    thresholds: str = typer.Option("0.1,0.2,0.3,0.5,0.7,0.9", help="Comma-separated entity probabilities P"),
-    ks: str = typer.Option("50,100,200,400", help="Comma-separated numbers of tokens to take per label"),
-    output: Optional[Path] = typer.Option(None, help="Write the numbers here as JSON"),
+    report: Annotated[Path, typer.Argument(help="filter_report.jsonl of a cross-fitted run (which sentences it kept)")],
+    noisy_train: Annotated[Path, typer.Argument(help="The noisy training DocBin the filter read")],
+    clean_train: Annotated[Path, typer.Argument(help="The same docs with the clean labels")],
+    folds_dir: Annotated[Path, typer.Argument(help="The run's fold folder (folds.json, model0, model1, ...)")],
+    thresholds: Annotated[str, typer.Option(help="Comma-separated entity probabilities P")] = "0.1,0.2,0.3,0.5,0.7,0.9",
+    ks: Annotated[str, typer.Option(help="Comma-separated numbers of tokens to take per label")] = "50,100,200,400",
+    output: Annotated[Optional[Path], typer.Option(help="Write the numbers here as JSON")] = None,
 ) -> None:
     vocab = spacy.blank("en").vocab
     noisy = list(DocBin().from_disk(noisy_train).get_docs(vocab))

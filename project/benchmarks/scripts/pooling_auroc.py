@@ -14,7 +14,7 @@ dropout, no gradient) over the noisy training docs. Nothing is trained.
 """
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Annotated, Dict, List, Optional
 
 import numpy
 import spacy
@@ -28,11 +28,11 @@ from spacy_rsft.sampling.detection import auroc
 
 
 def main(
-    model: Path = typer.Argument(..., help="A trained pipeline with an rsft_ner component"),
-    noisy_train: Path = typer.Argument(..., help="The noisy training DocBin"),
-    clean_train: Path = typer.Argument(..., help="The same docs with the clean labels"),
-    output: Optional[Path] = typer.Option(None, help="Write the numbers here as JSON"),
-    batch_size: int = typer.Option(16),
+    model: Annotated[Path, typer.Argument(help="A trained pipeline with an rsft_ner component")],
+    noisy_train: Annotated[Path, typer.Argument(help="The noisy training DocBin")],
+    clean_train: Annotated[Path, typer.Argument(help="The same docs with the clean labels")],
+    output: Annotated[Optional[Path], typer.Option(help="Write the numbers here as JSON")] = None,
+    batch_size: Annotated[int, typer.Option()] = 16,
 ) -> None:
     nlp, noisy, clean = load_model_and_docs(model, noisy_train, clean_train)
     ner = nlp.get_pipe("rsft_ner")

@@ -32,10 +32,10 @@ from spacy_rsft.sampling.detection import auroc, noisy_units
 
 
 def main(
-    run_dir: Path = typer.Argument(..., help="A run folder with sampler_stats.jsonl and sampler_stats.units.json"),
-    noisy_train: Path = typer.Argument(..., help="The DocBin the run trained on"),
-    clean_train: Path = typer.Argument(..., help="The same docs with the clean labels"),
-    ks: str = typer.Option("1000,1400,1800,2200,2600", help="Numbers of units to reject, comma-separated"),
+    run_dir: Annotated[Path, typer.Argument(help="A run folder with sampler_stats.jsonl and sampler_stats.units.json")],
+    noisy_train: Annotated[Path, typer.Argument(help="The DocBin the run trained on")],
+    clean_train: Annotated[Path, typer.Argument(help="The same docs with the clean labels")],
+    ks: Annotated[str, typer.Option(help="Numbers of units to reject, comma-separated")] = "1000,1400,1800,2200,2600",
     by_kind: Annotated[bool, typer.Option("--by-kind", help="Recall of each top k per kind of noise (sentence or example units)")] = False,
 ) -> None:
     vocab = spacy.blank("en").vocab

@@ -14,7 +14,7 @@ trained; the model runs once over the training documents.
 """
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Annotated, Dict, List, Optional, Set, Tuple
 
 import numpy
 import spacy
@@ -25,12 +25,12 @@ Entity = Tuple[int, int, int, str]  # doc, start char, end char, label
 
 
 def main(
-    run_dir: Path = typer.Argument(..., help="A run folder with sampler_stats.jsonl, its units file and a model"),
-    noisy_train: Path = typer.Argument(..., help="The DocBin the run trained on"),
-    clean_train: Path = typer.Argument(..., help="The same docs with the clean labels"),
-    model: str = typer.Option("model-last", help="The run's model folder to predict with"),
-    epoch: Optional[int] = typer.Option(None, help="The sampled epoch whose rejections to score (default: the last)"),
-    output: Optional[Path] = typer.Option(None, help="Also write the scores to this JSON file"),
+    run_dir: Annotated[Path, typer.Argument(help="A run folder with sampler_stats.jsonl, its units file and a model")],
+    noisy_train: Annotated[Path, typer.Argument(help="The DocBin the run trained on")],
+    clean_train: Annotated[Path, typer.Argument(help="The same docs with the clean labels")],
+    model: Annotated[str, typer.Option(help="The run's model folder to predict with")] = "model-last",
+    epoch: Annotated[Optional[int], typer.Option(help="The sampled epoch whose rejections to score (default: the last)")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Also write the scores to this JSON file")] = None,
 ) -> None:
     nlp = spacy.load(run_dir / model)
     clean = list(DocBin().from_disk(clean_train).get_docs(nlp.vocab))

@@ -25,7 +25,7 @@ finds those sentences. Three views, nothing trained:
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Annotated, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 import spacy
@@ -41,12 +41,12 @@ THRESHOLDS = (0.5, 0.7, 0.9, 0.95)
 
 
 def main(
-    noisy_train: Path = typer.Argument(..., help="The noisy training DocBin"),
-    clean_train: Path = typer.Argument(..., help="The same docs with the clean labels"),
-    dev: Optional[Path] = typer.Option(None, help="The clean dev DocBin, for --model"),
-    folds: Optional[Path] = typer.Option(None, help="A cross-fitted system's fold models folder (folds.json, modelN/)"),
-    model: List[str] = typer.Option([], help="NAME=PATH of a trained pipeline to score on --dev (repeatable)"),
-    output: Optional[Path] = typer.Option(None, help="Write the numbers here as JSON"),
+    noisy_train: Annotated[Path, typer.Argument(help="The noisy training DocBin")],
+    clean_train: Annotated[Path, typer.Argument(help="The same docs with the clean labels")],
+    dev: Annotated[Optional[Path], typer.Option(help="The clean dev DocBin, for --model")] = None,
+    folds: Annotated[Optional[Path], typer.Option(help="A cross-fitted system's fold models folder (folds.json, modelN/)")] = None,
+    model: Annotated[Optional[List[str]], typer.Option(help="NAME=PATH of a trained pipeline to score on --dev (repeatable)")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write the numbers here as JSON")] = None,
 ) -> None:
     vocab = spacy.blank("en").vocab
     noisy, clean = read_docs(noisy_train, vocab), read_docs(clean_train, vocab)

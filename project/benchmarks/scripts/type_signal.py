@@ -26,7 +26,7 @@ training. Nothing is trained.
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Annotated, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 import typer
@@ -42,12 +42,12 @@ SIGNALS = ("entity_loss", "type_loss")
 
 
 def main(
-    model: Path = typer.Argument(..., help="A trained pipeline with an rsft_ner component"),
-    noisy_train: Path = typer.Argument(..., help="The noisy training DocBin"),
-    clean_train: Path = typer.Argument(..., help="The same docs with the clean labels"),
-    run: Optional[Path] = typer.Option(None, help="A sentence-unit run folder: score the sentences its last epoch keeps"),
-    output: Optional[Path] = typer.Option(None, help="Write the numbers here as JSON"),
-    batch_size: int = typer.Option(16),
+    model: Annotated[Path, typer.Argument(help="A trained pipeline with an rsft_ner component")],
+    noisy_train: Annotated[Path, typer.Argument(help="The noisy training DocBin")],
+    clean_train: Annotated[Path, typer.Argument(help="The same docs with the clean labels")],
+    run: Annotated[Optional[Path], typer.Option(help="A sentence-unit run folder: score the sentences its last epoch keeps")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write the numbers here as JSON")] = None,
+    batch_size: Annotated[int, typer.Option()] = 16,
 ) -> None:
     nlp, noisy, clean = load_model_and_docs(model, noisy_train, clean_train)
     log_probs = predict_tags(nlp, noisy, batch_size)
