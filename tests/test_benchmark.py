@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import spacy
 import srsly
+import typer
 from spacy.tokens import Doc, DocBin, Span
 
 weasel = pytest.importorskip("weasel")
@@ -1273,3 +1274,27 @@ def test_every_analysis_script_can_be_called_from_python_with_its_defaults():
     for name in scripts:
         for param in inspect.signature(importlib.import_module(name).main).parameters.values():
             assert not isinstance(param.default, typer.models.ParameterInfo), f"{name}.main({param.name}=...)"
+
+
+def test_paired_compares_any_seeds_both_have_against_the_references_mean(tiny_benchmark):
+    """paired.py: the seeds a later batch adds, paired seed by seed; the share of the gap is
+    taken against the reference's mean over all its seeds, which are not re-run."""
+    import paired
+
+    spec = bench.load_benchmark(tiny_benchmark)
+    values = {"ner_uniform": {3: 50.0, 4: 52.0, 5: 51.0}, "ner_hard": {3: 60.0, 4: 64.0}, "ner_cnn": {0: 80.0, 1: 82.0}}
+    for name, scores in values.items():
+        for seed, f1 in scores.items():
+            bench.write_json(bench.result_path(spec.root, "tiny", spec.systems[name], seed), synthetic_run(name, seed, f1))
+    assert paired.seeds_run(spec, "tiny", "ner_cnn") == [0, 1]
+    system = paired.seed_scores(spec, "tiny", "ner_hard", [3, 4, 5])
+    assert system == {3: 60.0, 4: 64.0}  # seed 5 has not run: left out, not counted as 0
+    result = paired.compare(system, paired.seed_scores(spec, "tiny", "ner_uniform", [3, 4, 5]),
+                            paired.seed_scores(spec, "tiny", "ner_cnn", paired.seeds_run(spec, "tiny", "ner_cnn")))
+    assert result["seeds"] == [3, 4] and result["difference"]["values"] == [10.0, 12.0]
+    assert result["difference"]["t"] == pytest.approx(11.0)  # 11 / (1.414 / sqrt(2))
+    assert result["share_of_mean_gap"] == pytest.approx(11.0 / (81.0 - 51.0))
+    with pytest.raises(ValueError, match="share no seed"):
+        paired.compare({7: 1.0}, {8: 1.0}, {})
+    with pytest.raises(typer.BadParameter, match="not a system"):
+        paired.seed_scores(spec, "tiny", "ner_nothing", [0])
