@@ -17,23 +17,26 @@ from typing import Annotated, Dict, List, Optional
 
 import typer
 
-from bench import Benchmark, load_benchmark, read_json, result_path, write_json
+from bench import Benchmark, System, load_benchmark, read_json, result_path, write_json
 from collect import paired, score
+
+
+def system_named(bench: Benchmark, name: str) -> System:
+    if name not in bench.systems:
+        raise typer.BadParameter(f"{name!r} is not a system of systems.yml (NAME@VARIANT for NoiseBench's)")
+    return bench.systems[name]
 
 
 def seed_scores(bench: Benchmark, scale: str, name: str, seeds: List[int]) -> Dict[int, float]:
     """The scores of the runs of one system (NAME or NAME@VARIANT) that exist, by seed."""
-    if name not in bench.systems:
-        raise typer.BadParameter(f"{name!r} is not a system of systems.yml (NAME@VARIANT for NoiseBench's)")
-    found = {seed: score(read_json(result_path(bench.root, scale, bench.systems[name], seed))) for seed in seeds}
+    system = system_named(bench, name)
+    found = {seed: score(read_json(result_path(bench.root, scale, system, seed))) for seed in seeds}
     return {seed: value for seed, value in found.items() if value is not None}
 
 
 def seeds_run(bench: Benchmark, scale: str, name: str) -> List[int]:
     """Every seed a system has a result for (seedN.json in its results folder)."""
-    if name not in bench.systems:
-        raise typer.BadParameter(f"{name!r} is not a system of systems.yml (NAME@VARIANT for NoiseBench's)")
-    folder = result_path(bench.root, scale, bench.systems[name], 0).parent
+    folder = result_path(bench.root, scale, system_named(bench, name), 0).parent
     return sorted(int(p.stem[len("seed"):]) for p in folder.glob("seed*.json") if p.stem[len("seed"):].isdigit())
 
 
